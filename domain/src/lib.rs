@@ -1,0 +1,28 @@
+//! Baton's domain: what may happen to an inpatient spell and to a referral,
+//! as pure decisions over events. No I/O, no runtime: every rule is a
+//! function of state, command, the clock reading and reference data, and
+//! every rule has a given/when/then test.
+//!
+//! - [`values`]: types that validate on construction (NHS number by
+//!   Modulus 11, codes, free text, pathways, destinations, English dates).
+//! - [`decider`]: the [`Decider`] trait every aggregate implements, and the
+//!   [`Issued`] / [`Recorded`] envelopes that carry who and when. `infra`
+//!   adapts deciders to cqrs-es (which needs tokio, so the domain does not).
+//! - [`spell`]: admission to discharge, the discharge ready date rule,
+//!   delays, and the ADT corrections as events of their own.
+//! - [`referral`]: the handover to a community team (FHIR Task life cycle).
+//! - [`reservation`]: rules spanning aggregates (one patient per bed, one
+//!   open spell per NHS number, referrals only for open spells) declared by
+//!   events and enforced by the event store in the commit's transaction.
+//! - [`reference`]: hospitals, wards, teams and the versioned delay reasons.
+//! - [`testing`]: a given/when/then harness for deciders.
+
+pub mod decider;
+pub mod reference;
+pub mod referral;
+pub mod reservation;
+pub mod spell;
+pub mod testing;
+pub mod values;
+
+pub use decider::{handle, replay, Actor, Decider, DomainEvent, Issued, Recorded};

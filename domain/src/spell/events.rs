@@ -1,0 +1,242 @@
+//! What happened to a spell. Past-tense names; `event_type()` strings are a
+//! public contract and never change. Each event carries what the boards need
+//! (hospital, ward, bed, dates) so that projections never look anything up.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::aggregate::Spell;
+use super::commands::Patient;
+use crate::decider::{Decider, DomainEvent};
+use crate::reference::DelayReasonRef;
+use crate::reservation::{Ledger, ReservationChange, ReservationKey};
+use crate::values::{
+    BedLabel, DelayId, Destination, HospitalCode, Instant, NhsNumber, Pathway, SpellId, Text,
+    WardCode,
+};
+
+/// Where a patient is: hospital, ward and bed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    /// The hospital.
+    pub hospital: HospitalCode,
+    /// The ward.
+    pub ward: WardCode,
+    /// The bed.
+    pub bed: BedLabel,
+}
+
+impl Placement {
+    fn bed_key(&self) -> ReservationKey {
+        ReservationKey::Bed {
+            ward: self.ward.clone(),
+            bed: self.bed.clone(),
+        }
+    }
+}
+
+/// An event of a spell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum SpellEvent {
+    /// The patient was admitted.
+    PatientAdmitted {
+        /// The spell's id.
+        spell_id: SpellId,
+        /// Who.
+        patient: Patient,
+        /// Where.
+        placement: Placement,
+        /// When.
+        admitted_at: Instant,
+    },
+    /// The patient moved within the hospital.
+    PatientTransferred {
+        /// From where.
+        from: Placement,
+        /// To where.
+        to: Placement,
+        /// When.
+        at: Instant,
+    },
+    /// The expected date of discharge was set or revised.
+    ExpectedDischargeDateSet {
+        /// The new date.
+        date: NaiveDate,
+        /// The date it replaces.
+        previous: Option<NaiveDate>,
+    },
+    /// A criteria-to-reside review was recorded.
+    CriteriaToResideReviewed {
+        /// Whether the patient meets the criteria to reside.
+        meets_criteria_to_reside: bool,
+        /// When the review was made.
+        at: Instant,
+        /// The discharge ready date in force after this review.
+        discharge_ready_date: Option<NaiveDate>,
+    },
+    /// The discharge pathway was set or changed.
+    DischargePathwaySet {
+        /// The pathway.
+        pathway: Pathway,
+        /// The pathway it replaces.
+        previous: Option<Pathway>,
+    },
+    /// A delay was recorded.
+    DelayRecorded {
+        /// The delay's id within the spell.
+        delay_id: DelayId,
+        /// Why.
+        reason: DelayReasonRef,
+        /// Detail.
+        note: Option<Text>,
+        /// When it began.
+        at: Instant,
+    },
+    /// A delay was resolved.
+    DelayResolved {
+        /// Which delay.
+        delay_id: DelayId,
+        /// Its reason, so boards can count without looking back.
+        reason: DelayReasonRef,
+        /// When it ended.
+        at: Instant,
+    },
+    /// The patient was discharged.
+    PatientDischarged {
+        /// When.
+        at: Instant,
+        /// Where to.
+        destination: Destination,
+        /// The bed left.
+        from: Placement,
+        /// The patient, whose open-spell reservation is released.
+        nhs_number: NhsNumber,
+        /// The reported discharge ready date (start of the final period of
+        /// not meeting the criteria to reside; none for same-day stays).
+        discharge_ready_date: Option<NaiveDate>,
+        /// Discharge date minus discharge ready date, in whole days.
+        delay_days: u32,
+    },
+    /// The admission was entered in error.
+    AdmissionCancelled {
+        /// Why.
+        reason: Text,
+        /// The bed it occupied.
+        placement: Placement,
+        /// The patient, whose open-spell reservation is released.
+        nhs_number: NhsNumber,
+    },
+    /// The latest transfer was entered in error; the patient is back.
+    TransferCancelled {
+        /// Why.
+        reason: Text,
+        /// The placement the cancelled transfer led to.
+        from: Placement,
+        /// The placement restored.
+        back_to: Placement,
+        /// When the cancelled transfer had happened.
+        transfer_at: Instant,
+    },
+    /// The discharge was entered in error; the spell is open again.
+    DischargeCancelled {
+        /// Why.
+        reason: Text,
+        /// The bed the patient is back in.
+        placement: Placement,
+        /// The patient, whose open-spell reservation is taken again.
+        nhs_number: NhsNumber,
+        /// When the cancelled discharge had happened.
+        discharge_at: Instant,
+    },
+}
+
+impl DomainEvent for SpellEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            SpellEvent::PatientAdmitted { .. } => "PatientAdmitted",
+            SpellEvent::PatientTransferred { .. } => "PatientTransferred",
+            SpellEvent::ExpectedDischargeDateSet { .. } => "ExpectedDischargeDateSet",
+            SpellEvent::CriteriaToResideReviewed { .. } => "CriteriaToResideReviewed",
+            SpellEvent::DischargePathwaySet { .. } => "DischargePathwaySet",
+            SpellEvent::DelayRecorded { .. } => "DelayRecorded",
+            SpellEvent::DelayResolved { .. } => "DelayResolved",
+            SpellEvent::PatientDischarged { .. } => "PatientDischarged",
+            SpellEvent::AdmissionCancelled { .. } => "AdmissionCancelled",
+            SpellEvent::TransferCancelled { .. } => "TransferCancelled",
+            SpellEvent::DischargeCancelled { .. } => "DischargeCancelled",
+        }
+    }
+
+    fn event_version(&self) -> &'static str {
+        "1"
+    }
+
+    fn reservations(&self, aggregate_id: &str) -> Vec<ReservationChange> {
+        let holder = Ledger::holder_name(Spell::TYPE, aggregate_id);
+        let open = || {
+            SpellId::parse(aggregate_id)
+                .ok()
+                .map(|spell| ReservationKey::OpenSpell { spell })
+        };
+        let claim = |key| ReservationChange::Claim {
+            key,
+            holder: holder.clone(),
+        };
+        let release = |key| ReservationChange::Release {
+            key,
+            holder: holder.clone(),
+        };
+        let patient = |nhs_number: &NhsNumber| ReservationKey::PatientInHospital {
+            nhs_number: nhs_number.clone(),
+        };
+        match self {
+            SpellEvent::PatientAdmitted {
+                patient: p,
+                placement,
+                ..
+            } => [
+                Some(placement.bed_key()),
+                Some(patient(&p.nhs_number)),
+                open(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(claim)
+            .collect(),
+            SpellEvent::DischargeCancelled {
+                placement,
+                nhs_number,
+                ..
+            } => [Some(placement.bed_key()), Some(patient(nhs_number)), open()]
+                .into_iter()
+                .flatten()
+                .map(claim)
+                .collect(),
+            SpellEvent::PatientTransferred { from, to, .. }
+            | SpellEvent::TransferCancelled {
+                from, back_to: to, ..
+            } => vec![release(from.bed_key()), claim(to.bed_key())],
+            SpellEvent::PatientDischarged {
+                from: placement,
+                nhs_number,
+                ..
+            }
+            | SpellEvent::AdmissionCancelled {
+                placement,
+                nhs_number,
+                ..
+            } => [Some(placement.bed_key()), Some(patient(nhs_number)), open()]
+                .into_iter()
+                .flatten()
+                .map(release)
+                .collect(),
+            SpellEvent::ExpectedDischargeDateSet { .. }
+            | SpellEvent::CriteriaToResideReviewed { .. }
+            | SpellEvent::DischargePathwaySet { .. }
+            | SpellEvent::DelayRecorded { .. }
+            | SpellEvent::DelayResolved { .. } => Vec::new(),
+        }
+    }
+}

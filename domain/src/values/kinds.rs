@@ -1,0 +1,85 @@
+//! Closed vocabularies fixed by national guidance: discharge pathways, the
+//! kinds of community service and the sitrep's discharge destination groups.
+//! They are enums because a new value needs new rules, not just new data
+//! (the delay reasons, which change without new rules, are reference data).
+
+use serde::{Deserialize, Serialize};
+
+/// Discharge pathway (DHSC hospital discharge guidance, Annex B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Pathway {
+    /// Home or usual residence with no new support.
+    P0,
+    /// Home or usual residence with new, additional or restarted support.
+    P1,
+    /// A short-term community bed with recovery support.
+    P2,
+    /// 24-hour bed-based care, usually a first care-home admission.
+    P3,
+}
+
+impl Pathway {
+    /// Every pathway, in order.
+    pub const ALL: [Pathway; 4] = [Pathway::P0, Pathway::P1, Pathway::P2, Pathway::P3];
+
+    /// P1-P3 need a community or social-care team to take the person on; P0 does not.
+    pub fn needs_community_support(self) -> bool {
+        !matches!(self, Pathway::P0)
+    }
+
+    /// The code as in the guidance.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pathway::P0 => "P0",
+            Pathway::P1 => "P1",
+            Pathway::P2 => "P2",
+            Pathway::P3 => "P3",
+        }
+    }
+}
+
+/// A service a community team offers and a referral asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    /// Short-term support at home to regain independence.
+    Reablement,
+    /// Ongoing care at home.
+    HomeCare,
+    /// Community (district) nursing.
+    DistrictNursing,
+    /// Intermediate care or rehabilitation bed.
+    CommunityRehabBed,
+    /// Residential or nursing home placement.
+    CareHome,
+    /// Social work (Care Act) assessment.
+    SocialWorkAssessment,
+    /// Hospice care.
+    Hospice,
+    /// Anything else.
+    Other,
+}
+
+/// Where a patient went on discharge (the sitrep's destination groups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Destination {
+    /// Home or usual place of residence, no new support.
+    UsualResidence,
+    /// Home or usual place of residence with new support.
+    UsualResidenceWithSupport,
+    /// A community rehabilitation bed.
+    CommunityRehabBed,
+    /// A care home the person did not live in before.
+    CareHomeNew,
+    /// The care home the person lives in.
+    CareHomeUsual,
+    /// A hospice.
+    Hospice,
+    /// Another acute trust (a new spell starts there).
+    OtherAcuteTrust,
+    /// The patient died.
+    Died,
+    /// Anything else.
+    Other,
+}
