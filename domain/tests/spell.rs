@@ -1,5 +1,7 @@
 //! Given/when/then scenarios for every spell command and every refusal.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 mod common;
 
 use common::*;

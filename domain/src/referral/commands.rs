@@ -21,6 +21,9 @@ pub struct ReferralSubject {
 }
 
 /// A command to a referral.
+// Built once per command and serialised; boxing the large variant would
+// only add noise to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReferralCommand {
     /// The ward (or transfer of care hub) asks a team to take the person on.

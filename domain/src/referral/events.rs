@@ -10,6 +10,9 @@ use crate::reservation::{Ledger, ReservationChange, ReservationKey};
 use crate::values::{Instant, Pathway, ReferralId, ServiceKind, TeamCode, Text};
 
 /// An event of a referral.
+// Built once per command and serialised; boxing the large variant would
+// only add noise to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum ReferralEvent {

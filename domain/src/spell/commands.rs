@@ -24,6 +24,9 @@ pub struct Patient {
 }
 
 /// A command to a spell.
+// Built once per command and serialised; boxing the large variant would
+// only add noise to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum SpellCommand {
     /// ADT A01: the patient is admitted to a bed.

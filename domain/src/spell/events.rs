@@ -37,6 +37,9 @@ impl Placement {
 }
 
 /// An event of a spell.
+// Built once per command and serialised; boxing the large variant would
+// only add noise to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum SpellEvent {
