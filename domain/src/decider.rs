@@ -139,3 +139,63 @@ pub fn replay<'a, D: Decider + 'a>(events: impl IntoIterator<Item = &'a D::Event
     }
     state
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::Catalogue;
+    use crate::values::Pathway;
+    use crate::{referral::Referral, spell::Spell, spell::SpellCommand, spell::SpellEvent};
+
+    #[test]
+    fn every_event_records_the_actor_and_time_of_its_command() {
+        let admitted: Instant = "2026-03-01T09:00:00Z".parse().unwrap();
+        let catalogue = Catalogue::default();
+        let mut spell = Spell::default();
+        // Evolve with an admission built by hand: the catalogue has no wards.
+        let patient = crate::spell::Patient {
+            nhs_number: crate::values::NhsNumber::parse("9912003888").unwrap(),
+            family_name: crate::values::PersonName::parse("Smith").unwrap(),
+            given_name: crate::values::PersonName::parse("Ada").unwrap(),
+            date_of_birth: "1940-01-01".parse().unwrap(),
+        };
+        spell.evolve(&SpellEvent::PatientAdmitted {
+            spell_id: crate::values::SpellId::parse("s1").unwrap(),
+            patient,
+            placement: crate::spell::Placement {
+                hospital: crate::values::HospitalCode::parse("H").unwrap(),
+                ward: crate::values::WardCode::parse("W").unwrap(),
+                bed: crate::values::BedLabel::parse("1").unwrap(),
+            },
+            admitted_at: admitted,
+        });
+        let at: Instant = "2026-03-02T10:00:00Z".parse().unwrap();
+        let by = Actor::new("u7", "Coordinator Seven");
+        let recorded = handle(
+            &spell,
+            Issued::new(
+                by.clone(),
+                at,
+                SpellCommand::SetDischargePathway {
+                    pathway: Pathway::P2,
+                },
+            ),
+            &catalogue,
+        )
+        .unwrap();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].by, by);
+        assert_eq!(recorded[0].recorded_at, at);
+        let rebuilt: Spell = replay(
+            std::iter::once(&SpellEvent::PatientAdmitted {
+                spell_id: spell.stay().unwrap().spell_id.clone(),
+                patient: spell.stay().unwrap().patient.clone(),
+                placement: spell.stay().unwrap().placement.clone(),
+                admitted_at: admitted,
+            })
+            .chain(recorded.iter().map(|r| &r.event)),
+        );
+        assert_eq!(rebuilt.stay().unwrap().pathway, Some(Pathway::P2));
+        assert!(Referral::default().state().is_none());
+    }
+}

@@ -62,7 +62,8 @@ impl ReservationKey {
         }
     }
 
-    fn conflict(&self) -> ReservationConflict {
+    /// The refusal a conflict on this key means.
+    pub fn conflict(&self) -> ReservationConflict {
         match self {
             ReservationKey::Bed { ward, bed } => ReservationConflict::BedOccupied {
                 ward: ward.clone(),

@@ -1,0 +1,384 @@
+//! The command bus: load an aggregate from its events, let the domain
+//! decide, commit the events (with their reservations and outbox rows), and
+//! answer with the new version and a consistency token.
+//!
+//! Concurrency: without an expected version, a commit that loses the race
+//! for the next sequence number is retried from a fresh load, so the command
+//! is decided again against the state that won; it succeeds if still valid,
+//! or is refused by the domain. With an expected version (HTTP `If-Match`),
+//! any move of the aggregate is reported instead of retried.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::EventStore;
+use domain::reference::ReferenceData;
+use domain::referral::{Referral, ReferralCommand, ReferralError, ReferralSubject};
+use domain::reservation::ReservationConflict;
+use domain::spell::{Spell, SpellCommand, SpellError};
+use domain::values::{Pathway, ReferralId, ServiceKind, SpellId, TeamCode, Text};
+use domain::{Actor, Decider, Issued};
+
+use crate::cqrs::{EsAggregate, EsEvent};
+use crate::store::{classify, BatonRepository, StoreFailure};
+
+/// The event store of one aggregate type.
+pub type Store<D> = PersistedEventStore<BatonRepository, EsAggregate<D>>;
+
+/// How many times a command is decided again after losing a race with
+/// another process (within one process, commands on one aggregate queue).
+pub const MAX_ATTEMPTS: u32 = 16;
+
+/// Commands on one aggregate within this process take turns on one of these
+/// locks (chosen by hashing the id), so they queue instead of racing to the
+/// database and retrying. Striping bounds memory with no clean-up: two
+/// aggregates sharing a stripe merely take turns.
+struct Turns([tokio::sync::Mutex<()>; 256]);
+
+impl Turns {
+    fn new() -> Self {
+        Self(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+
+    fn of(&self, aggregate_type: &str, id: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (aggregate_type, id).hash(&mut hasher);
+        &self.0[(hasher.finish() % 256) as usize]
+    }
+}
+
+/// A pause before deciding again, growing with each lost race and jittered
+/// so that racing processes do not collide again in step.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 4);
+    std::time::Duration::from_millis(u64::from(attempt.min(8)) * 2 + jitter)
+}
+
+/// What a successful command answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The aggregate's id.
+    pub aggregate_id: String,
+    /// Its version after the command (the sequence of its last event).
+    pub version: u64,
+    /// How many events the command recorded (0 when nothing changed).
+    pub events: usize,
+    /// Awaitable by board reads: they answer once they include this version.
+    pub token: ConsistencyToken,
+}
+
+/// Names one version of one aggregate. A read model that has applied that
+/// version (or a later one) of that aggregate includes the command.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConsistencyToken {
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// The aggregate id.
+    pub aggregate_id: String,
+    /// The version to wait for.
+    pub version: u64,
+}
+
+impl fmt::Display for ConsistencyToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}",
+            self.aggregate_type, self.aggregate_id, self.version
+        )
+    }
+}
+
+/// A text that is not a consistency token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a consistency token")]
+pub struct BadToken;
+
+impl FromStr for ConsistencyToken {
+    type Err = BadToken;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Ids never contain '.', so the first and last dots split it.
+        let (aggregate_type, rest) = s.split_once('.').ok_or(BadToken)?;
+        let (aggregate_id, version) = rest.rsplit_once('.').ok_or(BadToken)?;
+        if aggregate_type.is_empty() || aggregate_id.is_empty() || aggregate_id.contains('.') {
+            return Err(BadToken);
+        }
+        Ok(Self {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            version: version.parse().map_err(|_| BadToken)?,
+        })
+    }
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The domain refused it: a rule of the aggregate.
+    #[error(transparent)]
+    Refused(E),
+    /// A rule spanning aggregates refused it.
+    #[error(transparent)]
+    Reservation(ReservationConflict),
+    /// `If-Match` named another version than the current one.
+    #[error("the record has changed: it is at version {current}")]
+    VersionMismatch {
+        /// The current version.
+        current: u64,
+    },
+    /// Other commands kept winning the race for this aggregate.
+    #[error("the record is being changed by others; try again")]
+    Contended,
+    /// The event store could not be reached.
+    #[error("the event store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else: logged, never shown.
+    #[error("unexpected event store failure")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl<E: std::error::Error> CommandError<E> {
+    fn from_failure(failure: StoreFailure) -> Self {
+        match failure {
+            StoreFailure::Conflict => CommandError::Contended,
+            StoreFailure::Reservation(conflict) => CommandError::Reservation(conflict),
+            StoreFailure::Unavailable(e) => CommandError::Unavailable(e),
+            StoreFailure::Unexpected(e) => CommandError::Internal(e),
+        }
+    }
+
+    /// Maps the domain refusal, keeping every other kind.
+    pub fn map_refusal<F: std::error::Error>(self, f: impl FnOnce(E) -> F) -> CommandError<F> {
+        match self {
+            CommandError::Refused(e) => CommandError::Refused(f(e)),
+            CommandError::Reservation(c) => CommandError::Reservation(c),
+            CommandError::VersionMismatch { current } => CommandError::VersionMismatch { current },
+            CommandError::Contended => CommandError::Contended,
+            CommandError::Unavailable(e) => CommandError::Unavailable(e),
+            CommandError::Internal(e) => CommandError::Internal(e),
+        }
+    }
+}
+
+/// Why a referral could not be raised: the spell's rule or the referral's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RaiseRefusal {
+    /// The spell cannot be referred (unknown, discharged, cancelled).
+    #[error(transparent)]
+    Spell(SpellError),
+    /// The referral itself was refused.
+    #[error(transparent)]
+    Referral(ReferralError),
+}
+
+/// Loads, decides and commits commands for every aggregate.
+#[derive(Clone)]
+pub struct CommandBus {
+    spells: Arc<Store<Spell>>,
+    referrals: Arc<Store<Referral>>,
+    reference: Arc<dyn ReferenceData>,
+    turns: Arc<Turns>,
+}
+
+impl fmt::Debug for CommandBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CommandBus")
+    }
+}
+
+impl CommandBus {
+    /// A bus over `repository`, deciding against `reference` data.
+    pub fn new(repository: BatonRepository, reference: Arc<dyn ReferenceData>) -> Self {
+        Self {
+            spells: Arc::new(PersistedEventStore::new_event_store(repository.clone())),
+            referrals: Arc::new(PersistedEventStore::new_event_store(repository)),
+            reference,
+            turns: Arc::new(Turns::new()),
+        }
+    }
+
+    /// Executes a spell command.
+    pub async fn spell(
+        &self,
+        id: &SpellId,
+        command: Issued<SpellCommand>,
+        expected_version: Option<u64>,
+    ) -> Result<Committed, CommandError<SpellError>> {
+        let _turn = self.turns.of(Spell::TYPE, id.as_str()).lock().await;
+        execute(
+            &self.spells,
+            &self.reference,
+            id.as_str(),
+            command,
+            expected_version,
+        )
+        .await
+    }
+
+    /// Executes a referral command.
+    pub async fn referral(
+        &self,
+        id: &ReferralId,
+        command: Issued<ReferralCommand>,
+        expected_version: Option<u64>,
+    ) -> Result<Committed, CommandError<ReferralError>> {
+        let _turn = self.turns.of(Referral::TYPE, id.as_str()).lock().await;
+        execute(
+            &self.referrals,
+            &self.reference,
+            id.as_str(),
+            command,
+            expected_version,
+        )
+        .await
+    }
+
+    /// Raises a referral for a spell: the spell must be open now (a clear
+    /// refusal in the common case) and at commit (the reservation closes the
+    /// race with a discharge committed in between).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn raise_referral(
+        &self,
+        referral_id: &ReferralId,
+        spell_id: &SpellId,
+        team: TeamCode,
+        service: ServiceKind,
+        pathway: Pathway,
+        summary: Text,
+        by: Actor,
+        at: domain::values::Instant,
+    ) -> Result<Committed, CommandError<RaiseRefusal>> {
+        let (spell, _) = self
+            .load_spell(spell_id)
+            .await
+            .map_err(|e| e.map_refusal(RaiseRefusal::Spell))?;
+        let subject: ReferralSubject = spell
+            .referral_subject()
+            .map_err(|e| CommandError::Refused(RaiseRefusal::Spell(e)))?;
+        let command = ReferralCommand::RaiseReferral {
+            referral_id: referral_id.clone(),
+            subject,
+            team,
+            service,
+            pathway,
+            summary,
+        };
+        self.referral(referral_id, Issued::new(by, at, command), None)
+            .await
+            .map_err(|e| e.map_refusal(RaiseRefusal::Referral))
+    }
+
+    /// A spell's current state and version.
+    pub async fn load_spell(&self, id: &SpellId) -> Result<(Spell, u64), CommandError<SpellError>> {
+        load(&self.spells, id.as_str()).await
+    }
+
+    /// A referral's current state and version.
+    pub async fn load_referral(
+        &self,
+        id: &ReferralId,
+    ) -> Result<(Referral, u64), CommandError<ReferralError>> {
+        load(&self.referrals, id.as_str()).await
+    }
+}
+
+async fn load<D: Decider>(store: &Store<D>, id: &str) -> Result<(D, u64), CommandError<D::Error>> {
+    let context = store.load_aggregate(id).await.map_err(failure)?;
+    Ok((context.aggregate.0, context.current_sequence as u64))
+}
+
+fn failure<E: std::error::Error>(error: cqrs_es::AggregateError<E>) -> CommandError<E> {
+    match classify(error) {
+        Ok(failure) => CommandError::from_failure(failure),
+        Err(refusal) => CommandError::Refused(refusal),
+    }
+}
+
+async fn execute<D>(
+    store: &Store<D>,
+    services: &Arc<D::Services>,
+    id: &str,
+    issued: Issued<D::Command>,
+    expected_version: Option<u64>,
+) -> Result<Committed, CommandError<D::Error>>
+where
+    D: Decider,
+    D::Command: Clone,
+{
+    for attempt in 0..MAX_ATTEMPTS {
+        let context = store.load_aggregate(id).await.map_err(failure)?;
+        let version = context.current_sequence as u64;
+        if let Some(expected) = expected_version {
+            if expected != version {
+                return Err(CommandError::VersionMismatch { current: version });
+            }
+        }
+        let events = domain::handle(&context.aggregate.0, issued.clone(), services.as_ref())
+            .map_err(CommandError::Refused)?;
+        if events.is_empty() {
+            return Ok(committed::<D>(id, version, 0));
+        }
+        let count = events.len();
+        let events = events.into_iter().map(EsEvent).collect();
+        match store.commit(events, context, HashMap::new()).await {
+            Ok(_) => return Ok(committed::<D>(id, version + count as u64, count)),
+            Err(error) => match failure(error) {
+                CommandError::Contended if expected_version.is_none() => {
+                    tracing::debug!(aggregate = D::TYPE, attempt, "lost a race; deciding again");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                CommandError::Contended => {
+                    // Someone committed since our load: report their version.
+                    let current = load(store, id).await?.1;
+                    return Err(CommandError::VersionMismatch { current });
+                }
+                other => return Err(other),
+            },
+        }
+    }
+    Err(CommandError::Contended)
+}
+
+fn committed<D: Decider>(id: &str, version: u64, events: usize) -> Committed {
+    Committed {
+        aggregate_id: id.to_owned(),
+        version,
+        events,
+        token: ConsistencyToken {
+            aggregate_type: D::TYPE.to_owned(),
+            aggregate_id: id.to_owned(),
+            version,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consistency_token_round_trips_through_text() {
+        let token = ConsistencyToken {
+            aggregate_type: "spell".into(),
+            aggregate_id: "0b7c-x_1".into(),
+            version: 12,
+        };
+        assert_eq!(token.to_string(), "spell.0b7c-x_1.12");
+        assert_eq!(token.to_string().parse::<ConsistencyToken>(), Ok(token));
+        for bad in [
+            "",
+            "spell",
+            "spell.x",
+            "spell.x.y",
+            ".x.1",
+            "spell..1",
+            "a.b.c.1",
+        ] {
+            assert_eq!(bad.parse::<ConsistencyToken>(), Err(BadToken), "{bad}");
+        }
+    }
+}

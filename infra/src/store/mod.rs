@@ -1,0 +1,245 @@
+//! The event store: cqrs-es's `PersistedEventStore` over one repository that
+//! reads with postgres-es or sqlite-es and writes each commit in a single
+//! transaction: the events, the reservations they declare, and one outbox
+//! row per event. Nothing is committed without its outbox row, and nothing
+//! breaking a cross-aggregate rule is committed at all.
+
+mod errors;
+mod postgres;
+mod rules;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::Aggregate;
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlite_es::SqliteEventRepository;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::Notify;
+
+pub use errors::{classify, is_unavailable, StoreFailure};
+pub use rules::ReservationRules;
+
+/// Why the store could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused the connection.
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// How long a command waits for a database connection before it fails with
+/// "unavailable": long enough for a busy pool, short enough that a ward PC
+/// shows an error instead of a spinner when the database is down.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The database behind the event store.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// Production: PostgreSQL.
+    Postgres(PgPool),
+    /// The embedded default: one SQLite file.
+    Sqlite(SqlitePool),
+}
+
+impl Database {
+    /// Connects to PostgreSQL. The pool connects lazily, so Baton starts (and
+    /// answers 503) while the database is down, and recovers by itself.
+    pub fn postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy(url)
+            .map_err(StoreError::Connect)?;
+        Ok(Self::Postgres(pool))
+    }
+
+    /// Opens (creating if needed) the SQLite file `baton.sqlite` in `data_dir`.
+    pub async fn sqlite(data_dir: &std::path::Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("baton.sqlite"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Connect)?;
+        Ok(Self::Sqlite(pool))
+    }
+
+    /// Applies the schema migrations (idempotent).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Database::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Database::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+        }
+        .map_err(StoreError::Migrate)
+    }
+
+    /// Where the data lives, for the start-up log (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Postgres(pool) => {
+                let options = pool.connect_options();
+                format!(
+                    "PostgreSQL database {} on {}:{}",
+                    options.get_database().unwrap_or("(default)"),
+                    options.get_host(),
+                    options.get_port()
+                )
+            }
+            Database::Sqlite(pool) => format!(
+                "SQLite file {}",
+                pool.connect_options().get_filename().display()
+            ),
+        }
+    }
+}
+
+enum Reader {
+    Postgres(PostgresEventRepository),
+    Sqlite(SqliteEventRepository),
+}
+
+/// The repository behind every aggregate's event store.
+#[derive(Clone)]
+pub struct BatonRepository {
+    db: Database,
+    reader: Arc<Reader>,
+    rules: ReservationRules,
+    committed: Arc<Notify>,
+}
+
+impl std::fmt::Debug for BatonRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatonRepository")
+            .field("db", &self.db.describe())
+            .field("rules", &self.rules)
+            .finish()
+    }
+}
+
+impl BatonRepository {
+    /// A repository over `db` enforcing `rules`.
+    pub fn new(db: Database, rules: ReservationRules) -> Self {
+        let reader = match &db {
+            Database::Postgres(pool) => {
+                Reader::Postgres(PostgresEventRepository::new(pool.clone()))
+            }
+            Database::Sqlite(pool) => Reader::Sqlite(SqliteEventRepository::new(pool.clone())),
+        };
+        Self {
+            db,
+            reader: Arc::new(reader),
+            rules,
+            committed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Woken after every commit in this process, so the relay does not wait
+    /// for a database notification when the writer is itself.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
+
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+}
+
+impl PersistedEventRepository for BatonRepository {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match self.reader.as_ref() {
+            Reader::Postgres(r) => r.get_events::<A>(aggregate_id).await,
+            Reader::Sqlite(r) => r.get_events::<A>(aggregate_id).await,
+        }
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match self.reader.as_ref() {
+            Reader::Postgres(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await,
+            Reader::Sqlite(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await,
+        }
+    }
+
+    /// Baton keeps no snapshots: cqrs-es 0.5's snapshot path applies new
+    /// events twice, and spells are short enough to replay.
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        _aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        Ok(None)
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        _snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let changes = self.rules.changes(events)?;
+        match &self.db {
+            Database::Postgres(pool) => postgres::commit(pool, events, &changes).await?,
+            Database::Sqlite(pool) => sqlite::commit(pool, events, &changes).await?,
+        }
+        self.committed.notify_waiters();
+        Ok(())
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        match self.reader.as_ref() {
+            Reader::Postgres(r) => r.stream_events::<A>(aggregate_id).await,
+            Reader::Sqlite(r) => r.stream_events::<A>(aggregate_id).await,
+        }
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        match self.reader.as_ref() {
+            Reader::Postgres(r) => r.stream_all_events::<A>().await,
+            Reader::Sqlite(r) => r.stream_all_events::<A>().await,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! One commit on SQLite: events, reservations and outbox rows in a single
+//! transaction. SQLite admits one writer at a time, so commits are already
+//! serial and outbox positions follow commit order.
+
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use domain::reservation::{ReservationChange, ReservationKey};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::errors::persistence_error;
+use super::postgres::sequence;
+
+pub(super) async fn commit(
+    pool: &SqlitePool,
+    events: &[SerializedEvent],
+    changes: &[ReservationChange],
+) -> Result<(), PersistenceError> {
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut tx = pool.begin().await.map_err(persistence_error)?;
+    for event in events {
+        let payload = serde_json::to_string(&event.payload)?;
+        let metadata = serde_json::to_string(&event.metadata)?;
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&event.aggregate_type)
+        .bind(&event.aggregate_id)
+        .bind(sequence(event)?)
+        .bind(&event.event_type)
+        .bind(&event.event_version)
+        .bind(&payload)
+        .bind(&metadata)
+        .execute(&mut *tx)
+        .await
+        .map_err(persistence_error)?;
+        sqlx::query(
+            "INSERT INTO outbox (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&event.aggregate_type)
+        .bind(&event.aggregate_id)
+        .bind(sequence(event)?)
+        .bind(&event.event_type)
+        .bind(&event.event_version)
+        .bind(&payload)
+        .bind(&metadata)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(persistence_error)?;
+    }
+    apply_reservations(&mut tx, changes, &now).await?;
+    tx.commit().await.map_err(persistence_error)
+}
+
+fn refused(key: &ReservationKey) -> PersistenceError {
+    PersistenceError::UnknownError(Box::new(key.conflict()))
+}
+
+async fn apply_reservations(
+    tx: &mut Transaction<'_, Sqlite>,
+    changes: &[ReservationChange],
+    now: &str,
+) -> Result<(), PersistenceError> {
+    for change in changes {
+        match change {
+            ReservationChange::Claim { key, holder } => {
+                let taken: Option<i32> = sqlx::query_scalar(
+                    "INSERT INTO reservations (key, holder, since) VALUES (?, ?, ?) \
+                     ON CONFLICT (key) DO UPDATE SET holder = excluded.holder \
+                     WHERE reservations.holder = excluded.holder RETURNING 1",
+                )
+                .bind(key.storage_key())
+                .bind(holder)
+                .bind(now)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(persistence_error)?;
+                if taken.is_none() {
+                    return Err(refused(key));
+                }
+            }
+            ReservationChange::Release { key, holder } => {
+                sqlx::query("DELETE FROM reservations WHERE key = ? AND holder = ?")
+                    .bind(key.storage_key())
+                    .bind(holder)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(persistence_error)?;
+            }
+            ReservationChange::ReleaseAll { holder } => {
+                sqlx::query("DELETE FROM reservations WHERE holder = ?")
+                    .bind(holder)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(persistence_error)?;
+            }
+            ReservationChange::Require { key } => {
+                let held: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM reservations WHERE key = ?")
+                        .bind(key.storage_key())
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(persistence_error)?;
+                if held.is_none() {
+                    return Err(refused(key));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! A small system to run commands against, and command builders.
+
+use std::sync::Arc;
+
+use domain::reference::{Catalogue, Hospital, ReferenceData, Team, Ward};
+use domain::spell::{Patient, SpellCommand};
+use domain::values::{
+    BedLabel, HospitalCode, Instant, NhsNumber, PersonName, ServiceKind, SpellId, TeamCode, Text,
+    WardCode,
+};
+use domain::{Actor, Issued};
+
+/// Two hospitals, wards of 30 beds, and two community teams.
+pub fn catalogue() -> Arc<dyn ReferenceData> {
+    let mut c = Catalogue::with_sitrep_reasons().unwrap();
+    for code in ["POOLE", "DCH"] {
+        c.put_hospital(Hospital {
+            code: HospitalCode::parse(code).unwrap(),
+            name: Text::parse(format!("{code} hospital")).unwrap(),
+        });
+    }
+    for (code, hospital) in [("W1", "POOLE"), ("W2", "POOLE"), ("X1", "DCH")] {
+        c.put_ward(Ward {
+            code: WardCode::parse(code).unwrap(),
+            name: Text::parse(format!("Ward {code}")).unwrap(),
+            hospital: HospitalCode::parse(hospital).unwrap(),
+            beds: 30,
+        })
+        .unwrap();
+    }
+    c.put_team(Team {
+        code: TeamCode::parse("REAB").unwrap(),
+        name: Text::parse("Reablement").unwrap(),
+        services: [ServiceKind::Reablement].into(),
+        response_sla_minutes: 120,
+    })
+    .unwrap();
+    Arc::new(c)
+}
+
+/// A valid NHS number for every `n` (Modulus 11 computed, check 10 skipped).
+pub fn nhs_number(n: u32) -> NhsNumber {
+    let mut candidate = n.wrapping_mul(7919) % 900_000_000 + 100_000_000;
+    loop {
+        let digits = candidate.to_string();
+        let sum: u32 = digits
+            .bytes()
+            .zip((2..=10u32).rev())
+            .map(|(b, w)| u32::from(b - b'0') * w)
+            .sum();
+        let check = match 11 - sum % 11 {
+            11 => 0,
+            10 => {
+                candidate += 1;
+                continue;
+            }
+            c => c,
+        };
+        return NhsNumber::parse(&format!("{digits}{check}")).unwrap();
+    }
+}
+
+/// The clock tests record at.
+pub fn now() -> Instant {
+    chrono::Utc::now()
+}
+
+/// A nurse.
+pub fn nurse() -> Actor {
+    Actor::new("nurse-1", "Nurse One")
+}
+
+/// Wraps a command as issued by [`nurse`] now.
+pub fn issued<C>(command: C) -> Issued<C> {
+    Issued::new(nurse(), now(), command)
+}
+
+/// Admits patient `n` to `ward`/`bed` an hour ago.
+pub fn admit(spell: &str, n: u32, ward: &str, bed: u32) -> SpellCommand {
+    SpellCommand::AdmitPatient {
+        spell_id: SpellId::parse(spell).unwrap(),
+        patient: Patient {
+            nhs_number: nhs_number(n),
+            family_name: PersonName::parse(format!("Family{n}")).unwrap(),
+            given_name: PersonName::parse("Pat").unwrap(),
+            date_of_birth: "1950-01-01".parse().unwrap(),
+        },
+        ward: WardCode::parse(ward).unwrap(),
+        bed: BedLabel::parse(bed.to_string()).unwrap(),
+        admitted_at: now() - chrono::Duration::hours(1),
+    }
+}
+
+/// A spell id.
+pub fn spell_id(id: &str) -> SpellId {
+    SpellId::parse(id).unwrap()
+}

@@ -1,0 +1,1 @@
+//! nats-server per test (added with the relay).

@@ -1,0 +1,443 @@
+//! The event store under concurrency, on real PostgreSQL and on SQLite:
+//! cross-aggregate rules hold, concurrent commands on one aggregate are never
+//! lost, and a refused commit leaves nothing behind.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_tests::fixtures::{self, admit, catalogue, issued, spell_id};
+use baton_tests::postgres::TestDatabase;
+use domain::reservation::ReservationConflict;
+use domain::spell::{SpellCommand, SpellError};
+use domain::values::{Destination, Pathway, ReferralId, ServiceKind, TeamCode, Text};
+use futures::future::join_all;
+use infra::commands::{CommandBus, CommandError, RaiseRefusal};
+use infra::store::{BatonRepository, Database, ReservationRules};
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+struct Harness {
+    bus: Arc<CommandBus>,
+    db: Database,
+    _pg: Option<TestDatabase>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn harness(backend: Backend) -> Harness {
+    let (db, pg, dir) = match backend {
+        Backend::Postgres => {
+            let pg = TestDatabase::create().await;
+            (Database::postgres(&pg.url, 20).unwrap(), Some(pg), None)
+        }
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            (Database::sqlite(dir.path()).await.unwrap(), None, Some(dir))
+        }
+    };
+    db.migrate().await.unwrap();
+    let repo = BatonRepository::new(db.clone(), ReservationRules::baton());
+    Harness {
+        bus: Arc::new(CommandBus::new(repo, catalogue())),
+        db,
+        _pg: pg,
+        _dir: dir,
+    }
+}
+
+async fn count(db: &Database, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    match db {
+        Database::Postgres(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap(),
+        Database::Sqlite(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap(),
+    }
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    concurrent_admissions_to_one_bed_admit_exactly_one_patient,
+    concurrent_admissions_of_one_patient_open_exactly_one_spell,
+    a_bed_freed_by_discharge_can_be_taken_again,
+    concurrent_commands_on_one_spell_are_all_kept,
+    commands_from_two_processes_on_one_spell_are_all_kept,
+    with_an_expected_version_exactly_one_concurrent_command_wins,
+    a_referral_racing_a_discharge_is_ordered_before_it_or_refused,
+    one_spell_has_one_active_referral_per_team,
+);
+
+async fn concurrent_admissions_to_one_bed_admit_exactly_one_patient(backend: Backend) {
+    let h = harness(backend).await;
+    let attempts = (0..16).map(|i| {
+        let bus = h.bus.clone();
+        async move {
+            let id = spell_id(&format!("s{i}"));
+            bus.spell(&id, issued(admit(id.as_str(), i, "W1", 7)), None)
+                .await
+        }
+    });
+    let results = join_all(attempts).await;
+    let admitted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(admitted, 1, "{results:?}");
+    for result in results.into_iter().filter(Result::is_err) {
+        assert!(matches!(
+            result,
+            Err(CommandError::Reservation(
+                ReservationConflict::BedOccupied { .. }
+            ))
+        ));
+    }
+    // A refused commit leaves no event and no outbox row behind.
+    assert_eq!(count(&h.db, "events").await, 1);
+    assert_eq!(count(&h.db, "outbox").await, 1);
+}
+
+async fn concurrent_admissions_of_one_patient_open_exactly_one_spell(backend: Backend) {
+    let h = harness(backend).await;
+    let attempts = (0..12u32).map(|i| {
+        let bus = h.bus.clone();
+        async move {
+            let id = spell_id(&format!("p{i}"));
+            // Same patient (n = 42), a different bed each time.
+            bus.spell(&id, issued(admit(id.as_str(), 42, "W2", i + 1)), None)
+                .await
+        }
+    });
+    let results = join_all(attempts).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(
+        r,
+        Err(CommandError::Reservation(
+            ReservationConflict::PatientAlreadyInHospital
+        ))
+    )));
+    // The other hospital cannot admit them either while the spell is open.
+    let elsewhere = spell_id("elsewhere");
+    let result = h
+        .bus
+        .spell(&elsewhere, issued(admit("elsewhere", 42, "X1", 1)), None)
+        .await;
+    assert!(matches!(
+        result,
+        Err(CommandError::Reservation(
+            ReservationConflict::PatientAlreadyInHospital
+        ))
+    ));
+}
+
+async fn a_bed_freed_by_discharge_can_be_taken_again(backend: Backend) {
+    let h = harness(backend).await;
+    let first = spell_id("first");
+    h.bus
+        .spell(&first, issued(admit("first", 1, "W1", 3)), None)
+        .await
+        .unwrap();
+    let second = spell_id("second");
+    assert!(h
+        .bus
+        .spell(&second, issued(admit("second", 2, "W1", 3)), None)
+        .await
+        .is_err());
+    h.bus
+        .spell(
+            &first,
+            issued(SpellCommand::DischargePatient {
+                at: fixtures::now(),
+                destination: Destination::UsualResidence,
+            }),
+            None,
+        )
+        .await
+        .unwrap();
+    h.bus
+        .spell(&second, issued(admit("second", 2, "W1", 3)), None)
+        .await
+        .unwrap();
+    // Cancelling the first discharge would put two patients in bed 3: refused.
+    let reopen = h
+        .bus
+        .spell(
+            &first,
+            issued(SpellCommand::CancelDischarge {
+                reason: Text::parse("entered in error").unwrap(),
+            }),
+            None,
+        )
+        .await;
+    assert!(matches!(
+        reopen,
+        Err(CommandError::Reservation(
+            ReservationConflict::BedOccupied { .. }
+        ))
+    ));
+}
+
+async fn concurrent_commands_on_one_spell_are_all_kept(backend: Backend) {
+    let h = harness(backend).await;
+    let id = spell_id("busy");
+    h.bus
+        .spell(&id, issued(admit("busy", 5, "W1", 1)), None)
+        .await
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let commands = (1..=20i64).map(|day| {
+        let bus = h.bus.clone();
+        let id = id.clone();
+        async move {
+            let date = today + chrono::Duration::days(day);
+            bus.spell(
+                &id,
+                issued(SpellCommand::SetExpectedDischargeDate { date }),
+                None,
+            )
+            .await
+        }
+    });
+    let results = join_all(commands).await;
+    let mut versions: Vec<u64> = results.into_iter().map(|r| r.unwrap().version).collect();
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (2..=21).collect::<Vec<_>>(),
+        "every command kept, once"
+    );
+    let (spell, version) = h.bus.load_spell(&id).await.unwrap();
+    assert_eq!(version, 21);
+    assert!(spell.stay().unwrap().expected_discharge_date.is_some());
+}
+
+/// Two buses share nothing but the database, as two Baton processes would:
+/// their commands race at commit, and the losers are decided again.
+async fn commands_from_two_processes_on_one_spell_are_all_kept(backend: Backend) {
+    let h = harness(backend).await;
+    let other = Arc::new(CommandBus::new(
+        BatonRepository::new(h.db.clone(), ReservationRules::baton()),
+        catalogue(),
+    ));
+    let id = spell_id("shared");
+    h.bus
+        .spell(&id, issued(admit("shared", 8, "W1", 4)), None)
+        .await
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let commands = (1..=16i64).map(|day| {
+        let bus = if day % 2 == 0 {
+            h.bus.clone()
+        } else {
+            other.clone()
+        };
+        let id = id.clone();
+        async move {
+            let date = today + chrono::Duration::days(day);
+            bus.spell(
+                &id,
+                issued(SpellCommand::SetExpectedDischargeDate { date }),
+                None,
+            )
+            .await
+        }
+    });
+    let results = join_all(commands).await;
+    let mut versions: Vec<u64> = results.into_iter().map(|r| r.unwrap().version).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=17).collect::<Vec<_>>());
+    assert_eq!(count(&h.db, "events").await, 17);
+}
+
+async fn with_an_expected_version_exactly_one_concurrent_command_wins(backend: Backend) {
+    let h = harness(backend).await;
+    let id = spell_id("ifmatch");
+    h.bus
+        .spell(&id, issued(admit("ifmatch", 6, "W1", 2)), None)
+        .await
+        .unwrap();
+    let commands = Pathway::ALL.into_iter().map(|pathway| {
+        let bus = h.bus.clone();
+        let id = id.clone();
+        async move {
+            bus.spell(
+                &id,
+                issued(SpellCommand::SetDischargePathway { pathway }),
+                Some(1),
+            )
+            .await
+        }
+    });
+    let results = join_all(commands).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    for result in results.iter().filter(|r| r.is_err()) {
+        assert!(matches!(
+            result,
+            Err(CommandError::VersionMismatch { current: 2 })
+        ));
+    }
+}
+
+async fn a_referral_racing_a_discharge_is_ordered_before_it_or_refused(backend: Backend) {
+    let h = harness(backend).await;
+    for round in 0..10u32 {
+        let spell = format!("race{round}");
+        let id = spell_id(&spell);
+        h.bus
+            .spell(
+                &id,
+                issued(admit(&spell, 100 + round, "W1", round + 1)),
+                None,
+            )
+            .await
+            .unwrap();
+        let referral = ReferralId::parse(format!("ref{round}")).unwrap();
+        let discharge = {
+            let bus = h.bus.clone();
+            let id = id.clone();
+            async move {
+                bus.spell(
+                    &id,
+                    issued(SpellCommand::DischargePatient {
+                        at: fixtures::now(),
+                        destination: Destination::UsualResidenceWithSupport,
+                    }),
+                    None,
+                )
+                .await
+            }
+        };
+        let raise = {
+            let bus = h.bus.clone();
+            let id = id.clone();
+            let referral = referral.clone();
+            async move {
+                bus.raise_referral(
+                    &referral,
+                    &id,
+                    TeamCode::parse("REAB").unwrap(),
+                    ServiceKind::Reablement,
+                    Pathway::P1,
+                    Text::parse("needs reablement").unwrap(),
+                    fixtures::nurse(),
+                    fixtures::now(),
+                )
+                .await
+            }
+        };
+        let (discharged, raised) = tokio::join!(discharge, raise);
+        discharged.unwrap();
+        match raised {
+            Ok(_) => {
+                // It committed while the spell was open: its outbox row comes
+                // before the discharge's.
+                let order = outbox_order(&h.db, &spell, referral.as_str()).await;
+                assert_eq!(order, ["referral", "spell"], "round {round}");
+            }
+            Err(CommandError::Refused(RaiseRefusal::Spell(SpellError::Discharged)))
+            | Err(CommandError::Reservation(ReservationConflict::SpellNotOpen { .. })) => {}
+            Err(other) => panic!("round {round}: {other:?}"),
+        }
+    }
+}
+
+async fn outbox_order(db: &Database, spell: &str, referral: &str) -> Vec<String> {
+    let sql = "SELECT aggregate_type FROM outbox WHERE (aggregate_type = 'referral' AND \
+               aggregate_id = $1) OR (aggregate_type = 'spell' AND aggregate_id = $2 AND \
+               event_type = 'PatientDischarged') ORDER BY position";
+    match db {
+        Database::Postgres(pool) => sqlx::query_scalar(sql)
+            .bind(referral)
+            .bind(spell)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        Database::Sqlite(pool) => sqlx::query_scalar(&sql.replace('$', "?"))
+            .bind(referral)
+            .bind(spell)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+    }
+}
+
+async fn one_spell_has_one_active_referral_per_team(backend: Backend) {
+    let h = harness(backend).await;
+    let id = spell_id("refs");
+    h.bus
+        .spell(&id, issued(admit("refs", 9, "W1", 9)), None)
+        .await
+        .unwrap();
+    let raise = |n: u32| {
+        let bus = h.bus.clone();
+        let id = id.clone();
+        async move {
+            bus.raise_referral(
+                &ReferralId::parse(format!("r{n}")).unwrap(),
+                &id,
+                TeamCode::parse("REAB").unwrap(),
+                ServiceKind::Reablement,
+                Pathway::P1,
+                Text::parse("x").unwrap(),
+                fixtures::nurse(),
+                fixtures::now(),
+            )
+            .await
+        }
+    };
+    let results = join_all((0..6).map(raise)).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(
+        r,
+        Err(CommandError::Reservation(
+            ReservationConflict::ReferralAlreadyActive { .. }
+        ))
+    )));
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_fails_commands_fast_as_unavailable() {
+    // Nothing listens on port 1: every connection attempt is refused.
+    let db = Database::postgres("postgres://postgres@127.0.0.1:1/none", 2).unwrap();
+    let bus = CommandBus::new(
+        BatonRepository::new(db, ReservationRules::baton()),
+        catalogue(),
+    );
+    let started = Instant::now();
+    let result = bus
+        .spell(&spell_id("s"), issued(admit("s", 1, "W1", 1)), None)
+        .await;
+    assert!(
+        matches!(result, Err(CommandError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
