@@ -7,6 +7,18 @@
 //!   sqlite-es) whose every commit writes events, reservations and outbox
 //!   rows in one transaction.
 //! - [`commands`]: the command bus: load, decide, commit, retry on conflict.
+//! - [`outbox`], [`relay`]: the transactional outbox and the one relay (per
+//!   database) that hands its rows, in order, to the sink: NATS JetStream,
+//!   or the local event log when no NATS is configured.
+//! - [`feed`]: the one interface projections read events from (JetStream
+//!   consumer or local log), so neither they nor the API know which runs.
+//! - [`stream`]: the JetStream stream and message format (a public contract).
+//! - [`metrics`]: relay counters and latency, as Prometheus text.
 pub mod commands;
 pub mod cqrs;
+pub mod feed;
+pub mod metrics;
+pub mod outbox;
+pub mod relay;
 pub mod store;
+pub mod stream;

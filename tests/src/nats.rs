@@ -1,1 +1,117 @@
-//! nats-server per test (added with the relay).
+//! A nats-server with JetStream per test: its own port and store directory,
+//! so a test can stop and restart it without touching anyone else's.
+//! `BATON_TEST_NATS_SERVER` picks the binary (CI runs the suite against
+//! Debian's 2.9 and a current 2.x); the default is Debian's.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The nats-server binary tests use.
+pub fn binary() -> String {
+    std::env::var("BATON_TEST_NATS_SERVER").unwrap_or_else(|_| "/usr/sbin/nats-server".to_owned())
+}
+
+/// A running (or stopped) nats-server owned by one test.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+impl NatsServer {
+    /// Starts a server on a free port and waits until JetStream is up.
+    pub async fn start() -> Self {
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let binary = binary();
+        let child = Command::new(&binary)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "nats-server is required ({binary}; set BATON_TEST_NATS_SERVER, or run \
+                     `bash .ci/run` which installs it): {e}"
+                )
+            });
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while tokio::time::Instant::now() < deadline {
+            if jetstream_ready(self.port).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "nats-server on port {} did not start JetStream within 15s",
+            self.port
+        );
+    }
+
+    /// Stops the server (as a crash would: SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same store.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// True when the server greets with JetStream enabled.
+async fn jetstream_ready(port: u16) -> bool {
+    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut line = String::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(1),
+        BufReader::new(stream).read_line(&mut line),
+    )
+    .await;
+    matches!(read, Ok(Ok(_))) && line.contains("\"jetstream\":true")
+}

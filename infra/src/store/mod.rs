@@ -25,6 +25,11 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::Notify;
 
 pub use errors::{classify, is_unavailable, StoreFailure};
+
+/// The PostgreSQL channel commits notify the relay on.
+pub fn postgres_channel() -> &'static str {
+    postgres::OUTBOX_CHANNEL
+}
 pub use rules::ReservationRules;
 
 /// Why the store could not be opened or migrated.
@@ -222,7 +227,8 @@ impl PersistedEventRepository for BatonRepository {
             Database::Postgres(pool) => postgres::commit(pool, events, &changes).await?,
             Database::Sqlite(pool) => sqlite::commit(pool, events, &changes).await?,
         }
-        self.committed.notify_waiters();
+        // A stored permit: the relay sees it even if it is busy right now.
+        self.committed.notify_one();
         Ok(())
     }
 

@@ -1,0 +1,272 @@
+//! The one interface projections read events from, whichever mode runs:
+//! a JetStream consumer when NATS is configured, else the local event log.
+//! Each event carries its feed position; a projection checkpoints that
+//! position and subscribes again after it, so it never replays all history
+//! on restart. Positions are those of the feed (JetStream stream sequence,
+//! or log position), dense and increasing, so "after N" never skips.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::DeliverPolicy};
+use futures::stream::{BoxStream, StreamExt};
+use serde_json::Value;
+use sqlx::postgres::PgListener;
+use sqlx::Row;
+use tokio::sync::watch;
+
+use crate::outbox::LOG_CHANNEL;
+use crate::store::Database;
+use crate::stream::{headers, StreamSettings, Target};
+
+/// One event as the feed delivers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEvent {
+    /// Feed position: checkpoint this.
+    pub position: u64,
+    /// Aggregate type.
+    pub aggregate_type: String,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// Sequence within the aggregate.
+    pub sequence: u64,
+    /// Event type.
+    pub event_type: String,
+    /// Event version.
+    pub event_version: String,
+    /// The event (`Recorded<E>` as JSON).
+    pub payload: Value,
+}
+
+/// Why the feed failed (subscribers retry from their checkpoint).
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The local log could not be read.
+    #[error("event log read failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// JetStream failed.
+    #[error("JetStream consumer failed: {0}")]
+    JetStream(String),
+    /// A message lacked what every Baton message carries.
+    #[error("malformed event message: {0}")]
+    Malformed(String),
+}
+
+/// Where events are read from.
+#[derive(Debug, Clone)]
+pub enum Feed {
+    /// The JetStream stream.
+    JetStream(Arc<Target>),
+    /// The local event log.
+    Log {
+        /// Its database.
+        db: Database,
+        /// Bumped by this process's relay after each append.
+        appended: watch::Receiver<u64>,
+    },
+}
+
+const PAGE: i64 = 512;
+
+impl Feed {
+    /// Every event after `after`, in order, then each new one as it comes.
+    pub async fn subscribe(
+        &self,
+        after: u64,
+    ) -> Result<BoxStream<'static, Result<FeedEvent, FeedError>>, FeedError> {
+        match self {
+            Feed::JetStream(target) => {
+                subscribe_jetstream(&target.context, &target.settings, after).await
+            }
+            Feed::Log { db, appended } => {
+                Ok(subscribe_log(db.clone(), appended.clone(), after).await)
+            }
+        }
+    }
+}
+
+async fn subscribe_jetstream(
+    context: &jetstream::Context,
+    settings: &StreamSettings,
+    after: u64,
+) -> Result<BoxStream<'static, Result<FeedEvent, FeedError>>, FeedError> {
+    let failed = |e: &dyn std::fmt::Display| FeedError::JetStream(e.to_string());
+    let stream = context
+        .get_stream(&settings.name)
+        .await
+        .map_err(|e| failed(&e))?;
+    let deliver_policy = if after == 0 {
+        DeliverPolicy::All
+    } else {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: after + 1,
+        }
+    };
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| failed(&e))?;
+    let messages = consumer.messages().await.map_err(|e| failed(&e))?;
+    Ok(messages
+        .map(|message| {
+            let message = message.map_err(|e| FeedError::JetStream(e.to_string()))?;
+            let info = message
+                .info()
+                .map_err(|e| FeedError::Malformed(e.to_string()))?;
+            let header = |name: &str| -> Result<String, FeedError> {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.as_str().to_owned())
+                    .ok_or_else(|| FeedError::Malformed(format!("no {name} header")))
+            };
+            Ok(FeedEvent {
+                position: info.stream_sequence,
+                aggregate_type: header(headers::AGGREGATE_TYPE)?,
+                aggregate_id: header(headers::AGGREGATE_ID)?,
+                sequence: header(headers::SEQUENCE)?
+                    .parse()
+                    .map_err(|_| FeedError::Malformed("bad sequence".into()))?,
+                event_type: header(headers::EVENT_TYPE)?,
+                event_version: header(headers::EVENT_VERSION)?,
+                payload: serde_json::from_slice(&message.payload)
+                    .map_err(|e| FeedError::Malformed(e.to_string()))?,
+            })
+        })
+        .boxed())
+}
+
+struct LogCursor {
+    db: Database,
+    appended: watch::Receiver<u64>,
+    listener: Option<PgListener>,
+    after: u64,
+    buffer: VecDeque<FeedEvent>,
+    failing: bool,
+}
+
+async fn subscribe_log(
+    db: Database,
+    appended: watch::Receiver<u64>,
+    after: u64,
+) -> BoxStream<'static, Result<FeedEvent, FeedError>> {
+    // Appends by other processes' relays arrive by NOTIFY.
+    let listener = match &db {
+        Database::Postgres(pool) => match PgListener::connect_with(pool).await {
+            Ok(mut l) => l.listen(LOG_CHANNEL).await.ok().map(|()| l),
+            Err(_) => None,
+        },
+        Database::Sqlite(_) => None,
+    };
+    let cursor = LogCursor {
+        db,
+        appended,
+        listener,
+        after,
+        buffer: VecDeque::new(),
+        failing: false,
+    };
+    futures::stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some(event) = c.buffer.pop_front() {
+                c.after = event.position;
+                return Some((Ok(event), c));
+            }
+            if c.failing {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            // Mark what we have seen before reading, so an append between the
+            // read and the wait still wakes us.
+            c.appended.borrow_and_update();
+            match read_log(&c.db, c.after).await {
+                Ok(events) if !events.is_empty() => {
+                    c.failing = false;
+                    c.buffer.extend(events);
+                }
+                Ok(_) => {
+                    c.failing = false;
+                    let notified = async {
+                        match c.listener.as_mut() {
+                            Some(l) => {
+                                let _ = l.recv().await;
+                            }
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = c.appended.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                Err(error) => {
+                    c.failing = true;
+                    return Some((Err(FeedError::Database(error)), c));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+async fn read_log(db: &Database, after: u64) -> Result<Vec<FeedEvent>, sqlx::Error> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
+    match db {
+        Database::Postgres(pool) => {
+            let rows = sqlx::query(
+                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload FROM event_log WHERE position > $1 \
+                 ORDER BY position LIMIT $2",
+            )
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(FeedEvent {
+                        position: to_u64(r.try_get("position")?),
+                        aggregate_type: r.try_get("aggregate_type")?,
+                        aggregate_id: r.try_get("aggregate_id")?,
+                        sequence: to_u64(r.try_get("sequence")?),
+                        event_type: r.try_get("event_type")?,
+                        event_version: r.try_get("event_version")?,
+                        payload: r.try_get("payload")?,
+                    })
+                })
+                .collect()
+        }
+        Database::Sqlite(pool) => {
+            let rows = sqlx::query(
+                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload FROM event_log WHERE position > ? \
+                 ORDER BY position LIMIT ?",
+            )
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let payload: String = r.try_get("payload")?;
+                    Ok(FeedEvent {
+                        position: to_u64(r.try_get("position")?),
+                        aggregate_type: r.try_get("aggregate_type")?,
+                        aggregate_id: r.try_get("aggregate_id")?,
+                        sequence: to_u64(r.try_get("sequence")?),
+                        event_type: r.try_get("event_type")?,
+                        event_version: r.try_get("event_version")?,
+                        payload: serde_json::from_str(&payload)
+                            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                    })
+                })
+                .collect()
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Reading and clearing the transactional outbox, for the relay and for
+//! `baton outbox status`.
+//!
+//! PostgreSQL hands out outbox positions at insert time, not at commit, so a
+//! transaction still in flight can hold a lower position than one already
+//! committed. A reader that remembered "the highest position seen" would
+//! skip it for ever. The relay therefore keeps no cursor: it takes the
+//! lowest rows whose transaction has ended (`xid` below the snapshot's
+//! `xmin`), publishes them in position order, and deletes them once the sink
+//! has them. A row of a transaction in flight is simply taken on a later
+//! pass. Within one aggregate, a later event is always inserted after the
+//! earlier one committed, so position order is per-aggregate order.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::store::Database;
+
+/// The PostgreSQL channel the relay notifies after appending to the log.
+pub const LOG_CHANNEL: &str = "baton_event_log";
+
+/// One committed event waiting for the relay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Outbox position.
+    pub position: i64,
+    /// Aggregate type.
+    pub aggregate_type: String,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// Sequence within the aggregate.
+    pub sequence: i64,
+    /// Event type.
+    pub event_type: String,
+    /// Event version.
+    pub event_version: String,
+    /// The event as stored (`Recorded<E>`).
+    pub payload: Value,
+    /// cqrs-es metadata.
+    pub metadata: Value,
+    /// When its transaction wrote it.
+    pub committed_at: DateTime<Utc>,
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn parse_json(text: &str) -> Result<Value, sqlx::Error> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// The oldest rows ready to relay, in position order.
+pub async fn ready(db: &Database, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    match db {
+        Database::Postgres(pool) => {
+            let rows = sqlx::query(
+                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload, metadata, committed_at FROM outbox \
+                 WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY position LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(OutboxRow {
+                        position: r.try_get("position")?,
+                        aggregate_type: r.try_get("aggregate_type")?,
+                        aggregate_id: r.try_get("aggregate_id")?,
+                        sequence: r.try_get("sequence")?,
+                        event_type: r.try_get("event_type")?,
+                        event_version: r.try_get("event_version")?,
+                        payload: r.try_get("payload")?,
+                        metadata: r.try_get("metadata")?,
+                        committed_at: r.try_get("committed_at")?,
+                    })
+                })
+                .collect()
+        }
+        Database::Sqlite(pool) => {
+            let rows = sqlx::query(
+                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload, metadata, committed_at FROM outbox \
+                 ORDER BY position LIMIT ?",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(OutboxRow {
+                        position: r.try_get("position")?,
+                        aggregate_type: r.try_get("aggregate_type")?,
+                        aggregate_id: r.try_get("aggregate_id")?,
+                        sequence: r.try_get("sequence")?,
+                        event_type: r.try_get("event_type")?,
+                        event_version: r.try_get("event_version")?,
+                        payload: parse_json(r.try_get("payload")?)?,
+                        metadata: parse_json(r.try_get("metadata")?)?,
+                        committed_at: parse_time(r.try_get("committed_at")?)?,
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+/// Removes rows the sink has acknowledged and records the progress.
+pub async fn acknowledge(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::Error> {
+    let Some(last) = rows.iter().map(|r| r.position).max() else {
+        return Ok(());
+    };
+    let positions: Vec<i64> = rows.iter().map(|r| r.position).collect();
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    match db {
+        Database::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM outbox WHERE position = ANY($1)")
+                .bind(&positions)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE outbox_relay SET last_published_position = \
+                 GREATEST(last_published_position, $1), last_published_at = now(), \
+                 published_total = published_total + $2 WHERE id = 1",
+            )
+            .bind(last)
+            .bind(count)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        }
+        Database::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let list =
+                serde_json::to_string(&positions).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            sqlx::query("DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))")
+                .bind(list)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE outbox_relay SET last_published_position = \
+                 MAX(last_published_position, ?), last_published_at = ?, \
+                 published_total = published_total + ? WHERE id = 1",
+            )
+            .bind(last)
+            .bind(Utc::now().to_rfc3339())
+            .bind(count)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        }
+    }
+}
+
+/// Moves rows into the local event log (the sink when no NATS is set), in
+/// one transaction with their removal from the outbox, under gapless log
+/// positions that only the relay (one at a time) assigns.
+pub async fn move_to_log(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match db {
+        Database::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let mut next: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) + 1 FROM event_log")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            for row in rows {
+                let inserted = sqlx::query(
+                    "INSERT INTO event_log (position, aggregate_type, aggregate_id, sequence, \
+                     event_type, event_version, payload, metadata, outbox_position, committed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT \
+                     (aggregate_type, aggregate_id, sequence) DO NOTHING",
+                )
+                .bind(next)
+                .bind(&row.aggregate_type)
+                .bind(&row.aggregate_id)
+                .bind(row.sequence)
+                .bind(&row.event_type)
+                .bind(&row.event_version)
+                .bind(&row.payload)
+                .bind(&row.metadata)
+                .bind(row.position)
+                .bind(row.committed_at)
+                .execute(&mut *tx)
+                .await?;
+                next += i64::try_from(inserted.rows_affected()).unwrap_or(0);
+            }
+            let positions: Vec<i64> = rows.iter().map(|r| r.position).collect();
+            sqlx::query("DELETE FROM outbox WHERE position = ANY($1)")
+                .bind(&positions)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE outbox_relay SET last_published_position = \
+                 GREATEST(last_published_position, $1), last_published_at = now(), \
+                 published_total = published_total + $2 WHERE id = 1",
+            )
+            .bind(positions.iter().max().copied().unwrap_or(0))
+            .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(LOG_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        Database::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let mut next: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) + 1 FROM event_log")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let now = Utc::now().to_rfc3339();
+            for row in rows {
+                let payload = row.payload.to_string();
+                let metadata = row.metadata.to_string();
+                let inserted = sqlx::query(
+                    "INSERT INTO event_log (position, aggregate_type, aggregate_id, sequence, \
+                     event_type, event_version, payload, metadata, outbox_position, committed_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT \
+                     (aggregate_type, aggregate_id, sequence) DO NOTHING",
+                )
+                .bind(next)
+                .bind(&row.aggregate_type)
+                .bind(&row.aggregate_id)
+                .bind(row.sequence)
+                .bind(&row.event_type)
+                .bind(&row.event_version)
+                .bind(payload)
+                .bind(metadata)
+                .bind(row.position)
+                .bind(row.committed_at.to_rfc3339())
+                .execute(&mut *tx)
+                .await?;
+                next += i64::try_from(inserted.rows_affected()).unwrap_or(0);
+                sqlx::query("DELETE FROM outbox WHERE position = ?")
+                    .bind(row.position)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "UPDATE outbox_relay SET last_published_position = \
+                 MAX(last_published_position, ?), last_published_at = ?, \
+                 published_total = published_total + ? WHERE id = 1",
+            )
+            .bind(rows.iter().map(|r| r.position).max().unwrap_or(0))
+            .bind(&now)
+            .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        }
+    }
+}
+
+/// What `baton outbox status` shows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OutboxStatus {
+    /// Rows waiting.
+    pub depth: i64,
+    /// Age of the oldest waiting row, in seconds.
+    pub oldest_age_seconds: Option<f64>,
+    /// Highest outbox position relayed.
+    pub last_published_position: i64,
+    /// When the relay last handed rows on.
+    pub last_published_at: Option<DateTime<Utc>>,
+    /// Rows relayed since the database was created.
+    pub published_total: i64,
+    /// Which process relays now.
+    pub relay_owner: Option<String>,
+    /// Since when.
+    pub relay_owner_since: Option<DateTime<Utc>>,
+    /// Its last sign of life.
+    pub relay_heartbeat_at: Option<DateTime<Utc>>,
+}
+
+/// Reads the outbox's state.
+pub async fn status(db: &Database) -> Result<OutboxStatus, sqlx::Error> {
+    let now = Utc::now();
+    match db {
+        Database::Postgres(pool) => {
+            let (depth, oldest): (i64, Option<DateTime<Utc>>) =
+                sqlx::query_as("SELECT COUNT(*), MIN(committed_at) FROM outbox")
+                    .fetch_one(pool)
+                    .await?;
+            let r = sqlx::query(
+                "SELECT owner, owner_since, heartbeat_at, last_published_position, \
+                 last_published_at, published_total FROM outbox_relay WHERE id = 1",
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok(OutboxStatus {
+                depth,
+                oldest_age_seconds: oldest.map(|t| (now - t).as_seconds_f64()),
+                last_published_position: r.try_get("last_published_position")?,
+                last_published_at: r.try_get("last_published_at")?,
+                published_total: r.try_get("published_total")?,
+                relay_owner: r.try_get("owner")?,
+                relay_owner_since: r.try_get("owner_since")?,
+                relay_heartbeat_at: r.try_get("heartbeat_at")?,
+            })
+        }
+        Database::Sqlite(pool) => {
+            let (depth, oldest): (i64, Option<String>) =
+                sqlx::query_as("SELECT COUNT(*), MIN(committed_at) FROM outbox")
+                    .fetch_one(pool)
+                    .await?;
+            let r = sqlx::query(
+                "SELECT owner, owner_since, heartbeat_at, last_published_position, \
+                 last_published_at, published_total FROM outbox_relay WHERE id = 1",
+            )
+            .fetch_one(pool)
+            .await?;
+            let time = |column: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+                r.try_get::<Option<String>, _>(column)?
+                    .map(|t| parse_time(&t))
+                    .transpose()
+            };
+            Ok(OutboxStatus {
+                depth,
+                oldest_age_seconds: oldest
+                    .map(|t| parse_time(&t))
+                    .transpose()?
+                    .map(|t| (now - t).as_seconds_f64()),
+                last_published_position: r.try_get("last_published_position")?,
+                last_published_at: time("last_published_at")?,
+                published_total: r.try_get("published_total")?,
+                relay_owner: r.try_get("owner")?,
+                relay_owner_since: time("owner_since")?,
+                relay_heartbeat_at: time("heartbeat_at")?,
+            })
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! From commit to stream, against real PostgreSQL and a real nats-server
+//! (each test its own database and its own server):
+//! 1. every committed event reaches the stream exactly once, in aggregate order;
+//! 3. with NATS down, commands still succeed, the outbox grows, and all is
+//!    published in order once NATS is back;
+//!
+//! and one relay at a time, with another taking over when it dies. (2, a
+//! killed process, is in `crash.rs`; 4, PostgreSQL down, in `outage.rs`.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_tests::eventually;
+use baton_tests::fixtures::{admit, catalogue, issued, spell_id};
+use baton_tests::nats::NatsServer;
+use baton_tests::postgres::TestDatabase;
+use domain::spell::SpellCommand;
+use futures::StreamExt;
+use infra::commands::CommandBus;
+use infra::feed::{Feed, FeedEvent};
+use infra::metrics::RelayMetrics;
+use infra::outbox;
+use infra::relay::{Relay, Sink};
+use infra::store::{BatonRepository, Database, ReservationRules};
+use infra::stream::{StreamSettings, Target};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+struct Stack {
+    _pg: TestDatabase,
+    db: Database,
+    repo: BatonRepository,
+    bus: Arc<CommandBus>,
+    nats: NatsServer,
+    sink: Sink,
+    feed: Feed,
+}
+
+struct RunningRelay {
+    metrics: Arc<RelayMetrics>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+async fn stack() -> Stack {
+    let pg = TestDatabase::create().await;
+    let db = Database::postgres(&pg.url, 20).unwrap();
+    db.migrate().await.unwrap();
+    let repo = BatonRepository::new(db.clone(), ReservationRules::baton());
+    let bus = Arc::new(CommandBus::new(repo.clone(), catalogue()));
+    let nats = NatsServer::start().await;
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let context = async_nats::jetstream::new(client);
+    let target = Arc::new(Target {
+        context,
+        settings: StreamSettings::default(),
+    });
+    Stack {
+        _pg: pg,
+        db,
+        repo,
+        bus,
+        nats,
+        sink: Sink::JetStream(target.clone()),
+        feed: Feed::JetStream(target),
+    }
+}
+
+fn start_relay(db: &Database, repo: &BatonRepository, sink: &Sink) -> RunningRelay {
+    let metrics = Arc::new(RelayMetrics::default());
+    let (shutdown, stop) = watch::channel(false);
+    let relay = Relay::new(db.clone(), sink.clone(), repo.committed(), metrics.clone());
+    RunningRelay {
+        metrics,
+        shutdown,
+        task: tokio::spawn(relay.run(stop)),
+    }
+}
+
+/// Admits `spells` patients (beds and NHS numbers from `first` on, so batches
+/// do not collide) and sets `updates` EDDs on each, spells in parallel.
+async fn commit_events(
+    bus: &Arc<CommandBus>,
+    prefix: &str,
+    first: u32,
+    spells: u32,
+    updates: i64,
+) -> usize {
+    let work = (0..spells).map(|i| {
+        let bus = bus.clone();
+        let name = format!("{prefix}{i}");
+        async move {
+            let id = spell_id(&name);
+            let n = first + i;
+            let (ward, bed) = if n < 30 {
+                ("W1", n + 1)
+            } else {
+                ("W2", n - 29)
+            };
+            bus.spell(&id, issued(admit(&name, n, ward, bed)), None)
+                .await
+                .unwrap();
+            for day in 1..=updates {
+                let date = chrono::Utc::now().date_naive() + chrono::Duration::days(day);
+                bus.spell(
+                    &id,
+                    issued(SpellCommand::SetExpectedDischargeDate { date }),
+                    None,
+                )
+                .await
+                .unwrap();
+            }
+        }
+    });
+    futures::future::join_all(work).await;
+    (spells as usize) * (1 + updates as usize)
+}
+
+async fn read_feed(feed: &Feed, after: u64, count: usize) -> Vec<FeedEvent> {
+    let mut events = Vec::with_capacity(count);
+    let mut stream = feed.subscribe(after).await.unwrap();
+    while events.len() < count {
+        let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("the feed stopped delivering")
+            .expect("the feed ended")
+            .unwrap();
+        events.push(next);
+    }
+    events
+}
+
+async fn stream_len(stack: &Stack) -> u64 {
+    let Sink::JetStream(target) = &stack.sink else {
+        unreachable!()
+    };
+    match target.context.get_stream(&target.settings.name).await {
+        Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// Each (aggregate, sequence) once, and each aggregate's in order.
+fn assert_exactly_once_in_order(events: &[FeedEvent], expected: usize) {
+    assert_eq!(events.len(), expected);
+    let unique: HashSet<_> = events
+        .iter()
+        .map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone(), e.sequence))
+        .collect();
+    assert_eq!(unique.len(), expected, "an event was published twice");
+    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+    for event in events {
+        let previous = last
+            .insert(&event.aggregate_id, event.sequence)
+            .unwrap_or(0);
+        assert_eq!(
+            event.sequence,
+            previous + 1,
+            "{} out of order",
+            event.aggregate_id
+        );
+    }
+    let positions: Vec<u64> = events.iter().map(|e| e.position).collect();
+    assert!(
+        positions.windows(2).all(|w| w[1] == w[0] + 1),
+        "feed positions are dense"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_committed_event_reaches_the_stream_once_in_aggregate_order() {
+    let s = stack().await;
+    let relay = start_relay(&s.db, &s.repo, &s.sink);
+    let expected = commit_events(&s.bus, "a", 0, 20, 5).await;
+    eventually(
+        "all events on the stream",
+        Duration::from_secs(30),
+        || async { stream_len(&s).await == expected as u64 },
+    )
+    .await;
+    let events = read_feed(&s.feed, 0, expected).await;
+    assert_exactly_once_in_order(&events, expected);
+    let first = &events[0];
+    assert_eq!(first.event_type, "PatientAdmitted");
+    assert_eq!(first.payload["by"]["id"], "nurse-1");
+    assert_eq!(outbox::status(&s.db).await.unwrap().depth, 0);
+    assert_eq!(
+        relay.metrics.published.load(Ordering::Relaxed),
+        expected as u64
+    );
+    assert!(relay.metrics.commit_to_publish.count() >= expected as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_published_again_is_stored_once() {
+    let s = stack().await;
+    let relay = start_relay(&s.db, &s.repo, &s.sink);
+    let expected = commit_events(&s.bus, "d", 0, 3, 1).await;
+    eventually(
+        "all events on the stream",
+        Duration::from_secs(30),
+        || async { stream_len(&s).await == expected as u64 },
+    )
+    .await;
+    // As if the relay had died after publishing but before deleting its rows:
+    // put the already-published events back into the outbox.
+    let Database::Postgres(pool) = &s.db else {
+        unreachable!()
+    };
+    sqlx::query(
+        "INSERT INTO outbox (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         payload, metadata) SELECT aggregate_type, aggregate_id, sequence, event_type, \
+         event_version, payload, metadata FROM events",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_notify('baton_outbox', '')")
+        .execute(pool)
+        .await
+        .unwrap();
+    eventually(
+        "the re-published rows acknowledged",
+        Duration::from_secs(30),
+        || async { relay.metrics.duplicates.load(Ordering::Relaxed) == expected as u64 },
+    )
+    .await;
+    assert_eq!(stream_len(&s).await, expected as u64);
+    assert_eq!(outbox::status(&s.db).await.unwrap().depth, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_nats_down_commands_succeed_and_everything_follows_in_order_later() {
+    let mut s = stack().await;
+    let relay = start_relay(&s.db, &s.repo, &s.sink);
+    let before = commit_events(&s.bus, "b", 0, 5, 1).await;
+    eventually(
+        "the first events on the stream",
+        Duration::from_secs(30),
+        || async { stream_len(&s).await == before as u64 },
+    )
+    .await;
+
+    s.nats.stop();
+    let during = commit_events(&s.bus, "c", 5, 10, 2).await;
+    let depth = outbox::status(&s.db).await.unwrap().depth;
+    assert_eq!(
+        depth, during as i64,
+        "the outbox holds what NATS could not take"
+    );
+
+    s.nats.restart().await;
+    eventually(
+        "the outbox drained to the stream",
+        Duration::from_secs(60),
+        || async { stream_len(&s).await == (before + during) as u64 },
+    )
+    .await;
+    let events = read_feed(&s.feed, 0, before + during).await;
+    assert_exactly_once_in_order(&events, before + during);
+    // Publishes buffered through the outage may land before their rows are
+    // acknowledged; once drained, every row was acknowledged exactly once
+    // (a re-send of a row already stored counts as a duplicate, not twice).
+    eventually("the outbox drained", Duration::from_secs(30), || async {
+        outbox::status(&s.db).await.unwrap().depth == 0
+    })
+    .await;
+    assert_eq!(
+        relay.metrics.published.load(Ordering::Relaxed),
+        (before + during) as u64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_relay_leads_and_another_takes_over_when_it_dies() {
+    let s = stack().await;
+    let first = start_relay(&s.db, &s.repo, &s.sink);
+    let second = start_relay(&s.db, &s.repo, &s.sink);
+    eventually("a leader", Duration::from_secs(10), || async {
+        first.metrics.leader.load(Ordering::Relaxed) + second.metrics.leader.load(Ordering::Relaxed)
+            == 1
+    })
+    .await;
+    let batch = commit_events(&s.bus, "e", 0, 10, 1).await;
+    eventually(
+        "the first batch on the stream",
+        Duration::from_secs(30),
+        || async { stream_len(&s).await == batch as u64 },
+    )
+    .await;
+    assert_eq!(
+        first.metrics.leader.load(Ordering::Relaxed)
+            + second.metrics.leader.load(Ordering::Relaxed),
+        1,
+        "never two leaders"
+    );
+    let (leader, follower) = if first.metrics.leader.load(Ordering::Relaxed) == 1 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let owner_before = outbox::status(&s.db).await.unwrap().relay_owner;
+    // The leader dies: its task and its lock connection go with it.
+    leader.task.abort();
+    let _ = leader.task.await;
+    drop(leader.shutdown);
+
+    let more = commit_events(&s.bus, "f", 10, 10, 1).await;
+    eventually(
+        "the follower to take over and publish",
+        Duration::from_secs(10),
+        || async { stream_len(&s).await == (batch + more) as u64 },
+    )
+    .await;
+    assert_eq!(follower.metrics.leader.load(Ordering::Relaxed), 1);
+    let owner_after = outbox::status(&s.db).await.unwrap().relay_owner;
+    assert_ne!(owner_before, owner_after);
+    let events = read_feed(&s.feed, 0, batch + more).await;
+    assert_exactly_once_in_order(&events, batch + more);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_feed_resumes_after_a_checkpoint_and_delivers_new_events_live() {
+    let s = stack().await;
+    let _relay = start_relay(&s.db, &s.repo, &s.sink);
+    let first = commit_events(&s.bus, "g", 0, 4, 2).await;
+    let all = read_feed(&s.feed, 0, first).await;
+    let tail = read_feed(&s.feed, 5, first - 5).await;
+    assert_eq!(&all[5..], &tail[..]);
+
+    let mut live = s.feed.subscribe(first as u64).await.unwrap();
+    commit_events(&s.bus, "h", 4, 1, 0).await;
+    let next = tokio::time::timeout(Duration::from_secs(10), live.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.position, first as u64 + 1);
+    assert_eq!(next.aggregate_id, "h0");
+}
