@@ -1,41 +1,207 @@
-//! The `baton` binary. This first cut parses the operators' command line of
-//! the API contract; the HTTP server, relay and projection runner arrive
-//! with the pipeline, projections and API issues, and until then `serve`
-//! says so plainly instead of pretending.
+//! The `baton` binary: the operators' command line of the API contract.
+//! `serve` runs the write side (event store, outbox relay) until SIGTERM or
+//! Ctrl-C; the HTTP API, boards and pages join it with the following issues.
+//! `anyhow` lives only here, at the binary's edge.
+#![allow(clippy::print_stdout)] // a command-line tool prints its answers
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use domain::reference::Catalogue;
+use infra::config::{Config, LogFormat};
+use infra::pipeline::{open_database, Pipeline};
 
 /// Baton: a live transfer-of-care tracker for an integrated care system.
 #[derive(Debug, Parser)]
 #[command(name = "baton", version, about)]
 struct Cli {
+    /// A TOML configuration file (also `BATON_CONFIG`); `BATON_*` variables
+    /// and flags override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the API, web pages, outbox relay and projection runner.
-    Serve,
-    /// Check an NHS number by Modulus 11 (a small aid for staff and testers).
+    /// Run Baton: event store and outbox relay (API and pages to follow).
+    Serve(ServeArgs),
+    /// Bring the database schema up to date, then exit.
+    Migrate,
+    /// The transactional outbox.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// Check an NHS number by Modulus 11.
     CheckNhsNumber {
         /// The number, as `9912003888` or `991 200 3888`.
         number: String,
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Serve => anyhow::bail!(
-            "`baton serve` is not built yet: the domain (spells, referrals, their rules) is in \
-             place; the event store, API and pages arrive with the following issues"
-        ),
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// Depth, oldest row age, last published position and relay owner.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Flags of `serve`; each overrides its `BATON_*` variable.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (`BATON_LISTEN`).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory of the embedded default (`BATON_DATA_DIR`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (`BATON_DATABASE_URL`).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// NATS URL (`BATON_NATS_URL`).
+    #[arg(long)]
+    nats_url: Option<String>,
+    /// JetStream stream (`BATON_STREAM`).
+    #[arg(long)]
+    stream: Option<String>,
+    /// Subject prefix (`BATON_SUBJECT_PREFIX`).
+    #[arg(long)]
+    subject_prefix: Option<String>,
+    /// Stream replicas (`BATON_STREAM_REPLICAS`).
+    #[arg(long)]
+    stream_replicas: Option<usize>,
+}
+
+impl ServeArgs {
+    fn apply(self, config: &mut Config) {
+        let ServeArgs {
+            listen,
+            data_dir,
+            database_url,
+            nats_url,
+            stream,
+            subject_prefix,
+            stream_replicas,
+        } = self;
+        if let Some(v) = listen {
+            config.listen = v;
+        }
+        if let Some(v) = data_dir {
+            config.data_dir = v;
+        }
+        if database_url.is_some() {
+            config.database_url = database_url;
+        }
+        if nats_url.is_some() {
+            config.nats_url = nats_url;
+        }
+        if let Some(v) = stream {
+            config.stream = v;
+        }
+        if let Some(v) = subject_prefix {
+            config.subject_prefix = v;
+        }
+        if let Some(v) = stream_replicas {
+            config.stream_replicas = v;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref())?;
+    infra::telemetry::init(config.log_format);
+    match cli.command {
+        Command::Serve(args) => {
+            args.apply(&mut config);
+            serve(config).await
+        }
+        Command::Migrate => {
+            let db = open_database(&config).await?;
+            tracing::info!(database = %db.describe(), "schema is up to date");
+            Ok(())
+        }
+        Command::Outbox {
+            command: OutboxCommand::Status { json },
+        } => {
+            let db = open_database(&config).await?;
+            let status = infra::outbox::status(&db).await?;
+            if json || config.log_format == LogFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!("database:                {}", db.describe());
+                println!("outbox depth:            {}", status.depth);
+                match status.oldest_age_seconds {
+                    Some(age) => println!("oldest row age:          {age:.1}s"),
+                    None => println!("oldest row age:          (empty)"),
+                }
+                println!(
+                    "last published position: {}",
+                    status.last_published_position
+                );
+                println!("published in all:        {}", status.published_total);
+                println!(
+                    "relay owner:             {}",
+                    status.relay_owner.as_deref().unwrap_or("(none)")
+                );
+            }
+            Ok(())
+        }
         Command::CheckNhsNumber { number } => match domain::values::NhsNumber::parse(&number) {
             Ok(valid) => {
-                eprintln!("{} is a valid NHS number", valid.spaced());
+                println!("{} is a valid NHS number", valid.spaced());
                 Ok(())
             }
             Err(reason) => anyhow::bail!("not a valid NHS number: {reason}"),
         },
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let reference = Arc::new(Catalogue::with_sitrep_reasons()?);
+    let pipeline = Pipeline::start(&config, reference)
+        .await
+        .context("starting Baton")?;
+    tracing::info!(mode = %pipeline.mode, "Baton is running");
+    tracing::warn!("the HTTP API and pages are not built yet: they arrive with the next issues");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    pipeline.stop().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
     }
 }

@@ -14,11 +14,17 @@
 //!   consumer or local log), so neither they nor the API know which runs.
 //! - [`stream`]: the JetStream stream and message format (a public contract).
 //! - [`metrics`]: relay counters and latency, as Prometheus text.
+//! - [`pipeline`]: assembles store, bus, relay and feed for a [`config`];
+//!   the one place that knows whether the embedded or production mode runs.
+//! - [`config`], [`telemetry`]: layered configuration and logging, set up once.
 pub mod commands;
+pub mod config;
 pub mod cqrs;
 pub mod feed;
 pub mod metrics;
 pub mod outbox;
+pub mod pipeline;
 pub mod relay;
 pub mod store;
 pub mod stream;
+pub mod telemetry;

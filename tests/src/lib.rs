@@ -7,6 +7,7 @@
 pub mod fixtures;
 pub mod nats;
 pub mod postgres;
+pub mod proxy;
 
 use std::future::Future;
 use std::time::Duration;

@@ -103,12 +103,32 @@ impl Database {
     }
 
     /// Applies the schema migrations (idempotent).
+    ///
+    /// On PostgreSQL sqlx serialises concurrent migrators with an advisory
+    /// lock. On SQLite it takes none, so two processes starting together can
+    /// both try to record the same migration; the loser simply tries again
+    /// once the winner is done, and finds nothing left to do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self {
-            Database::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
-            Database::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Database::Postgres(pool) => sqlx::migrate!("./migrations/postgres")
+                .run(pool)
+                .await
+                .map_err(StoreError::Migrate),
+            Database::Sqlite(pool) => {
+                let mut attempt = 0;
+                loop {
+                    match sqlx::migrate!("./migrations/sqlite").run(pool).await {
+                        Ok(()) => return Ok(()),
+                        Err(error) if attempt < 10 => {
+                            attempt += 1;
+                            tracing::debug!(%error, attempt, "SQLite migration raced another process");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(error) => return Err(StoreError::Migrate(error)),
+                    }
+                }
+            }
         }
-        .map_err(StoreError::Migrate)
     }
 
     /// Where the data lives, for the start-up log (never a password).

@@ -1,0 +1,172 @@
+//! Configuration, layered as zero2prod does it: defaults, then a TOML file
+//! (`--config` or `BATON_CONFIG`), then `BATON_*` environment variables, then
+//! command-line flags. Unknown keys in the file are an error, so a typo never
+//! silently leaves a default in place.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::stream::StreamSettings;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Baton's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on (`BATON_LISTEN`).
+    pub listen: String,
+    /// SQLite store of the embedded default, and the local signing key.
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; when set, events live in PostgreSQL.
+    pub database_url: Option<String>,
+    /// PostgreSQL pool size.
+    pub database_max_connections: u32,
+    /// NATS URL; when set, committed events are published to JetStream.
+    pub nats_url: Option<String>,
+    /// JetStream stream name.
+    pub stream: String,
+    /// Subject prefix of the stream.
+    pub subject_prefix: String,
+    /// Stream replicas.
+    pub stream_replicas: usize,
+    /// JetStream de-duplication window, in seconds.
+    pub stream_duplicate_window_seconds: u64,
+    /// External identity provider: issuer.
+    pub jwt_issuer: Option<String>,
+    /// External identity provider: audience.
+    pub jwt_audience: Option<String>,
+    /// External identity provider: public key (PEM) file.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// External identity provider: JWKS URL.
+    pub jwks_url: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let stream = StreamSettings::default();
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 16,
+            nats_url: None,
+            stream: stream.name,
+            subject_prefix: stream.subject_prefix,
+            stream_replicas: stream.replicas,
+            stream_duplicate_window_seconds: stream.duplicate_window.as_secs(),
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_public_key_file: None,
+            jwks_url: None,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+const KEYS: [&str; 14] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "database_max_connections",
+    "nats_url",
+    "stream",
+    "subject_prefix",
+    "stream_replicas",
+    "stream_duplicate_window_seconds",
+    "jwt_issuer",
+    "jwt_audience",
+    "jwt_public_key_file",
+    "jwks_url",
+    "log_format",
+];
+
+impl Config {
+    /// Defaults, then `file` (or `BATON_CONFIG`), then `BATON_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("BATON_CONFIG").map(PathBuf::from));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        // `only` keeps other BATON_* variables (test settings, BATON_CONFIG
+        // itself) from being read as unknown keys.
+        figment = figment.merge(Env::prefixed("BATON_").only(&KEYS));
+        figment.extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    /// The stream's settings.
+    pub fn stream_settings(&self) -> StreamSettings {
+        StreamSettings {
+            name: self.stream.clone(),
+            subject_prefix: self.subject_prefix.clone(),
+            replicas: self.stream_replicas,
+            duplicate_window: std::time::Duration::from_secs(self.stream_duplicate_window_seconds),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API returns its own error
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_embedded_mode_of_the_contract() {
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.listen, "127.0.0.1:8080");
+            assert_eq!(config.data_dir, PathBuf::from("./data"));
+            assert_eq!(config.database_url, None);
+            assert_eq!(config.stream, "BATON_EVENTS");
+            assert_eq!(config.subject_prefix, "baton.events");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "baton.toml",
+                "listen = \"0.0.0.0:9000\"\nstream = \"FROM_FILE\"",
+            )?;
+            jail.set_env("BATON_STREAM", "FROM_ENV");
+            jail.set_env("BATON_TEST_SOMETHING", "ignored");
+            let config = Config::load(Some(Path::new("baton.toml"))).unwrap();
+            assert_eq!(config.listen, "0.0.0.0:9000");
+            assert_eq!(config.stream, "FROM_ENV");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("baton.toml", "lisen = \"0.0.0.0:9000\"")?;
+            assert!(Config::load(Some(Path::new("baton.toml"))).is_err());
+            Ok(())
+        });
+    }
+}
