@@ -110,7 +110,7 @@ pub async fn ready(db: &Database, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Er
     }
 }
 
-/// Removes rows the sink has acknowledged and records the progress.
+/// Removes rows JetStream has acknowledged and records the progress.
 pub async fn acknowledge(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::Error> {
     let Some(last) = rows.iter().map(|r| r.position).max() else {
         return Ok(());
@@ -120,6 +120,12 @@ pub async fn acknowledge(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::
     match db {
         Database::Postgres(pool) => {
             let mut tx = pool.begin().await?;
+            // No need to wait for this commit's WAL flush: if a crash loses
+            // it, the rows are relayed again and JetStream drops them by
+            // message id. Waiting would only compete with commands' flushes.
+            sqlx::query("SET LOCAL synchronous_commit TO OFF")
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("DELETE FROM outbox WHERE position = ANY($1)")
                 .bind(&positions)
                 .execute(&mut *tx)

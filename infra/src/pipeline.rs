@@ -127,7 +127,7 @@ impl Pipeline {
             db.describe(),
             bus_words
         );
-        let relay = Relay::new(db.clone(), sink, repo.committed(), metrics.clone())
+        let relay = Relay::new(db.clone(), sink, repo.relay_signals(), metrics.clone())
             .signalling(Arc::new(appended));
         let (shutdown, stop) = watch::channel(false);
         let relay = tokio::spawn(relay.run(stop));

@@ -10,9 +10,9 @@
 //! takes over at its next try (every second). On SQLite a lease in the
 //! relay row serves, renewed every pass and taken over when stale.
 //!
-//! A commit wakes the relay at once: through LISTEN/NOTIFY on PostgreSQL
-//! (commits from any process) and an in-process signal (this process's
-//! commits); a one-second poll is only the fallback.
+//! A commit wakes the relay at once: an in-process signal when the relay of
+//! the committing process leads, else a NOTIFY sent after the commit (never
+//! inside it: see `store::postgres`); a one-second poll is only the fallback.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,12 +21,12 @@ use std::time::Duration;
 use async_nats::jetstream;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::metrics::RelayMetrics;
 use crate::outbox::{self, OutboxRow};
 use crate::store::postgres_channel;
-use crate::store::Database;
+use crate::store::{Database, RelaySignals};
 use crate::stream::{self, StreamError, StreamSettings, Target};
 
 /// The advisory lock key of the relay (ASCII "BATONRLY").
@@ -71,15 +71,21 @@ enum Leadership {
 pub struct Relay {
     db: Database,
     sink: Sink,
-    wake: Arc<Notify>,
+    signals: RelaySignals,
     owner: String,
     metrics: Arc<RelayMetrics>,
     appended: Option<Arc<watch::Sender<u64>>>,
 }
 
 impl Relay {
-    /// A relay of `db`'s outbox to `sink`, woken by `wake` after local commits.
-    pub fn new(db: Database, sink: Sink, wake: Arc<Notify>, metrics: Arc<RelayMetrics>) -> Self {
+    /// A relay of `db`'s outbox to `sink`, woken by `signals` after commits
+    /// in this process (`BatonRepository::relay_signals`).
+    pub fn new(
+        db: Database,
+        sink: Sink,
+        signals: RelaySignals,
+        metrics: Arc<RelayMetrics>,
+    ) -> Self {
         let owner = format!(
             "{}:{}:{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "baton".to_owned()),
@@ -89,7 +95,7 @@ impl Relay {
         Self {
             db,
             sink,
-            wake,
+            signals,
             owner,
             metrics,
             appended: None,
@@ -116,7 +122,9 @@ impl Relay {
             };
             tracing::info!(owner = %self.owner, "outbox relay is leading");
             self.metrics.leader.store(1, Ordering::Relaxed);
+            self.signals.leading.store(true, Ordering::Relaxed);
             let stopped = self.relay_while_leading(leadership, &mut shutdown).await;
+            self.signals.leading.store(false, Ordering::Relaxed);
             self.metrics.leader.store(0, Ordering::Relaxed);
             self.resign().await;
             if stopped {
@@ -295,7 +303,7 @@ impl Relay {
                         listener = None;
                     }
                 }
-                _ = self.wake.notified(), if failures == 0 => {}
+                _ = self.signals.committed.notified(), if failures == 0 => {}
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.changed() => {}
             }

@@ -39,7 +39,7 @@ async fn with_postgres_down_commands_fail_fast_and_service_resumes_by_itself() {
     let relay = Relay::new(
         db.clone(),
         Sink::Log,
-        repo.committed(),
+        repo.relay_signals(),
         Arc::new(RelayMetrics::default()),
     );
     tokio::spawn(relay.run(stop));

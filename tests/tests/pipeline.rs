@@ -76,7 +76,12 @@ async fn stack() -> Stack {
 fn start_relay(db: &Database, repo: &BatonRepository, sink: &Sink) -> RunningRelay {
     let metrics = Arc::new(RelayMetrics::default());
     let (shutdown, stop) = watch::channel(false);
-    let relay = Relay::new(db.clone(), sink.clone(), repo.committed(), metrics.clone());
+    let relay = Relay::new(
+        db.clone(),
+        sink.clone(),
+        repo.relay_signals(),
+        metrics.clone(),
+    );
     RunningRelay {
         metrics,
         shutdown,

@@ -9,6 +9,7 @@ mod postgres;
 mod rules;
 mod sqlite;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -156,13 +157,24 @@ enum Reader {
     Sqlite(SqliteEventRepository),
 }
 
+/// How commits reach the relay of the same process: a wake-up after each
+/// commit, and whether that relay is the leader (if not, commits also NOTIFY
+/// the leader in another process).
+#[derive(Debug, Clone, Default)]
+pub struct RelaySignals {
+    /// Notified after every commit in this process.
+    pub committed: Arc<Notify>,
+    /// True while this process's relay leads.
+    pub leading: Arc<AtomicBool>,
+}
+
 /// The repository behind every aggregate's event store.
 #[derive(Clone)]
 pub struct BatonRepository {
     db: Database,
     reader: Arc<Reader>,
     rules: ReservationRules,
-    committed: Arc<Notify>,
+    signals: RelaySignals,
 }
 
 impl std::fmt::Debug for BatonRepository {
@@ -187,14 +199,13 @@ impl BatonRepository {
             db,
             reader: Arc::new(reader),
             rules,
-            committed: Arc::new(Notify::new()),
+            signals: RelaySignals::default(),
         }
     }
 
-    /// Woken after every commit in this process, so the relay does not wait
-    /// for a database notification when the writer is itself.
-    pub fn committed(&self) -> Arc<Notify> {
-        self.committed.clone()
+    /// What this process's relay listens to.
+    pub fn relay_signals(&self) -> RelaySignals {
+        self.signals.clone()
     }
 
     /// The database.
@@ -244,11 +255,16 @@ impl PersistedEventRepository for BatonRepository {
         }
         let changes = self.rules.changes(events)?;
         match &self.db {
-            Database::Postgres(pool) => postgres::commit(pool, events, &changes).await?,
+            Database::Postgres(pool) => {
+                postgres::commit(pool, events, &changes).await?;
+                if !self.signals.leading.load(Ordering::Relaxed) {
+                    postgres::wake_relay(pool).await;
+                }
+            }
             Database::Sqlite(pool) => sqlite::commit(pool, events, &changes).await?,
         }
         // A stored permit: the relay sees it even if it is busy right now.
-        self.committed.notify_one();
+        self.signals.committed.notify_one();
         Ok(())
     }
 

@@ -16,27 +16,19 @@ pub(super) async fn commit(
     changes: &[ReservationChange],
 ) -> Result<(), PersistenceError> {
     let mut tx = pool.begin().await.map_err(persistence_error)?;
-    for event in events {
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-             event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&event.aggregate_type)
-        .bind(&event.aggregate_id)
-        .bind(sequence(event)?)
-        .bind(&event.event_type)
-        .bind(&event.event_version)
-        .bind(&event.payload)
-        .bind(&event.metadata)
-        .execute(&mut *tx)
-        .await
-        .map_err(persistence_error)?;
-    }
+    // Reservations first: a commit that must wait for another's key takes
+    // its outbox position only after that one commits, so the stream shows
+    // a referral raised before the discharge that it raced, never after.
     apply_reservations(&mut tx, changes).await?;
     for event in events {
+        // The event and its outbox row in one statement: one round trip.
         sqlx::query(
-            "INSERT INTO outbox (aggregate_type, aggregate_id, sequence, event_type, \
-             event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "WITH e AS (INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             RETURNING aggregate_type, aggregate_id, sequence, event_type, event_version, \
+             payload, metadata) \
+             INSERT INTO outbox (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) SELECT * FROM e",
         )
         .bind(&event.aggregate_type)
         .bind(&event.aggregate_id)
@@ -49,13 +41,24 @@ pub(super) async fn commit(
         .await
         .map_err(persistence_error)?;
     }
-    // Delivered only if the transaction commits.
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(OUTBOX_CHANNEL)
-        .execute(&mut *tx)
-        .await
-        .map_err(persistence_error)?;
+    // No NOTIFY here: PostgreSQL serialises the commits of notifying
+    // transactions on one lock held through the WAL flush, which defeats
+    // group commit (measured: less than half the throughput at 32 clients).
+    // The relay is woken after the commit instead; see `wake_relay`.
     tx.commit().await.map_err(persistence_error)
+}
+
+/// Wakes a relay leading in another process, after a commit. A NOTIFY in a
+/// transaction of its own writes no WAL, so its lock is held only briefly.
+pub(super) async fn wake_relay(pool: &PgPool) {
+    if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+        .bind(OUTBOX_CHANNEL)
+        .execute(pool)
+        .await
+    {
+        // The relay's one-second poll picks the rows up anyway.
+        tracing::debug!(%error, "could not notify the relay");
+    }
 }
 
 pub(super) fn sequence(event: &SerializedEvent) -> Result<i64, PersistenceError> {

@@ -16,6 +16,8 @@ pub(super) async fn commit(
 ) -> Result<(), PersistenceError> {
     let now = chrono::Utc::now().to_rfc3339();
     let mut tx = pool.begin().await.map_err(persistence_error)?;
+    // Same order as on PostgreSQL: reservations, then events and outbox.
+    apply_reservations(&mut tx, changes, &now).await?;
     for event in events {
         let payload = serde_json::to_string(&event.payload)?;
         let metadata = serde_json::to_string(&event.metadata)?;
@@ -49,7 +51,6 @@ pub(super) async fn commit(
         .await
         .map_err(persistence_error)?;
     }
-    apply_reservations(&mut tx, changes, &now).await?;
     tx.commit().await.map_err(persistence_error)
 }
 
