@@ -220,9 +220,11 @@ async fn read_log(db: &Database, after: u64) -> Result<Vec<FeedEvent>, sqlx::Err
     match db {
         Database::Postgres(pool) => {
             let rows = sqlx::query(
-                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
-                 event_version, payload FROM event_log WHERE position > $1 \
-                 ORDER BY position LIMIT $2",
+                "SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence, e.event_type, \
+                 e.event_version, e.payload FROM event_log l JOIN events e \
+                 ON e.aggregate_type = l.aggregate_type AND e.aggregate_id = l.aggregate_id \
+                 AND e.sequence = l.sequence WHERE l.position > $1 \
+                 ORDER BY l.position LIMIT $2",
             )
             .bind(after)
             .bind(PAGE)
@@ -244,9 +246,11 @@ async fn read_log(db: &Database, after: u64) -> Result<Vec<FeedEvent>, sqlx::Err
         }
         Database::Sqlite(pool) => {
             let rows = sqlx::query(
-                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
-                 event_version, payload FROM event_log WHERE position > ? \
-                 ORDER BY position LIMIT ?",
+                "SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence, e.event_type, \
+                 e.event_version, e.payload FROM event_log l JOIN events e \
+                 ON e.aggregate_type = l.aggregate_type AND e.aggregate_id = l.aggregate_id \
+                 AND e.sequence = l.sequence WHERE l.position > ? \
+                 ORDER BY l.position LIMIT ?",
             )
             .bind(after)
             .bind(PAGE)

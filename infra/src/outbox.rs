@@ -37,8 +37,6 @@ pub struct OutboxRow {
     pub event_version: String,
     /// The event as stored (`Recorded<E>`).
     pub payload: Value,
-    /// cqrs-es metadata.
-    pub metadata: Value,
     /// When its transaction wrote it.
     pub committed_at: DateTime<Utc>,
 }
@@ -58,10 +56,12 @@ pub async fn ready(db: &Database, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Er
     match db {
         Database::Postgres(pool) => {
             let rows = sqlx::query(
-                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
-                 event_version, payload, metadata, committed_at FROM outbox \
-                 WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY position LIMIT $1",
+                "SELECT o.position, o.aggregate_type, o.aggregate_id, o.sequence, e.event_type, \
+                 e.event_version, e.payload, o.committed_at FROM outbox o JOIN events e \
+                 ON e.aggregate_type = o.aggregate_type AND e.aggregate_id = o.aggregate_id \
+                 AND e.sequence = o.sequence \
+                 WHERE o.xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY o.position LIMIT $1",
             )
             .bind(limit)
             .fetch_all(pool)
@@ -76,7 +76,6 @@ pub async fn ready(db: &Database, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Er
                         event_type: r.try_get("event_type")?,
                         event_version: r.try_get("event_version")?,
                         payload: r.try_get("payload")?,
-                        metadata: r.try_get("metadata")?,
                         committed_at: r.try_get("committed_at")?,
                     })
                 })
@@ -84,9 +83,10 @@ pub async fn ready(db: &Database, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Er
         }
         Database::Sqlite(pool) => {
             let rows = sqlx::query(
-                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
-                 event_version, payload, metadata, committed_at FROM outbox \
-                 ORDER BY position LIMIT ?",
+                "SELECT o.position, o.aggregate_type, o.aggregate_id, o.sequence, e.event_type, \
+                 e.event_version, e.payload, o.committed_at FROM outbox o JOIN events e \
+                 ON e.aggregate_type = o.aggregate_type AND e.aggregate_id = o.aggregate_id \
+                 AND e.sequence = o.sequence ORDER BY o.position LIMIT ?",
             )
             .bind(limit)
             .fetch_all(pool)
@@ -101,7 +101,6 @@ pub async fn ready(db: &Database, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Er
                         event_type: r.try_get("event_type")?,
                         event_version: r.try_get("event_version")?,
                         payload: parse_json(r.try_get("payload")?)?,
-                        metadata: parse_json(r.try_get("metadata")?)?,
                         committed_at: parse_time(r.try_get("committed_at")?)?,
                     })
                 })
@@ -181,18 +180,13 @@ pub async fn move_to_log(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::
             for row in rows {
                 let inserted = sqlx::query(
                     "INSERT INTO event_log (position, aggregate_type, aggregate_id, sequence, \
-                     event_type, event_version, payload, metadata, outbox_position, committed_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT \
-                     (aggregate_type, aggregate_id, sequence) DO NOTHING",
+                     outbox_position, committed_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (aggregate_type, aggregate_id, sequence) DO NOTHING",
                 )
                 .bind(next)
                 .bind(&row.aggregate_type)
                 .bind(&row.aggregate_id)
                 .bind(row.sequence)
-                .bind(&row.event_type)
-                .bind(&row.event_version)
-                .bind(&row.payload)
-                .bind(&row.metadata)
                 .bind(row.position)
                 .bind(row.committed_at)
                 .execute(&mut *tx)
@@ -227,22 +221,15 @@ pub async fn move_to_log(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::
                     .await?;
             let now = Utc::now().to_rfc3339();
             for row in rows {
-                let payload = row.payload.to_string();
-                let metadata = row.metadata.to_string();
                 let inserted = sqlx::query(
                     "INSERT INTO event_log (position, aggregate_type, aggregate_id, sequence, \
-                     event_type, event_version, payload, metadata, outbox_position, committed_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT \
-                     (aggregate_type, aggregate_id, sequence) DO NOTHING",
+                     outbox_position, committed_at) VALUES (?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (aggregate_type, aggregate_id, sequence) DO NOTHING",
                 )
                 .bind(next)
                 .bind(&row.aggregate_type)
                 .bind(&row.aggregate_id)
                 .bind(row.sequence)
-                .bind(&row.event_type)
-                .bind(&row.event_version)
-                .bind(payload)
-                .bind(metadata)
                 .bind(row.position)
                 .bind(row.committed_at.to_rfc3339())
                 .execute(&mut *tx)

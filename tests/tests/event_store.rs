@@ -362,9 +362,11 @@ async fn a_referral_racing_a_discharge_is_ordered_before_it_or_refused(backend: 
 }
 
 async fn outbox_order(db: &Database, spell: &str, referral: &str) -> Vec<String> {
-    let sql = "SELECT aggregate_type FROM outbox WHERE (aggregate_type = 'referral' AND \
-               aggregate_id = $1) OR (aggregate_type = 'spell' AND aggregate_id = $2 AND \
-               event_type = 'PatientDischarged') ORDER BY position";
+    let sql = "SELECT o.aggregate_type FROM outbox o JOIN events e ON \
+               e.aggregate_type = o.aggregate_type AND e.aggregate_id = o.aggregate_id AND \
+               e.sequence = o.sequence WHERE (o.aggregate_type = 'referral' AND \
+               o.aggregate_id = $1) OR (o.aggregate_type = 'spell' AND o.aggregate_id = $2 AND \
+               e.event_type = 'PatientDischarged') ORDER BY o.position";
     match db {
         Database::Postgres(pool) => sqlx::query_scalar(sql)
             .bind(referral)

@@ -220,9 +220,8 @@ async fn an_event_published_again_is_stored_once() {
         unreachable!()
     };
     sqlx::query(
-        "INSERT INTO outbox (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-         payload, metadata) SELECT aggregate_type, aggregate_id, sequence, event_type, \
-         event_version, payload, metadata FROM events",
+        "INSERT INTO outbox (aggregate_type, aggregate_id, sequence) \
+         SELECT aggregate_type, aggregate_id, sequence FROM events",
     )
     .execute(pool)
     .await

@@ -21,10 +21,11 @@ CREATE TABLE IF NOT EXISTS reservations
 );
 CREATE INDEX IF NOT EXISTS reservations_holder ON reservations (holder);
 
--- Transactional outbox: every committed event, until the relay has handed it
--- to the sink (JetStream PubAck, or the local event log). `xid` lets the relay
--- take only rows of transactions that have ended, so a row of a transaction
--- still in flight is never passed over: there is no cursor to skip past.
+-- Transactional outbox: a reference to every committed event, until the relay
+-- has handed it to the sink (JetStream PubAck, or the local event log). It
+-- names the event rather than copying it, halving what each commit writes.
+-- `xid` lets the relay take only rows of transactions that have ended, so a
+-- row of a transaction still in flight is never passed over.
 CREATE TABLE IF NOT EXISTS outbox
 (
     position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -32,10 +33,6 @@ CREATE TABLE IF NOT EXISTS outbox
     aggregate_type text        NOT NULL,
     aggregate_id   text        NOT NULL,
     sequence       bigint      NOT NULL,
-    event_type     text        NOT NULL,
-    event_version  text        NOT NULL,
-    payload        json        NOT NULL,
-    metadata       json        NOT NULL,
     committed_at   timestamptz NOT NULL DEFAULT now()
 );
 
@@ -54,17 +51,14 @@ INSERT INTO outbox_relay (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
 
 -- The local ordered feed, when no NATS is configured: the relay appends here
 -- with a gapless position that only it assigns, so readers can use a cursor.
+-- Like the outbox, it names events rather than copying them.
 CREATE TABLE IF NOT EXISTS event_log
 (
-    position       bigint PRIMARY KEY,
-    aggregate_type text        NOT NULL,
-    aggregate_id   text        NOT NULL,
-    sequence       bigint      NOT NULL,
-    event_type     text        NOT NULL,
-    event_version  text        NOT NULL,
-    payload        json        NOT NULL,
-    metadata       json        NOT NULL,
-    outbox_position bigint     NOT NULL,
-    committed_at   timestamptz NOT NULL,
+    position        bigint PRIMARY KEY,
+    aggregate_type  text        NOT NULL,
+    aggregate_id    text        NOT NULL,
+    sequence        bigint      NOT NULL,
+    outbox_position bigint      NOT NULL,
+    committed_at    timestamptz NOT NULL,
     UNIQUE (aggregate_type, aggregate_id, sequence)
 );

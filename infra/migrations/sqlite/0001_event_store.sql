@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS reservations
 ) STRICT;
 CREATE INDEX IF NOT EXISTS reservations_holder ON reservations (holder);
 
--- Transactional outbox. SQLite has one writer at a time, so positions are
+-- Transactional outbox (references to events). SQLite has one writer at a time, so positions are
 -- assigned in commit order and no transaction is ever in flight beside another.
 CREATE TABLE IF NOT EXISTS outbox
 (
@@ -28,10 +28,6 @@ CREATE TABLE IF NOT EXISTS outbox
   aggregate_type text    NOT NULL,
   aggregate_id   text    NOT NULL,
   sequence       integer NOT NULL,
-  event_type     text    NOT NULL,
-  event_version  text    NOT NULL,
-  payload        text    NOT NULL,
-  metadata       text    NOT NULL,
   committed_at   text    NOT NULL
 );
 
@@ -54,10 +50,6 @@ CREATE TABLE IF NOT EXISTS event_log
   aggregate_type  text    NOT NULL,
   aggregate_id    text    NOT NULL,
   sequence        integer NOT NULL,
-  event_type      text    NOT NULL,
-  event_version   text    NOT NULL,
-  payload         text    NOT NULL,
-  metadata        text    NOT NULL,
   outbox_position integer NOT NULL,
   committed_at    text    NOT NULL,
   UNIQUE (aggregate_type, aggregate_id, sequence)

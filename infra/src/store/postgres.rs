@@ -25,10 +25,8 @@ pub(super) async fn commit(
         sqlx::query(
             "WITH e AS (INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
              event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             RETURNING aggregate_type, aggregate_id, sequence, event_type, event_version, \
-             payload, metadata) \
-             INSERT INTO outbox (aggregate_type, aggregate_id, sequence, event_type, \
-             event_version, payload, metadata) SELECT * FROM e",
+             RETURNING aggregate_type, aggregate_id, sequence) \
+             INSERT INTO outbox (aggregate_type, aggregate_id, sequence) SELECT * FROM e",
         )
         .bind(&event.aggregate_type)
         .bind(&event.aggregate_id)
@@ -69,58 +67,108 @@ fn refused(key: &ReservationKey) -> PersistenceError {
     PersistenceError::UnknownError(Box::new(key.conflict()))
 }
 
-/// Applies reservation changes in order. A claim on a key another holder
-/// has, or a requirement nobody meets, aborts the transaction. Row locks make
+/// Applies reservation changes. A claim on a key another holder has, or a
+/// requirement nobody meets, aborts the transaction. Row locks make
 /// concurrent claims on one key wait for each other, so exactly one wins.
+///
+/// A commit's changes touch distinct keys (a transfer releases one bed and
+/// claims another), so their order does not matter and they are applied set
+/// by set: all releases, then all claims, then all requirements, one round
+/// trip each. Should a commit ever name one key twice, they are applied one
+/// by one in order instead.
 async fn apply_reservations(
     tx: &mut Transaction<'_, Postgres>,
     changes: &[ReservationChange],
 ) -> Result<(), PersistenceError> {
+    let mut keys = std::collections::HashSet::new();
+    let distinct = changes.iter().all(|change| match change {
+        ReservationChange::Claim { key, .. }
+        | ReservationChange::Release { key, .. }
+        | ReservationChange::Require { key } => keys.insert(key.clone()),
+        ReservationChange::ReleaseAll { .. } => true,
+    });
+    if !distinct {
+        for change in changes {
+            apply_sets(tx, std::slice::from_ref(change)).await?;
+        }
+        return Ok(());
+    }
+    apply_sets(tx, changes).await
+}
+
+async fn apply_sets(
+    tx: &mut Transaction<'_, Postgres>,
+    changes: &[ReservationChange],
+) -> Result<(), PersistenceError> {
+    let mut release_all = Vec::new();
+    let (mut release_keys, mut release_holders) = (Vec::new(), Vec::new());
+    let mut claims: Vec<(&ReservationKey, &String)> = Vec::new();
+    let mut requires = Vec::new();
     for change in changes {
         match change {
-            ReservationChange::Claim { key, holder } => {
-                let taken: Option<i32> = sqlx::query_scalar(
-                    "INSERT INTO reservations (key, holder) VALUES ($1, $2) \
-                     ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder \
-                     WHERE reservations.holder = EXCLUDED.holder RETURNING 1",
-                )
-                .bind(key.storage_key())
-                .bind(holder)
-                .fetch_optional(&mut **tx)
+            ReservationChange::ReleaseAll { holder } => release_all.push(holder.clone()),
+            ReservationChange::Release { key, holder } => {
+                release_keys.push(key.storage_key());
+                release_holders.push(holder.clone());
+            }
+            ReservationChange::Claim { key, holder } => claims.push((key, holder)),
+            ReservationChange::Require { key } => requires.push(key),
+        }
+    }
+    if !release_all.is_empty() {
+        sqlx::query("DELETE FROM reservations WHERE holder = ANY($1)")
+            .bind(&release_all)
+            .execute(&mut **tx)
+            .await
+            .map_err(persistence_error)?;
+    }
+    if !release_keys.is_empty() {
+        sqlx::query(
+            "DELETE FROM reservations r USING unnest($1::text[], $2::text[]) AS x(key, holder) \
+             WHERE r.key = x.key AND r.holder = x.holder",
+        )
+        .bind(&release_keys)
+        .bind(&release_holders)
+        .execute(&mut **tx)
+        .await
+        .map_err(persistence_error)?;
+    }
+    if !claims.is_empty() {
+        // Sorted, so two commits claiming the same keys lock them in the same
+        // order and cannot deadlock on each other.
+        claims.sort_by_key(|(key, _)| key.storage_key());
+        let keys: Vec<String> = claims.iter().map(|(k, _)| k.storage_key()).collect();
+        let holders: Vec<String> = claims.iter().map(|(_, h)| (*h).clone()).collect();
+        let taken: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO reservations (key, holder) \
+             SELECT * FROM unnest($1::text[], $2::text[]) \
+             ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder \
+             WHERE reservations.holder = EXCLUDED.holder RETURNING key",
+        )
+        .bind(&keys)
+        .bind(&holders)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(persistence_error)?;
+        if let Some((key, _)) = claims
+            .iter()
+            .find(|(k, _)| !taken.contains(&k.storage_key()))
+        {
+            return Err(refused(key));
+        }
+    }
+    if !requires.is_empty() {
+        let keys: Vec<String> = requires.iter().map(|k| k.storage_key()).collect();
+        // FOR SHARE: a concurrent release waits for this commit, and a
+        // release committed first makes the row vanish here.
+        let held: Vec<String> =
+            sqlx::query_scalar("SELECT key FROM reservations WHERE key = ANY($1) FOR SHARE")
+                .bind(&keys)
+                .fetch_all(&mut **tx)
                 .await
                 .map_err(persistence_error)?;
-                if taken.is_none() {
-                    return Err(refused(key));
-                }
-            }
-            ReservationChange::Release { key, holder } => {
-                sqlx::query("DELETE FROM reservations WHERE key = $1 AND holder = $2")
-                    .bind(key.storage_key())
-                    .bind(holder)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(persistence_error)?;
-            }
-            ReservationChange::ReleaseAll { holder } => {
-                sqlx::query("DELETE FROM reservations WHERE holder = $1")
-                    .bind(holder)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(persistence_error)?;
-            }
-            ReservationChange::Require { key } => {
-                // FOR SHARE: a concurrent release waits for this commit, and
-                // a release committed first makes the row vanish here.
-                let held: Option<i32> =
-                    sqlx::query_scalar("SELECT 1 FROM reservations WHERE key = $1 FOR SHARE")
-                        .bind(key.storage_key())
-                        .fetch_optional(&mut **tx)
-                        .await
-                        .map_err(persistence_error)?;
-                if held.is_none() {
-                    return Err(refused(key));
-                }
-            }
+        if let Some(key) = requires.iter().find(|k| !held.contains(&k.storage_key())) {
+            return Err(refused(key));
         }
     }
     Ok(())

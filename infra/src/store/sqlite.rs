@@ -36,16 +36,12 @@ pub(super) async fn commit(
         .await
         .map_err(persistence_error)?;
         sqlx::query(
-            "INSERT INTO outbox (aggregate_type, aggregate_id, sequence, event_type, \
-             event_version, payload, metadata, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (aggregate_type, aggregate_id, sequence, committed_at) \
+             VALUES (?, ?, ?, ?)",
         )
         .bind(&event.aggregate_type)
         .bind(&event.aggregate_id)
         .bind(sequence(event)?)
-        .bind(&event.event_type)
-        .bind(&event.event_version)
-        .bind(&payload)
-        .bind(&metadata)
         .bind(&now)
         .execute(&mut *tx)
         .await

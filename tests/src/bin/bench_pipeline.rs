@@ -467,7 +467,10 @@ fn write_report(suites: &[Suite]) {
     let _ = writeln!(
         report,
         "Targets (issue 3): outbox and relay cost under 10% of bare throughput; commit-to-stream \
-         p99 under 10 ms at 1,000 commands/s.\n"
+         p99 under 10 ms at 1,000 commands/s. Not met on this machine. Read the figures with the \
+         commit floor beside them: on this shared 2-core VM it moved between about 70 and 1,000 \
+         durable transactions/s within the hour these were taken, and slow commits also delay the \
+         relay, which takes a row only once every older transaction has ended.\n"
     );
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/benchmarks.md");
     std::fs::write(path, report).unwrap();
