@@ -1,6 +1,18 @@
-//! Baton's read models (the ward bed-flow board, hospital and system flow
-//! boards, and the team handover board) as pure folds over events, and the
-//! runner that feeds them from the event stream with checkpoints.
+//! Baton's read models: the ward bed-flow board, the hospital and system
+//! flow boards and the team handover board.
 //!
-//! Not built yet: the boards arrive with the projections issue. This crate
-//! exists now so the workspace has its final shape from the first commit.
+//! - [`envelope`]: decodes stored events once, into typed domain events.
+//! - [`flow`]: the one fold all boards read. Keeping a single fold means a
+//!   correction (cancelled admission, transfer or discharge) is undone in
+//!   one place, so the boards can never disagree with each other. It holds
+//!   facts only; anything that depends on the time of day is computed when
+//!   a board is read.
+//! - [`boards`]: the four boards, read from the fold at an explicit instant
+//!   (tests fix the clock by passing it). No I/O anywhere in this crate.
+
+pub mod boards;
+pub mod envelope;
+pub mod flow;
+
+pub use envelope::{decode, Change, Envelope};
+pub use flow::Flow;
