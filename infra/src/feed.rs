@@ -70,6 +70,53 @@ pub enum Feed {
 const PAGE: i64 = 512;
 
 impl Feed {
+    /// The position of the newest event now in the feed (0 when empty).
+    pub async fn head(&self) -> Result<u64, FeedError> {
+        match self {
+            Feed::JetStream(target) => {
+                let failed = |e: &dyn std::fmt::Display| FeedError::JetStream(e.to_string());
+                let mut stream = target
+                    .context
+                    .get_stream(&target.settings.name)
+                    .await
+                    .map_err(|e| failed(&e))?;
+                let info = stream.info().await.map_err(|e| failed(&e))?;
+                Ok(info.state.last_sequence)
+            }
+            Feed::Log { db, .. } => {
+                let head: i64 = match db {
+                    Database::Postgres(pool) => {
+                        sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM event_log")
+                            .fetch_one(pool)
+                            .await?
+                    }
+                    Database::Sqlite(pool) => {
+                        sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM event_log")
+                            .fetch_one(pool)
+                            .await?
+                    }
+                };
+                Ok(u64::try_from(head).unwrap_or(0))
+            }
+        }
+    }
+
+    /// Names the feed, so checkpoints of one feed are never used on another.
+    pub fn identity(&self) -> String {
+        match self {
+            Feed::JetStream(target) => format!("jetstream:{}", target.settings.name),
+            Feed::Log { .. } => "log".to_owned(),
+        }
+    }
+
+    /// The database of a local-log feed.
+    pub fn database(&self) -> Option<&Database> {
+        match self {
+            Feed::JetStream(_) => None,
+            Feed::Log { db, .. } => Some(db),
+        }
+    }
+
     /// Every event after `after`, in order, then each new one as it comes.
     pub async fn subscribe(
         &self,

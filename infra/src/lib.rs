@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod relay;
+pub mod snapshots;
 pub mod store;
 pub mod stream;
 pub mod telemetry;

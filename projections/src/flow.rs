@@ -96,18 +96,15 @@ pub struct Flow {
     by_team: BTreeMap<TeamCode, BTreeSet<String>>,
     /// Referral ids by spell.
     by_spell: HashMap<String, BTreeSet<String>>,
-    /// The last sequence applied per aggregate (type, id).
-    applied: HashMap<(String, String), u64>,
+    /// The last sequence applied per aggregate, keyed `type/id`.
+    applied: HashMap<String, u64>,
 }
 
 impl Flow {
     /// Applies one event; returns false (and changes nothing) when that
     /// aggregate's event at that sequence, or a later one, was applied already.
     pub fn apply(&mut self, envelope: &Envelope) -> bool {
-        let key = (
-            envelope.aggregate_type().to_owned(),
-            envelope.aggregate_id.clone(),
-        );
+        let key = format!("{}/{}", envelope.aggregate_type(), envelope.aggregate_id);
         if self
             .applied
             .get(&key)
@@ -126,7 +123,7 @@ impl Flow {
     /// The last sequence applied for an aggregate (0 if none).
     pub fn applied(&self, aggregate_type: &str, aggregate_id: &str) -> u64 {
         self.applied
-            .get(&(aggregate_type.to_owned(), aggregate_id.to_owned()))
+            .get(&format!("{aggregate_type}/{aggregate_id}"))
             .copied()
             .unwrap_or(0)
     }
@@ -385,6 +382,16 @@ impl Flow {
     /// Teams with referrals.
     pub fn teams_seen(&self) -> impl Iterator<Item = &TeamCode> {
         self.by_team.keys()
+    }
+
+    /// A spell's current (or last) placement.
+    pub fn placement_of(&self, spell_id: &str) -> Option<&Placement> {
+        self.spells.get(spell_id).map(|s| &s.placement)
+    }
+
+    /// A referral's facts.
+    pub fn referral(&self, id: &str) -> Option<&ReferralFacts> {
+        self.referrals.get(id)
     }
 
     /// Every referral, for the SLA clock.

@@ -8,11 +8,15 @@
 //!   facts only; anything that depends on the time of day is computed when
 //!   a board is read.
 //! - [`boards`]: the four boards, read from the fold at an explicit instant
-//!   (tests fix the clock by passing it). No I/O anywhere in this crate.
+//!   (tests fix the clock by passing it).
+//! - [`runner`]: the only part with I/O: feeds the fold from the event feed
+//!   with checkpoints, announces changed boards, answers consistency-token
+//!   waits, and rebuilds from the start on demand.
 
 pub mod boards;
 pub mod envelope;
 pub mod flow;
+pub mod runner;
 
 pub use envelope::{decode, Change, Envelope};
 pub use flow::Flow;

@@ -1,0 +1,8 @@
+-- Checkpointed board state (see the PostgreSQL migration).
+CREATE TABLE IF NOT EXISTS projection_snapshots
+(
+  feed     text    PRIMARY KEY,
+  position integer NOT NULL,
+  state    text    NOT NULL,
+  taken_at text    NOT NULL
+) STRICT;

@@ -1,0 +1,385 @@
+//! Feeds the fold from the event feed and serves it.
+//!
+//! [`Boards`] is the shared read side: the fold with its feed position, a
+//! broadcast of which boards each event changed (for live updates), and a
+//! progress signal that consistency-token waits watch. [`Runner`] applies the
+//! feed to it: events at or below the position are skipped (a redelivery
+//! changes nothing), state is checkpointed as a snapshot in the event
+//! store's database, and a restart resumes after the snapshot's position
+//! instead of replaying all history. Every process runs its own runner, so
+//! several Baton processes each serve correct boards from the same stream.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use domain::spell::{Placement, SpellEvent};
+use domain::values::{HospitalCode, TeamCode, WardCode};
+use futures::StreamExt;
+use infra::commands::ConsistencyToken;
+use infra::feed::{Feed, FeedError, FeedEvent};
+use infra::snapshots::{self, Snapshot};
+use infra::store::Database;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch, Notify};
+
+use crate::envelope::{decode, Change, Envelope};
+use crate::flow::Flow;
+
+/// A board, as live-update subscribers name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "board", content = "code", rename_all = "snake_case")]
+pub enum BoardKey {
+    /// A ward board.
+    Ward(WardCode),
+    /// A hospital board.
+    Hospital(HospitalCode),
+    /// A team board.
+    Team(TeamCode),
+    /// The system board.
+    System,
+}
+
+/// Which boards one event changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BoardChange {
+    /// The feed position of the event.
+    pub position: u64,
+    /// The boards it changed.
+    pub boards: BTreeSet<BoardKey>,
+}
+
+/// The fold and the feed position it includes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Feed position of the last event applied.
+    pub position: u64,
+    /// The fold.
+    pub flow: Flow,
+}
+
+/// Why a rebuild failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BoardsError {
+    /// The feed failed.
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    /// A snapshot could not be read or written.
+    #[error("snapshot encoding: {0}")]
+    Encoding(#[from] serde_json::Error),
+}
+
+/// The live boards of one process.
+#[derive(Debug)]
+pub struct Boards {
+    state: RwLock<State>,
+    changes: broadcast::Sender<BoardChange>,
+    progress: watch::Sender<u64>,
+    applied: AtomicU64,
+}
+
+fn placements(event: &SpellEvent) -> Vec<&Placement> {
+    match event {
+        SpellEvent::PatientAdmitted { placement, .. }
+        | SpellEvent::AdmissionCancelled { placement, .. }
+        | SpellEvent::DischargeCancelled { placement, .. } => vec![placement],
+        SpellEvent::PatientTransferred { from, to, .. } => vec![from, to],
+        SpellEvent::TransferCancelled { from, back_to, .. } => vec![from, back_to],
+        SpellEvent::PatientDischarged { from, .. } => vec![from],
+        _ => Vec::new(),
+    }
+}
+
+fn touch(keys: &mut BTreeSet<BoardKey>, placement: &Placement) {
+    keys.insert(BoardKey::Ward(placement.ward.clone()));
+    keys.insert(BoardKey::Hospital(placement.hospital.clone()));
+}
+
+impl Boards {
+    /// Empty boards.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: RwLock::new(State::default()),
+            changes: broadcast::channel(1024).0,
+            progress: watch::channel(0).0,
+            applied: AtomicU64::new(0),
+        })
+    }
+
+    fn read_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        // A panic while applying cannot leave a half-applied event (apply
+        // does not panic); a poisoned lock still holds a whole state.
+        let guard = self.state.read().unwrap_or_else(|e| e.into_inner());
+        f(&guard)
+    }
+
+    /// Reads the fold.
+    pub fn read<R>(&self, f: impl FnOnce(&Flow) -> R) -> R {
+        self.read_state(|s| f(&s.flow))
+    }
+
+    /// The feed position the boards include.
+    pub fn position(&self) -> u64 {
+        self.read_state(|s| s.position)
+    }
+
+    /// Events applied by this process since it started (for tests and metrics).
+    pub fn applied_count(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    /// Announcements of board changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<BoardChange> {
+        self.changes.subscribe()
+    }
+
+    /// True once the boards include the command behind `token`.
+    pub fn includes(&self, token: &ConsistencyToken) -> bool {
+        self.read(|f| f.applied(&token.aggregate_type, &token.aggregate_id)) >= token.version
+    }
+
+    /// Waits until the boards include `token`, or `within` passes (false).
+    pub async fn wait_for(&self, token: &ConsistencyToken, within: Duration) -> bool {
+        let mut progress = self.progress.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            progress.borrow_and_update();
+            if self.includes(token) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, progress.changed())
+                .await
+                .is_err()
+            {
+                return self.includes(token);
+            }
+        }
+    }
+
+    /// Applies one feed event. One at or below the boards' position is a
+    /// redelivery and changes nothing; an undecodable one is logged and
+    /// skipped.
+    pub fn apply(&self, event: &FeedEvent) {
+        let envelope = match decode(
+            &event.aggregate_type,
+            &event.aggregate_id,
+            event.sequence,
+            &event.event_version,
+            &event.payload,
+        ) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                tracing::error!(%error, position = event.position, "skipping an event the boards cannot read");
+                None
+            }
+        };
+        let change = {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            if event.position <= state.position {
+                return;
+            }
+            state.position = event.position;
+            envelope.and_then(|envelope| {
+                let mut keys = BTreeSet::new();
+                Self::keys_before(&state.flow, &envelope, &mut keys);
+                state.flow.apply(&envelope).then(|| {
+                    Self::keys_after(&state.flow, &envelope, &mut keys);
+                    keys.insert(BoardKey::System);
+                    BoardChange {
+                        position: event.position,
+                        boards: keys,
+                    }
+                })
+            })
+        };
+        self.applied.fetch_add(1, Ordering::Relaxed);
+        self.progress.send_modify(|p| *p = event.position);
+        if let Some(change) = change {
+            // Nobody listening is fine.
+            let _ = self.changes.send(change);
+        }
+    }
+
+    fn keys_before(flow: &Flow, envelope: &Envelope, keys: &mut BTreeSet<BoardKey>) {
+        match &envelope.change {
+            Change::Spell(event) => {
+                for placement in placements(event) {
+                    touch(keys, placement);
+                }
+                if let Some(placement) = flow.placement_of(&envelope.aggregate_id) {
+                    touch(keys, placement);
+                }
+            }
+            Change::Referral(_) => {
+                if let Some(referral) = flow.referral(&envelope.aggregate_id) {
+                    keys.insert(BoardKey::Team(referral.team.clone()));
+                    if let Some(placement) = flow.placement_of(&referral.spell_id) {
+                        touch(keys, placement);
+                    }
+                }
+            }
+        }
+    }
+
+    fn keys_after(flow: &Flow, envelope: &Envelope, keys: &mut BTreeSet<BoardKey>) {
+        if let Change::Referral(_) = envelope.change {
+            Self::keys_before(flow, envelope, keys);
+        }
+    }
+
+    /// A snapshot of the current state.
+    pub fn snapshot(&self) -> Result<Snapshot, serde_json::Error> {
+        self.read_state(|s| {
+            Ok(Snapshot {
+                position: s.position,
+                state: serde_json::to_string(s)?,
+            })
+        })
+    }
+
+    /// Replaces the state (a restore or a rebuild) and announces every board.
+    pub fn replace(&self, state: State) {
+        let position = state.position;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        self.progress.send_modify(|p| *p = position);
+        let _ = self.changes.send(BoardChange {
+            position,
+            boards: BTreeSet::from([BoardKey::System]),
+        });
+    }
+}
+
+/// Replays the feed from the start, up to its head now, into fresh state.
+pub async fn rebuild(feed: &Feed) -> Result<State, BoardsError> {
+    let head = feed.head().await?;
+    let fresh = Boards::new();
+    if head > 0 {
+        let mut events = feed.subscribe(0).await?;
+        while let Some(event) = events.next().await {
+            let event = event?;
+            let position = event.position;
+            fresh.apply(&event);
+            if position >= head {
+                break;
+            }
+        }
+    }
+    let state = fresh.read_state(Clone::clone);
+    Ok(state)
+}
+
+/// Applies the feed to the boards of this process.
+#[derive(Debug)]
+pub struct Runner {
+    boards: Arc<Boards>,
+    feed: Feed,
+    db: Database,
+    snapshot_every: Duration,
+    rebuild: Arc<Notify>,
+}
+
+impl Runner {
+    /// A runner of `feed` into `boards`, checkpointing into `db`.
+    pub fn new(boards: Arc<Boards>, feed: Feed, db: Database) -> Self {
+        Self {
+            boards,
+            feed,
+            db,
+            snapshot_every: Duration::from_secs(30),
+            rebuild: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Checkpoints this often while events flow (default 30 s).
+    pub fn snapshot_every(mut self, every: Duration) -> Self {
+        self.snapshot_every = every;
+        self
+    }
+
+    /// Notify this to replay the feed into fresh state and swap it in.
+    pub fn rebuild_trigger(&self) -> Arc<Notify> {
+        self.rebuild.clone()
+    }
+
+    async fn restore(&self) {
+        match snapshots::load(&self.db, &self.feed.identity()).await {
+            Ok(Some(snapshot)) => match serde_json::from_str::<State>(&snapshot.state) {
+                Ok(state) => {
+                    tracing::info!(position = state.position, "boards restored from checkpoint");
+                    self.boards.replace(state);
+                }
+                Err(error) => tracing::warn!(%error, "unreadable checkpoint; replaying the feed"),
+            },
+            Ok(None) => tracing::info!("no checkpoint; building the boards from the feed"),
+            Err(error) => tracing::warn!(%error, "cannot read the checkpoint; replaying the feed"),
+        }
+    }
+
+    /// Stores a checkpoint of the boards.
+    pub async fn checkpoint(&self) {
+        match self.boards.snapshot() {
+            Ok(snapshot) => {
+                if let Err(error) =
+                    snapshots::store(&self.db, &self.feed.identity(), &snapshot, false).await
+                {
+                    tracing::warn!(%error, "could not store a checkpoint");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not encode a checkpoint"),
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then checkpoints.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        self.restore().await;
+        let mut checkpointed = self.boards.position();
+        let mut ticker = tokio::time::interval(self.snapshot_every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        'subscribe: loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let mut events = match self.feed.subscribe(self.boards.position()).await {
+                Ok(events) => events,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the feed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue 'subscribe,
+                        _ = shutdown.changed() => break 'subscribe,
+                    }
+                }
+            };
+            loop {
+                tokio::select! {
+                    next = events.next() => match next {
+                        Some(Ok(event)) => self.boards.apply(&event),
+                        Some(Err(error)) => {
+                            tracing::warn!(%error, "the feed failed; resubscribing");
+                            continue 'subscribe;
+                        }
+                        None => continue 'subscribe,
+                    },
+                    _ = ticker.tick() => {
+                        if self.boards.position() > checkpointed {
+                            self.checkpoint().await;
+                            checkpointed = self.boards.position();
+                        }
+                    }
+                    () = self.rebuild.notified() => {
+                        match rebuild(&self.feed).await {
+                            Ok(state) => {
+                                tracing::info!(position = state.position, "boards rebuilt from the feed");
+                                self.boards.replace(state);
+                                continue 'subscribe;
+                            }
+                            Err(error) => tracing::error!(%error, "rebuild failed; keeping the live boards"),
+                        }
+                    }
+                    _ = shutdown.changed() => break 'subscribe,
+                }
+            }
+        }
+        self.checkpoint().await;
+    }
+}
