@@ -1,6 +1,7 @@
 //! The `baton` binary: the operators' command line of the API contract.
-//! `serve` runs the write side (event store, outbox relay) until SIGTERM or
-//! Ctrl-C; the HTTP API, boards and pages join it with the following issues.
+//! `serve` runs the event store, the outbox relay, the boards' runner and the
+//! SLA clock until SIGTERM or Ctrl-C; the HTTP API and pages join it with the
+//! following issues.
 //! `anyhow` lives only here, at the binary's edge.
 #![allow(clippy::print_stdout)] // a command-line tool prints its answers
 
@@ -12,6 +13,9 @@ use clap::{Args, Parser, Subcommand};
 use domain::reference::Catalogue;
 use infra::config::{Config, LogFormat};
 use infra::pipeline::{open_database, Pipeline};
+use projections::runner::{Boards, Runner};
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// Baton: a live transfer-of-care tracker for an integrated care system.
 #[derive(Debug, Parser)]
@@ -36,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// The boards (read models).
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
     /// Check an NHS number by Modulus 11.
     CheckNhsNumber {
         /// The number, as `9912003888` or `991 200 3888`.
@@ -51,6 +60,13 @@ enum OutboxCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Replay the whole event stream into fresh boards and store them as the
+    /// checkpoint every Baton process starts from.
+    Rebuild,
 }
 
 /// Flags of `serve`; each overrides its `BATON_*` variable.
@@ -155,6 +171,9 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Projections {
+            command: ProjectionsCommand::Rebuild,
+        } => rebuild_projections(config).await,
         Command::CheckNhsNumber { number } => match domain::values::NhsNumber::parse(&number) {
             Ok(valid) => {
                 println!("{} is a valid NHS number", valid.spaced());
@@ -165,15 +184,51 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// How often the SLA clock looks for referrals past their response time.
+const SLA_CLOCK_EVERY: Duration = Duration::from_secs(30);
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let reference = Arc::new(Catalogue::with_sitrep_reasons()?);
     let pipeline = Pipeline::start(&config, reference)
         .await
         .context("starting Baton")?;
     tracing::info!(mode = %pipeline.mode, "Baton is running");
+    let boards = Boards::new();
+    let (stop, stopped) = watch::channel(false);
+    let runner = Runner::new(boards.clone(), pipeline.feed.clone(), pipeline.db.clone());
+    let runner = tokio::spawn(runner.run(stopped.clone()));
+    let clock = tokio::spawn(projections::sla::run(
+        boards.clone(),
+        pipeline.bus.clone(),
+        SLA_CLOCK_EVERY,
+        stopped,
+    ));
     tracing::warn!("the HTTP API and pages are not built yet: they arrive with the next issues");
     shutdown_signal().await;
     tracing::info!("shutting down");
+    let _ = stop.send(true);
+    for task in [runner, clock] {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "a background task ended abnormally");
+        }
+    }
+    pipeline.stop().await;
+    Ok(())
+}
+
+async fn rebuild_projections(config: Config) -> anyhow::Result<()> {
+    let reference = Arc::new(Catalogue::with_sitrep_reasons()?);
+    let pipeline = Pipeline::start(&config, reference).await?;
+    let state = projections::runner::rebuild(&pipeline.feed).await?;
+    let snapshot = infra::snapshots::Snapshot {
+        position: state.position,
+        state: serde_json::to_string(&state)?,
+    };
+    infra::snapshots::store(&pipeline.db, &pipeline.feed.identity(), &snapshot, true).await?;
+    println!(
+        "rebuilt the boards from {} events; processes that start now begin from them",
+        state.position
+    );
     pipeline.stop().await;
     Ok(())
 }

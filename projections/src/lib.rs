@@ -12,11 +12,14 @@
 //! - [`runner`]: the only part with I/O: feeds the fold from the event feed
 //!   with checkpoints, announces changed boards, answers consistency-token
 //!   waits, and rebuilds from the start on demand.
+//! - [`sla`]: the SLA clock, escalating unacknowledged referrals exactly once
+//!   however many processes run it.
 
 pub mod boards;
 pub mod envelope;
 pub mod flow;
 pub mod runner;
+pub mod sla;
 
 pub use envelope::{decode, Change, Envelope};
 pub use flow::Flow;

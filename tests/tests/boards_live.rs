@@ -390,3 +390,71 @@ async fn rebuilt_boards_equal_live_boards_after_thousands_of_random_commands_and
             .read(|f| f.ward_totals(&ward("W2"), now).occupied);
     assert!(occupied > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unacknowledged_referral_is_escalated_exactly_once_by_two_processes() {
+    let l = live().await;
+    let one = start(&l);
+    let two = start(&l);
+    let other_bus = Arc::new(CommandBus::new(
+        BatonRepository::new(l.db.clone(), ReservationRules::baton()),
+        catalogue(),
+    ));
+    l.bus
+        .spell(&spell_id("s1"), issued(admit("s1", 1, "W1", 1)), None)
+        .await
+        .unwrap();
+    let referral = ReferralId::parse("late").unwrap();
+    let raised = l
+        .bus
+        .raise_referral(
+            &referral,
+            &spell_id("s1"),
+            TeamCode::parse("REAB").unwrap(),
+            ServiceKind::Reablement,
+            Pathway::P1,
+            Text::parse("needs reablement").unwrap(),
+            nurse(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        one.boards
+            .wait_for(&raised.token, Duration::from_secs(10))
+            .await
+    );
+    assert!(
+        two.boards
+            .wait_for(&raised.token, Duration::from_secs(10))
+            .await
+    );
+
+    let before_sla = chrono::Utc::now() + chrono::Duration::minutes(119);
+    assert_eq!(
+        projections::sla::escalate_due(&one.boards, &l.bus, before_sla).await,
+        0
+    );
+
+    // Both processes' clocks fire past the SLA at the same moment.
+    let past_sla = chrono::Utc::now() + chrono::Duration::minutes(121);
+    let (a, b) = tokio::join!(
+        projections::sla::escalate_due(&one.boards, &l.bus, past_sla),
+        projections::sla::escalate_due(&two.boards, &other_bus, past_sla)
+    );
+    assert_eq!(a + b, 1, "exactly one escalation");
+    let (state, version) = l.bus.load_referral(&referral).await.unwrap();
+    assert_eq!(version, 2);
+    assert!(state.state().unwrap().escalated_at.is_some());
+
+    // Once the boards show it, no clock escalates it again.
+    caught_up(&l, &one.boards).await;
+    let team = one
+        .boards
+        .read(|f| f.team_board(&TeamCode::parse("REAB").unwrap(), past_sla));
+    assert!(team.referrals[0].escalated && team.referrals[0].sla_breached);
+    assert_eq!(
+        projections::sla::escalate_due(&one.boards, &l.bus, past_sla).await,
+        0
+    );
+}
