@@ -130,6 +130,10 @@ pub enum CommandError<E: std::error::Error> {
         /// The current version.
         current: u64,
     },
+    /// The id inside a creating command is not the id it was sent to: the
+    /// reservations of the aggregate would name one and hold the other.
+    #[error("the id in the command does not match the record it was sent to")]
+    IdMismatch,
     /// Other commands kept winning the race for this aggregate.
     #[error("the record is being changed by others; try again")]
     Contended,
@@ -157,6 +161,7 @@ impl<E: std::error::Error> CommandError<E> {
             CommandError::Refused(e) => CommandError::Refused(f(e)),
             CommandError::Reservation(c) => CommandError::Reservation(c),
             CommandError::VersionMismatch { current } => CommandError::VersionMismatch { current },
+            CommandError::IdMismatch => CommandError::IdMismatch,
             CommandError::Contended => CommandError::Contended,
             CommandError::Unavailable(e) => CommandError::Unavailable(e),
             CommandError::Internal(e) => CommandError::Internal(e),
@@ -208,6 +213,11 @@ impl CommandBus {
         command: Issued<SpellCommand>,
         expected_version: Option<u64>,
     ) -> Result<Committed, CommandError<SpellError>> {
+        if let SpellCommand::AdmitPatient { spell_id, .. } = &command.command {
+            if spell_id != id {
+                return Err(CommandError::IdMismatch);
+            }
+        }
         let _turn = self.turns.of(Spell::TYPE, id.as_str()).lock().await;
         execute(
             &self.spells,
@@ -226,6 +236,11 @@ impl CommandBus {
         command: Issued<ReferralCommand>,
         expected_version: Option<u64>,
     ) -> Result<Committed, CommandError<ReferralError>> {
+        if let ReferralCommand::RaiseReferral { referral_id, .. } = &command.command {
+            if referral_id != id {
+                return Err(CommandError::IdMismatch);
+            }
+        }
         let _turn = self.turns.of(Referral::TYPE, id.as_str()).lock().await;
         execute(
             &self.referrals,
@@ -333,8 +348,13 @@ where
                 }
                 CommandError::Contended => {
                     // Someone committed since our load: report their version.
+                    // A deadlock or busy database also lands here while the
+                    // version is unchanged: then decide again.
                     let current = load(store, id).await?.1;
-                    return Err(CommandError::VersionMismatch { current });
+                    if Some(current) != expected_version {
+                        return Err(CommandError::VersionMismatch { current });
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 other => return Err(other),
             },

@@ -4,12 +4,19 @@
 //! PostgreSQL hands out outbox positions at insert time, not at commit, so a
 //! transaction still in flight can hold a lower position than one already
 //! committed. A reader that remembered "the highest position seen" would
-//! skip it for ever. The relay therefore keeps no cursor: it takes the
-//! lowest rows whose transaction has ended (`xid` below the snapshot's
-//! `xmin`), publishes them in position order, and deletes them once the sink
-//! has them. A row of a transaction in flight is simply taken on a later
-//! pass. Within one aggregate, a later event is always inserted after the
-//! earlier one committed, so position order is per-aggregate order.
+//! skip it for ever. The relay therefore keeps no cursor: each pass takes the
+//! lowest *visible* rows in position order and deletes them once the sink
+//! has them; a row of a transaction still in flight is invisible now and is
+//! simply taken by a later pass.
+//!
+//! Order: a commit that had to wait for another (the next event of the same
+//! aggregate, or a reservation key the other held) inserts its outbox row
+//! only after the other committed, so it has the higher position, and it
+//! cannot be visible while the other is not. Such pairs are always relayed
+//! in commit order. (An earlier version also required the row's transaction
+//! id to be below the snapshot's xmin; that let a waiting transaction that
+//! had taken an xid early overtake the one it waited for, and let any long
+//! transaction stall the relay.)
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -59,9 +66,7 @@ pub async fn ready(db: &Database, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Er
                 "SELECT o.position, o.aggregate_type, o.aggregate_id, o.sequence, e.event_type, \
                  e.event_version, e.payload, o.committed_at FROM outbox o JOIN events e \
                  ON e.aggregate_type = o.aggregate_type AND e.aggregate_id = o.aggregate_id \
-                 AND e.sequence = o.sequence \
-                 WHERE o.xid < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY o.position LIMIT $1",
+                 AND e.sequence = o.sequence ORDER BY o.position LIMIT $1",
             )
             .bind(limit)
             .fetch_all(pool)

@@ -35,7 +35,8 @@ const RELAY_LOCK: i64 = 0x4241_544F_4E52_4C59;
 pub const BATCH: i64 = 512;
 /// Fallback poll, and the pace of leadership attempts and heartbeats.
 const TICK: Duration = Duration::from_secs(1);
-/// A SQLite lease older than this may be taken over.
+/// A leader whose heartbeat is older than this may be replaced (a SQLite
+/// lease taken over; a PostgreSQL leader's session ended).
 const LEASE: Duration = Duration::from_secs(5);
 
 /// Where relayed events go.
@@ -161,6 +162,7 @@ impl Relay {
                     .fetch_one(&mut conn)
                     .await?;
                 if !got {
+                    self.unseat_silent_leader(&mut conn).await?;
                     return Ok(None);
                 }
                 sqlx::query(
@@ -187,6 +189,32 @@ impl Relay {
                 Ok((taken.rows_affected() == 1).then_some(Leadership::Sqlite))
             }
         }
+    }
+
+    /// A leader whose host or network died leaves its session, and so its
+    /// lock, open until PostgreSQL notices, which can take as long as TCP
+    /// keepalive (hours). A leader renews its heartbeat every second; when it
+    /// has not for `LEASE`, a follower ends the leader's backend, releasing
+    /// the lock for the next attempt.
+    async fn unseat_silent_leader(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let stale = i64::try_from(LEASE.as_secs()).unwrap_or(5);
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l, outbox_relay r \
+             WHERE l.locktype = 'advisory' AND l.granted \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 \
+             AND r.id = 1 AND r.heartbeat_at < now() - make_interval(secs => $2)",
+        )
+        .bind(RELAY_LOCK)
+        .bind(stale as f64)
+        .fetch_all(conn)
+        .await?;
+        if ended.iter().any(|ended| *ended) {
+            tracing::warn!(
+                "ended the session of a relay leader that stopped renewing its heartbeat"
+            );
+        }
+        Ok(())
     }
 
     /// Confirms leadership and records a heartbeat.
@@ -256,17 +284,34 @@ impl Relay {
             },
             Database::Sqlite(_) => None,
         };
+        // Create or verify the stream now, not at the first event, so that
+        // feeds can subscribe to it at once; a failure is retried per pass.
         let mut stream_ready = false;
+        if let Sink::JetStream(target) = &self.sink {
+            match stream::ensure_stream(&target.context, &target.settings).await {
+                Ok(_) => stream_ready = true,
+                Err(error) => tracing::warn!(%error, "cannot set up the stream yet; retrying"),
+            }
+        }
         let mut failures: u32 = 0;
         let mut last_beat = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 return true;
             }
-            // Drain everything that is ready.
+            // Drain everything that is ready, renewing leadership as it goes
+            // so a long drain never lets a lease lapse.
             loop {
                 match self.pass(&mut stream_ready).await {
-                    Ok(n) if n >= BATCH as usize => continue,
+                    Ok(n) if n >= BATCH as usize => {
+                        if last_beat.elapsed() >= TICK {
+                            if !self.still_leading(&mut leadership).await {
+                                return false;
+                            }
+                            last_beat = tokio::time::Instant::now();
+                        }
+                        continue;
+                    }
                     Ok(_) => {
                         failures = 0;
                         break;
@@ -365,54 +410,71 @@ impl Relay {
     }
 }
 
-/// Publishes rows in order, many in flight on one connection (NATS keeps a
-/// connection's order), and returns how many leading rows were acknowledged,
-/// how many of those were duplicates, and the first failure. Rows after a
-/// failure are sent again on the next pass; JetStream drops any it already has.
+/// Publishes rows in order, many in flight, and returns how many leading
+/// rows were acknowledged, how many of those were duplicates, and the first
+/// failure. Rows go out in waves in which no aggregate appears twice, and a
+/// wave's acknowledgements are awaited before the next wave is sent: if a
+/// connection breaks mid-wave and later messages of the wave are stored
+/// while an earlier one is lost, none of them belongs to the same aggregate,
+/// so re-sending the lost one cannot put an aggregate's events out of order.
+/// Rows after a failure are sent again on the next pass; JetStream drops any
+/// it already has.
 async fn publish(
     context: &jetstream::Context,
     settings: &StreamSettings,
     rows: &[OutboxRow],
 ) -> (usize, u64, Option<String>) {
-    let mut pending = Vec::with_capacity(rows.len());
-    let mut failure = None;
-    for row in rows {
-        let subject = stream::subject(
-            &settings.subject_prefix,
-            &row.aggregate_type,
-            &row.aggregate_id,
-        );
-        let payload = match serde_json::to_vec(&row.payload) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                failure = Some(error.to_string());
-                break;
-            }
-        };
-        let message = jetstream::message::PublishMessage::build()
-            .payload(payload.into())
-            .headers(stream::message_headers(row));
-        match context.send_publish(subject, message).await {
-            Ok(ack) => pending.push(ack),
-            Err(error) => {
-                failure = Some(error.to_string());
-                break;
-            }
-        }
-    }
     let mut acked = 0;
     let mut duplicates = 0;
-    for ack in pending {
-        match ack.await {
-            Ok(ack) => {
-                acked += 1;
-                duplicates += u64::from(ack.duplicate);
-            }
-            Err(error) => {
-                failure.get_or_insert(error.to_string());
-                break;
+    let mut start = 0;
+    while start < rows.len() {
+        let mut in_wave = std::collections::HashSet::new();
+        let end = rows[start..]
+            .iter()
+            .position(|r| !in_wave.insert((&r.aggregate_type, &r.aggregate_id)))
+            .map_or(rows.len(), |n| start + n);
+        let mut pending = Vec::with_capacity(end - start);
+        let mut failure = None;
+        for row in &rows[start..end] {
+            let subject = stream::subject(
+                &settings.subject_prefix,
+                &row.aggregate_type,
+                &row.aggregate_id,
+            );
+            let payload = match serde_json::to_vec(&row.payload) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    failure = Some(error.to_string());
+                    break;
+                }
+            };
+            let message = jetstream::message::PublishMessage::build()
+                .payload(payload.into())
+                .headers(stream::message_headers(row));
+            match context.send_publish(subject, message).await {
+                Ok(ack) => pending.push(ack),
+                Err(error) => {
+                    failure = Some(error.to_string());
+                    break;
+                }
             }
         }
+        for ack in pending {
+            match ack.await {
+                Ok(ack) => {
+                    acked += 1;
+                    duplicates += u64::from(ack.duplicate);
+                }
+                Err(error) => {
+                    failure.get_or_insert(error.to_string());
+                    break;
+                }
+            }
+        }
+        if failure.is_some() {
+            return (acked, duplicates, failure);
+        }
+        start = end;
     }
-    (acked, duplicates, failure)
+    (acked, duplicates, None)
 }

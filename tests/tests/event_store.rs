@@ -79,6 +79,7 @@ on_both_stores!(
     concurrent_commands_on_one_spell_are_all_kept,
     commands_from_two_processes_on_one_spell_are_all_kept,
     with_an_expected_version_exactly_one_concurrent_command_wins,
+    with_an_expected_version_two_processes_racing_at_commit_get_one_winner,
     a_referral_racing_a_discharge_is_ordered_before_it_or_refused,
     one_spell_has_one_active_referral_per_team,
 );
@@ -298,6 +299,51 @@ async fn with_an_expected_version_exactly_one_concurrent_command_wins(backend: B
     }
 }
 
+/// Two buses (two processes) with the same `If-Match`: both load version 1,
+/// both decide, and they race at commit; the loser is told the new version.
+async fn with_an_expected_version_two_processes_racing_at_commit_get_one_winner(backend: Backend) {
+    let h = harness(backend).await;
+    let other = Arc::new(CommandBus::new(
+        BatonRepository::new(h.db.clone(), ReservationRules::baton()),
+        catalogue(),
+    ));
+    let id = spell_id("race");
+    h.bus
+        .spell(&id, issued(admit("race", 7, "W1", 3)), None)
+        .await
+        .unwrap();
+    for round in 0..5u64 {
+        let version = 1 + round;
+        let (a, b) = tokio::join!(
+            h.bus.spell(
+                &id,
+                issued(SpellCommand::SetDischargePathway {
+                    pathway: Pathway::ALL[(round % 2) as usize * 2]
+                }),
+                Some(version)
+            ),
+            other.spell(
+                &id,
+                issued(SpellCommand::SetDischargePathway {
+                    pathway: Pathway::ALL[(round % 2) as usize * 2 + 1]
+                }),
+                Some(version)
+            )
+        );
+        let results = [a, b];
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        let expected_current = version + 1;
+        assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(
+            r,
+            Err(CommandError::VersionMismatch { current }) if *current == expected_current
+        )));
+    }
+}
+
 async fn a_referral_racing_a_discharge_is_ordered_before_it_or_refused(backend: Backend) {
     let h = harness(backend).await;
     for round in 0..10u32 {
@@ -419,6 +465,24 @@ async fn one_spell_has_one_active_referral_per_team(backend: Backend) {
             ReservationConflict::ReferralAlreadyActive { .. }
         ))
     )));
+}
+
+#[tokio::test]
+async fn a_creating_command_sent_to_another_id_is_refused() {
+    let h = harness(Backend::Sqlite).await;
+    let result = h
+        .bus
+        .spell(
+            &spell_id("elsewhere"),
+            issued(admit("s1", 1, "W1", 1)),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(result, Err(CommandError::IdMismatch)),
+        "{result:?}"
+    );
+    assert_eq!(count(&h.db, "events").await, 0);
 }
 
 #[tokio::test]

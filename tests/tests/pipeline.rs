@@ -349,3 +349,36 @@ async fn the_feed_resumes_after_a_checkpoint_and_delivers_new_events_live() {
     assert_eq!(next.position, first as u64 + 1);
     assert_eq!(next.aggregate_id, "h0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_that_stops_renewing_its_heartbeat_is_replaced() {
+    use sqlx::Connection;
+    let s = stack().await;
+    // A leader whose host hung: its session (and so its lock) stays open,
+    // but it no longer renews its heartbeat.
+    let mut hung = sqlx::PgConnection::connect(&s._pg.url).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(0x4241_544F_4E52_4C59_i64) // the relay's lock key, "BATONRLY"
+        .execute(&mut hung)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE outbox_relay SET owner = 'hung', heartbeat_at = now() - interval '1 minute'",
+    )
+    .execute(&mut hung)
+    .await
+    .unwrap();
+    let relay = start_relay(&s.db, &s.repo, &s.sink);
+    let expected = commit_events(&s.bus, "h", 0, 3, 1).await;
+    eventually(
+        "a new relay to take over and publish",
+        Duration::from_secs(20),
+        || async { stream_len(&s).await == expected as u64 },
+    )
+    .await;
+    assert_eq!(relay.metrics.leader.load(Ordering::Relaxed), 1);
+    assert!(
+        sqlx::query("SELECT 1").execute(&mut hung).await.is_err(),
+        "the hung session was ended"
+    );
+}

@@ -24,12 +24,12 @@ CREATE INDEX IF NOT EXISTS reservations_holder ON reservations (holder);
 -- Transactional outbox: a reference to every committed event, until the relay
 -- has handed it to the sink (JetStream PubAck, or the local event log). It
 -- names the event rather than copying it, halving what each commit writes.
--- `xid` lets the relay take only rows of transactions that have ended, so a
--- row of a transaction still in flight is never passed over.
+-- The relay keeps no cursor: it takes the lowest visible rows and deletes
+-- them once relayed, so a row of a transaction still in flight is never
+-- passed over (infra/src/outbox.rs).
 CREATE TABLE IF NOT EXISTS outbox
 (
     position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    xid            xid8        NOT NULL DEFAULT pg_current_xact_id(),
     aggregate_type text        NOT NULL,
     aggregate_id   text        NOT NULL,
     sequence       bigint      NOT NULL,
