@@ -387,7 +387,7 @@ impl Flow {
         }
     }
 
-    /// A ward's figures at `now`.
+    /// A ward's figures at `now`, from its running figures.
     pub fn ward_totals(&self, ward: &Ward, now: Instant) -> FlowTotals {
         let today = local_date(now);
         let mut t = FlowTotals {
@@ -395,17 +395,14 @@ impl Flow {
             discharges_today: self.discharges_on(&ward.code, today),
             ..FlowTotals::default()
         };
-        for (_, _, spell) in self.ward_beds(&ward.code) {
-            t.occupied += 1;
-            if criteria(spell) == CriteriaToReside::DoesNotMeet {
-                t.nctr += 1;
+        if let Some(aggregate) = self.aggregate(&ward.code) {
+            t.occupied = aggregate.occupied;
+            for (drd, count) in &aggregate.ready_since {
+                t.nctr += count;
+                t.delay_days += days_between(*drd, today).max(0) * i64::from(*count);
             }
-            t.delay_days += delay_days(spell, today).unwrap_or(0);
-            match spell.expected_discharge_date {
-                Some(d) if d == today => t.edd_today += 1,
-                Some(d) if d < today => t.edd_overdue += 1,
-                _ => {}
-            }
+            t.edd_today = aggregate.expected.get(&today).copied().unwrap_or(0);
+            t.edd_overdue = aggregate.expected.range(..today).map(|(_, n)| n).sum();
         }
         t.beds = t.beds.max(t.occupied);
         t.free = t.beds - t.occupied;

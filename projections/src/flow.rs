@@ -81,6 +81,26 @@ pub struct ReferralFacts {
     pub planned_start: Option<NaiveDate>,
 }
 
+/// A ward's running figures, so totals are read without walking its spells
+/// (the system board covers every ward in England: 100,000 spells).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WardAggregate {
+    /// Open spells.
+    pub occupied: u32,
+    /// Open spells by discharge ready date (NCTR patients).
+    pub ready_since: BTreeMap<NaiveDate, u32>,
+    /// Open spells by expected date of discharge.
+    pub expected: BTreeMap<NaiveDate, u32>,
+}
+
+fn bump(map: &mut BTreeMap<NaiveDate, u32>, date: NaiveDate, by: i64) {
+    let count = map.entry(date).or_default();
+    *count = u32::try_from((i64::from(*count) + by).max(0)).unwrap_or(0);
+    if *count == 0 {
+        map.remove(&date);
+    }
+}
+
 /// The fold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Flow {
@@ -98,6 +118,8 @@ pub struct Flow {
     by_spell: HashMap<String, BTreeSet<String>>,
     /// The last sequence applied per aggregate, keyed `type/id`.
     applied: HashMap<String, u64>,
+    /// Running figures per ward, kept equal to what walking its spells gives.
+    aggregates: BTreeMap<WardCode, WardAggregate>,
 }
 
 impl Flow {
@@ -162,7 +184,43 @@ impl Flow {
         }
     }
 
+    /// Adds (`by` = 1) or removes (-1) an open spell's share of its ward's
+    /// running figures. Every spell event is applied between a removal and
+    /// an addition, so the figures follow whatever the event changed.
+    fn account(&mut self, id: &str, by: i64) {
+        let Some(spell) = self.spells.get(id) else {
+            return;
+        };
+        if spell.discharged_at.is_some() {
+            return;
+        }
+        let ward = spell.placement.ward.clone();
+        let ready = spell.discharge_ready_date;
+        let expected = spell.expected_discharge_date;
+        let aggregate = self.aggregates.entry(ward.clone()).or_default();
+        aggregate.occupied =
+            u32::try_from((i64::from(aggregate.occupied) + by).max(0)).unwrap_or(0);
+        if let Some(date) = ready {
+            bump(&mut aggregate.ready_since, date, by);
+        }
+        if let Some(date) = expected {
+            bump(&mut aggregate.expected, date, by);
+        }
+        if aggregate.occupied == 0
+            && aggregate.ready_since.is_empty()
+            && aggregate.expected.is_empty()
+        {
+            self.aggregates.remove(&ward);
+        }
+    }
+
     fn apply_spell(&mut self, id: &str, event: &SpellEvent) {
+        self.account(id, -1);
+        self.change_spell(id, event);
+        self.account(id, 1);
+    }
+
+    fn change_spell(&mut self, id: &str, event: &SpellEvent) {
         match event {
             SpellEvent::PatientAdmitted {
                 patient,
@@ -339,6 +397,11 @@ impl Flow {
             .into_iter()
             .flat_map(|beds| beds.iter())
             .filter_map(|(bed, id)| self.spells.get(id).map(|s| (bed.as_str(), id.as_str(), s)))
+    }
+
+    /// A ward's running figures.
+    pub fn aggregate(&self, ward: &WardCode) -> Option<&WardAggregate> {
+        self.aggregates.get(ward)
     }
 
     /// Discharges on a ward on an English date.

@@ -562,3 +562,62 @@ fn decodes_events_as_stored() {
     assert!(decode("spell", "s1", 4, "2", &payload).is_err());
     assert!(decode("other", "x", 1, "1", &payload).unwrap().is_none());
 }
+
+#[test]
+fn ward_totals_from_running_figures_equal_the_ward_board_after_every_correction() {
+    let mut s = Script::default();
+    s.admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+        .admit("s2", "9434765919", "W1", "2", "2026-03-01T09:00:00Z")
+        .spell(
+            "s1",
+            SpellEvent::CriteriaToResideReviewed {
+                meets_criteria_to_reside: false,
+                at: t("2026-03-02T09:00:00Z"),
+                discharge_ready_date: Some(d("2026-03-02")),
+            },
+        )
+        .spell(
+            "s2",
+            SpellEvent::ExpectedDischargeDateSet {
+                date: d("2026-03-04"),
+                previous: None,
+            },
+        )
+        .spell(
+            "s1",
+            SpellEvent::PatientTransferred {
+                from: place("W1", "1"),
+                to: place("W2", "1"),
+                at: t("2026-03-03T09:00:00Z"),
+            },
+        )
+        .spell("s2", discharge("2026-03-05T08:00:00Z", "W1", "2"))
+        .spell(
+            "s2",
+            SpellEvent::DischargeCancelled {
+                reason: Text::parse("still here").unwrap(),
+                placement: place("W1", "2"),
+                nhs_number: NhsNumber::parse("9434765919").unwrap(),
+                discharge_at: t("2026-03-05T08:00:00Z"),
+            },
+        );
+    let mut flow = Flow::default();
+    let now = t(NOW);
+    for event in &s.events {
+        flow.apply(event);
+        for w in wards() {
+            let board = flow.ward_board(&w, now);
+            let totals = flow.ward_totals(&w, now);
+            assert_eq!(totals.occupied, board.totals.occupied, "after {event:?}");
+            assert_eq!(totals.nctr, board.totals.nctr, "after {event:?}");
+            let delay: i64 = board.beds.iter().filter_map(|b| b.delay_days).sum();
+            assert_eq!(totals.delay_days, delay, "after {event:?}");
+            let overdue = board.beds.iter().filter(|b| b.edd_overdue).count() as u32;
+            assert_eq!(totals.edd_overdue, overdue, "after {event:?}");
+        }
+    }
+    let w1 = flow.ward_totals(&ward("W1", 4), now);
+    assert_eq!((w1.occupied, w1.edd_overdue), (1, 1));
+    let w2 = flow.ward_totals(&ward("W2", 3), now);
+    assert_eq!((w2.occupied, w2.nctr, w2.delay_days), (1, 1, 3));
+}
