@@ -64,8 +64,9 @@ enum OutboxCommand {
 
 #[derive(Debug, Subcommand)]
 enum ProjectionsCommand {
-    /// Replay the whole event stream into fresh boards and store them as the
-    /// checkpoint every Baton process starts from.
+    /// Replay the whole event stream into fresh boards; every running Baton
+    /// process swaps them in at its next checkpoint tick, and new ones start
+    /// from them.
     Rebuild,
 }
 
@@ -223,10 +224,12 @@ async fn rebuild_projections(config: Config) -> anyhow::Result<()> {
     let snapshot = infra::snapshots::Snapshot {
         position: state.position,
         state: serde_json::to_string(&state)?,
+        generation: 0,
     };
-    infra::snapshots::store(&pipeline.db, &pipeline.feed.identity(), &snapshot, true).await?;
+    let write = infra::snapshots::Write::Rebuild;
+    infra::snapshots::store(&pipeline.db, &pipeline.feed.identity(), &snapshot, write).await?;
     println!(
-        "rebuilt the boards from {} events; processes that start now begin from them",
+        "rebuilt the boards from {} events; running processes swap them in within 30 s",
         state.position
     );
     pipeline.stop().await;

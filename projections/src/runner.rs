@@ -228,12 +228,13 @@ impl Boards {
         }
     }
 
-    /// A snapshot of the current state.
-    pub fn snapshot(&self) -> Result<Snapshot, serde_json::Error> {
+    /// A snapshot of the current state, built on rebuild `generation`.
+    pub fn snapshot(&self, generation: u64) -> Result<Snapshot, serde_json::Error> {
         self.read_state(|s| {
             Ok(Snapshot {
                 position: s.position,
                 state: serde_json::to_string(s)?,
+                generation,
             })
         })
     }
@@ -302,26 +303,42 @@ impl Runner {
         self.rebuild.clone()
     }
 
-    async fn restore(&self) {
+    /// Loads the stored snapshot into the boards; returns its generation.
+    async fn restore(&self) -> u64 {
         match snapshots::load(&self.db, &self.feed.identity()).await {
             Ok(Some(snapshot)) => match serde_json::from_str::<State>(&snapshot.state) {
                 Ok(state) => {
-                    tracing::info!(position = state.position, "boards restored from checkpoint");
+                    tracing::info!(
+                        position = state.position,
+                        generation = snapshot.generation,
+                        "boards restored from checkpoint"
+                    );
                     self.boards.replace(state);
+                    snapshot.generation
                 }
-                Err(error) => tracing::warn!(%error, "unreadable checkpoint; replaying the feed"),
+                Err(error) => {
+                    tracing::warn!(%error, "unreadable checkpoint; replaying the feed");
+                    snapshot.generation
+                }
             },
-            Ok(None) => tracing::info!("no checkpoint; building the boards from the feed"),
-            Err(error) => tracing::warn!(%error, "cannot read the checkpoint; replaying the feed"),
+            Ok(None) => {
+                tracing::info!("no checkpoint; building the boards from the feed");
+                0
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the checkpoint; replaying the feed");
+                0
+            }
         }
     }
 
-    /// Stores a checkpoint of the boards.
-    pub async fn checkpoint(&self) {
-        match self.boards.snapshot() {
+    /// Stores a checkpoint of the boards, built on rebuild `generation`.
+    pub async fn checkpoint(&self, generation: u64) {
+        match self.boards.snapshot(generation) {
             Ok(snapshot) => {
+                let write = snapshots::Write::Checkpoint;
                 if let Err(error) =
-                    snapshots::store(&self.db, &self.feed.identity(), &snapshot, false).await
+                    snapshots::store(&self.db, &self.feed.identity(), &snapshot, write).await
                 {
                     tracing::warn!(%error, "could not store a checkpoint");
                 }
@@ -330,9 +347,18 @@ impl Runner {
         }
     }
 
-    /// Runs until `shutdown` turns true, then checkpoints.
+    /// True when a rebuild stored a newer generation than `generation`.
+    async fn rebuilt_since(&self, generation: u64) -> bool {
+        snapshots::generation(&self.db, &self.feed.identity())
+            .await
+            .is_ok_and(|stored| stored > generation)
+    }
+
+    /// Runs until `shutdown` turns true, then checkpoints. A rebuild stored
+    /// by another process (`baton projections rebuild`) is swapped in at the
+    /// next checkpoint tick.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        self.restore().await;
+        let mut generation = self.restore().await;
         let mut checkpointed = self.boards.position();
         let mut ticker = tokio::time::interval(self.snapshot_every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -361,8 +387,14 @@ impl Runner {
                         None => continue 'subscribe,
                     },
                     _ = ticker.tick() => {
+                        if self.rebuilt_since(generation).await {
+                            generation = self.restore().await;
+                            checkpointed = self.boards.position();
+                            tracing::info!(generation, "swapped in rebuilt boards");
+                            continue 'subscribe;
+                        }
                         if self.boards.position() > checkpointed {
-                            self.checkpoint().await;
+                            self.checkpoint(generation).await;
                             checkpointed = self.boards.position();
                         }
                     }
@@ -371,6 +403,17 @@ impl Runner {
                             Ok(state) => {
                                 tracing::info!(position = state.position, "boards rebuilt from the feed");
                                 self.boards.replace(state);
+                                match self.boards.snapshot(generation) {
+                                    Ok(snapshot) => {
+                                        let write = snapshots::Write::Rebuild;
+                                        match snapshots::store(&self.db, &self.feed.identity(), &snapshot, write).await {
+                                            Ok(()) => generation += 1,
+                                            Err(error) => tracing::warn!(%error, "could not store the rebuild"),
+                                        }
+                                    }
+                                    Err(error) => tracing::warn!(%error, "could not encode the rebuild"),
+                                }
+                                checkpointed = self.boards.position();
                                 continue 'subscribe;
                             }
                             Err(error) => tracing::error!(%error, "rebuild failed; keeping the live boards"),
@@ -380,6 +423,8 @@ impl Runner {
                 }
             }
         }
-        self.checkpoint().await;
+        if !self.rebuilt_since(generation).await {
+            self.checkpoint(generation).await;
+        }
     }
 }

@@ -458,3 +458,55 @@ async fn an_unacknowledged_referral_is_escalated_exactly_once_by_two_processes()
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_stored_by_another_process_is_swapped_into_running_boards() {
+    let l = live().await;
+    let r = start(&l);
+    for i in 0..6u32 {
+        let name = format!("s{i}");
+        l.bus
+            .spell(&spell_id(&name), issued(admit(&name, i, "W1", i + 1)), None)
+            .await
+            .unwrap();
+    }
+    caught_up(&l, &r.boards).await;
+    // The running boards go wrong (as a bug in a fold would leave them):
+    // everything forgotten, at the current position.
+    let position = r.boards.position();
+    r.boards.replace(projections::runner::State {
+        position,
+        flow: projections::Flow::default(),
+    });
+    // Another process (`baton projections rebuild`) stores a rebuild.
+    let rebuilt = rebuild(&l.feed).await.unwrap();
+    let snapshot = infra::snapshots::Snapshot {
+        position: rebuilt.position,
+        state: serde_json::to_string(&rebuilt).unwrap(),
+        generation: 0,
+    };
+    infra::snapshots::store(
+        &l.db,
+        &l.feed.identity(),
+        &snapshot,
+        infra::snapshots::Write::Rebuild,
+    )
+    .await
+    .unwrap();
+    eventually(
+        "the running boards to swap the rebuild in",
+        Duration::from_secs(10),
+        || async { r.boards.read(Clone::clone) == rebuilt.flow },
+    )
+    .await;
+    // Its own checkpoints build on the rebuild, never on the wrong state.
+    r.stop.send(true).unwrap();
+    r.task.await.unwrap();
+    let stored = infra::snapshots::load(&l.db, &l.feed.identity())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.generation, 1);
+    let state: projections::runner::State = serde_json::from_str(&stored.state).unwrap();
+    assert_eq!(state.flow, rebuilt.flow);
+}
