@@ -5,19 +5,17 @@
 //! event is on the stream (or the embedded log) exactly once, in order.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::collections::{BTreeMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_tests::eventually;
 use baton_tests::fixtures::{admit, catalogue, issued, spell_id};
 use baton_tests::nats::NatsServer;
 use baton_tests::postgres::TestDatabase;
+use baton_tests::{assert_exactly_once_in_order, eventually, read_feed};
 use domain::spell::SpellCommand;
-use futures::StreamExt;
 use infra::commands::CommandBus;
-use infra::feed::{Feed, FeedEvent};
+use infra::feed::Feed;
 use infra::outbox;
 use infra::store::{BatonRepository, Database, ReservationRules};
 use infra::stream::{StreamSettings, Target};
@@ -107,41 +105,6 @@ async fn burst(bus: &Arc<CommandBus>, prefix: &str, first: u32, spells: u32) -> 
     spells as usize * 5
 }
 
-fn assert_exactly_once_in_order(events: &[FeedEvent], expected: usize) {
-    assert_eq!(events.len(), expected);
-    let unique: HashSet<_> = events
-        .iter()
-        .map(|e| (e.aggregate_id.clone(), e.sequence))
-        .collect();
-    assert_eq!(unique.len(), expected, "an event was delivered twice");
-    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
-    for event in events {
-        let previous = last
-            .insert(&event.aggregate_id, event.sequence)
-            .unwrap_or(0);
-        assert_eq!(
-            event.sequence,
-            previous + 1,
-            "{} out of order",
-            event.aggregate_id
-        );
-    }
-}
-
-async fn read_all(feed: &Feed, count: usize) -> Vec<FeedEvent> {
-    let mut stream = feed.subscribe(0).await.unwrap();
-    let mut events = Vec::new();
-    while events.len() < count {
-        let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
-            .await
-            .expect("feed stalled")
-            .expect("feed ended")
-            .unwrap();
-        events.push(next);
-    }
-    events
-}
-
 /// Commits bursts until one leaves rows in the outbox, then kills the child
 /// at once: those rows were committed and not yet published.
 async fn kill_with_rows_pending(baton: &mut Baton, bus: &Arc<CommandBus>, db: &Database) -> usize {
@@ -219,7 +182,7 @@ async fn killing_baton_between_commit_and_publish_loses_nothing() {
         || async { stream_len().await == total as u64 },
     )
     .await;
-    let events = read_all(&feed, total).await;
+    let events = read_feed(&feed, 0, total).await;
     assert_exactly_once_in_order(&events, total);
     eventually("the outbox to drain", Duration::from_secs(30), || async {
         outbox::status(&db).await.unwrap().depth == 0
@@ -266,7 +229,7 @@ async fn the_embedded_default_loses_nothing_across_a_kill_either() {
     let total = first + at_kill + while_dead;
 
     baton.restart();
-    let events = read_all(&feed, total).await;
+    let events = read_feed(&feed, 0, total).await;
     assert_exactly_once_in_order(&events, total);
     let positions: Vec<u64> = events.iter().map(|e| e.position).collect();
     assert_eq!(

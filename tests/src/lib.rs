@@ -31,3 +31,53 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Reads `count` events from `feed` after position `after`, failing the test
+/// if the feed stalls for 20 s.
+pub async fn read_feed(
+    feed: &infra::feed::Feed,
+    after: u64,
+    count: usize,
+) -> Vec<infra::feed::FeedEvent> {
+    use futures::StreamExt;
+    let mut events = Vec::with_capacity(count);
+    let mut stream = feed.subscribe(after).await.unwrap();
+    while events.len() < count {
+        let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("the feed stopped delivering")
+            .expect("the feed ended")
+            .unwrap();
+        events.push(next);
+    }
+    events
+}
+
+/// Asserts `events` hold `expected` events, each (aggregate, sequence) once,
+/// every aggregate's in sequence order from 1, at dense feed positions.
+pub fn assert_exactly_once_in_order(events: &[infra::feed::FeedEvent], expected: usize) {
+    use std::collections::{BTreeMap, HashSet};
+    assert_eq!(events.len(), expected);
+    let unique: HashSet<_> = events
+        .iter()
+        .map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone(), e.sequence))
+        .collect();
+    assert_eq!(unique.len(), expected, "an event was delivered twice");
+    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+    for event in events {
+        let previous = last
+            .insert(&event.aggregate_id, event.sequence)
+            .unwrap_or(0);
+        assert_eq!(
+            event.sequence,
+            previous + 1,
+            "{} out of order",
+            event.aggregate_id
+        );
+    }
+    let positions: Vec<u64> = events.iter().map(|e| e.position).collect();
+    assert!(
+        positions.windows(2).all(|w| w[1] == w[0] + 1),
+        "feed positions are dense"
+    );
+}

@@ -8,19 +8,18 @@
 //! killed process, is in `crash.rs`; 4, PostgreSQL down, in `outage.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_tests::eventually;
 use baton_tests::fixtures::{admit, catalogue, issued, spell_id};
 use baton_tests::nats::NatsServer;
 use baton_tests::postgres::TestDatabase;
+use baton_tests::{assert_exactly_once_in_order, eventually, read_feed};
 use domain::spell::SpellCommand;
 use futures::StreamExt;
 use infra::commands::CommandBus;
-use infra::feed::{Feed, FeedEvent};
+use infra::feed::Feed;
 use infra::metrics::RelayMetrics;
 use infra::outbox;
 use infra::relay::{Relay, Sink};
@@ -128,20 +127,6 @@ async fn commit_events(
     (spells as usize) * (1 + updates as usize)
 }
 
-async fn read_feed(feed: &Feed, after: u64, count: usize) -> Vec<FeedEvent> {
-    let mut events = Vec::with_capacity(count);
-    let mut stream = feed.subscribe(after).await.unwrap();
-    while events.len() < count {
-        let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
-            .await
-            .expect("the feed stopped delivering")
-            .expect("the feed ended")
-            .unwrap();
-        events.push(next);
-    }
-    events
-}
-
 async fn stream_len(stack: &Stack) -> u64 {
     let Sink::JetStream(target) = &stack.sink else {
         unreachable!()
@@ -150,33 +135,6 @@ async fn stream_len(stack: &Stack) -> u64 {
         Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
         Err(_) => 0,
     }
-}
-
-/// Each (aggregate, sequence) once, and each aggregate's in order.
-fn assert_exactly_once_in_order(events: &[FeedEvent], expected: usize) {
-    assert_eq!(events.len(), expected);
-    let unique: HashSet<_> = events
-        .iter()
-        .map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone(), e.sequence))
-        .collect();
-    assert_eq!(unique.len(), expected, "an event was published twice");
-    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
-    for event in events {
-        let previous = last
-            .insert(&event.aggregate_id, event.sequence)
-            .unwrap_or(0);
-        assert_eq!(
-            event.sequence,
-            previous + 1,
-            "{} out of order",
-            event.aggregate_id
-        );
-    }
-    let positions: Vec<u64> = events.iter().map(|e| e.position).collect();
-    assert!(
-        positions.windows(2).all(|w| w[1] == w[0] + 1),
-        "feed positions are dense"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
