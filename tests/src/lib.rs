@@ -81,3 +81,39 @@ pub fn assert_exactly_once_in_order(events: &[infra::feed::FeedEvent], expected:
         "feed positions are dense"
     );
 }
+
+/// Writes one section of docs/benchmarks.md (from its `## heading` to the
+/// next), keeping every other benchmark's section as it is.
+pub fn write_benchmark_section(heading: &str, body: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/benchmarks.md");
+    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nEach section is overwritten by the command it names.\n".into()
+    });
+    let mut sections: Vec<(String, String)> = Vec::new();
+    let mut preamble = String::new();
+    for chunk in existing.split("\n## ") {
+        if sections.is_empty() && preamble.is_empty() && !existing.starts_with("## ") {
+            preamble = chunk.to_owned();
+            continue;
+        }
+        let (title, rest) = chunk.split_once('\n').unwrap_or((chunk, ""));
+        sections.push((
+            format!("## {}", title.trim_start_matches("## ")),
+            rest.to_owned(),
+        ));
+    }
+    let new = (heading.to_owned(), format!("\n{}", body.trim()));
+    match sections.iter_mut().find(|(title, _)| title == heading) {
+        Some(section) => *section = new,
+        None => sections.push(new),
+    }
+    let mut out = preamble.trim_end().to_owned();
+    for (title, rest) in sections {
+        out.push_str(&format!(
+            "\n\n{title}\n{}",
+            rest.trim_start_matches('\n').trim_end()
+        ));
+    }
+    out.push('\n');
+    std::fs::write(path, out).unwrap();
+}

@@ -155,11 +155,19 @@ async fn a_bed_freed_by_discharge_can_be_taken_again(backend: Backend) {
         .await
         .unwrap();
     let second = spell_id("second");
-    assert!(h
+    let taken = h
         .bus
         .spell(&second, issued(admit("second", 2, "W1", 3)), None)
-        .await
-        .is_err());
+        .await;
+    assert!(
+        matches!(
+            taken,
+            Err(CommandError::Reservation(
+                ReservationConflict::BedOccupied { .. }
+            ))
+        ),
+        "{taken:?}"
+    );
     h.bus
         .spell(
             &first,

@@ -422,22 +422,13 @@ async fn main() {
          token.\n"
     );
 
-    // Replace (or append) this section of docs/benchmarks.md.
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/benchmarks.md");
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-    let marker = "## Boards: replay, freshness, memory and reads (issue 4)";
-    let kept = match existing.find(marker) {
-        Some(at) => {
-            let rest = &existing[at + marker.len()..];
-            let end = rest.find("\n## ").map(|n| at + marker.len() + n + 1);
-            let mut s = existing[..at].to_owned();
-            if let Some(end) = end {
-                s.push_str(&existing[end..]);
-            }
-            s
-        }
-        None => existing,
-    };
-    std::fs::write(path, format!("{}\n{report}", kept.trim_end())).unwrap();
+    let body = report
+        .split_once('\n')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    baton_tests::write_benchmark_section(
+        "## Boards: replay, freshness, memory and reads (issue 4)",
+        body,
+    );
     println!("wrote docs/benchmarks.md");
 }

@@ -398,15 +398,6 @@ async fn suite(nats: &NatsServer, title: &'static str, url_options: &str, tag: &
 
 fn write_report(suites: &[Suite]) {
     let mut report = String::new();
-    let _ = writeln!(report, "# Benchmarks\n");
-    let _ = writeln!(
-        report,
-        "Figures below are overwritten by the commands that measure them; each section names its command.\n"
-    );
-    let _ = writeln!(
-        report,
-        "## Pipeline: commands, outbox and relay (issue 3)\n"
-    );
     let _ = writeln!(
         report,
         "Command: `cargo run --release -p baton-tests --bin bench-pipeline`, run on {} \
@@ -472,8 +463,10 @@ fn write_report(suites: &[Suite]) {
          durable transactions/s within the hour these were taken, and slow commits also delay the \
          relay, which takes a row only once every older transaction has ended.\n"
     );
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/benchmarks.md");
-    std::fs::write(path, report).unwrap();
+    baton_tests::write_benchmark_section(
+        "## Pipeline: commands, outbox and relay (issue 3)",
+        &report,
+    );
     println!("wrote docs/benchmarks.md");
 }
 
