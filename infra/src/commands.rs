@@ -13,7 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, SerializedEvent};
 use cqrs_es::EventStore;
 use domain::reference::ReferenceData;
 use domain::referral::{Referral, ReferralCommand, ReferralError, ReferralSubject};
@@ -23,7 +23,8 @@ use domain::values::{Pathway, ReferralId, ServiceKind, SpellId, TeamCode, Text};
 use domain::{Actor, Decider, Issued};
 
 use crate::cqrs::{EsAggregate, EsEvent};
-use crate::store::{classify, BatonRepository, StoreFailure};
+use crate::idempotency::{self, Idempotency};
+use crate::store::{classify, BatonRepository, Database, StoreFailure};
 
 /// The event store of one aggregate type.
 pub type Store<D> = PersistedEventStore<BatonRepository, EsAggregate<D>>;
@@ -69,6 +70,28 @@ pub struct Committed {
     pub events: usize,
     /// Awaitable by board reads: they answer once they include this version.
     pub token: ConsistencyToken,
+    /// `Some(extra)` when this is the stored answer to an earlier command
+    /// with the same idempotency key (nothing was recorded this time).
+    pub replayed: Option<serde_json::Value>,
+}
+
+/// How a command is to be carried out.
+#[derive(Debug, Clone, Default)]
+pub struct CommandOptions {
+    /// Refuse unless the aggregate is at this version (HTTP `If-Match`).
+    pub expected_version: Option<u64>,
+    /// Record at most once under this key (HTTP `Idempotency-Key`).
+    pub idempotency: Option<Idempotency>,
+}
+
+impl CommandOptions {
+    /// Only an expected version.
+    pub fn expecting(expected_version: Option<u64>) -> Self {
+        Self {
+            expected_version,
+            idempotency: None,
+        }
+    }
 }
 
 /// Names one version of one aggregate. A read model that has applied that
@@ -134,6 +157,9 @@ pub enum CommandError<E: std::error::Error> {
     /// reservations of the aggregate would name one and hold the other.
     #[error("the id in the command does not match the record it was sent to")]
     IdMismatch,
+    /// The idempotency key was used before for a different request.
+    #[error("this idempotency key was used for a different request")]
+    KeyReused,
     /// Other commands kept winning the race for this aggregate.
     #[error("the record is being changed by others; try again")]
     Contended,
@@ -149,6 +175,9 @@ impl<E: std::error::Error> CommandError<E> {
     fn from_failure(failure: StoreFailure) -> Self {
         match failure {
             StoreFailure::Conflict => CommandError::Contended,
+            // Answered from the stored row by `execute`; reaching here means
+            // the row vanished between the two, which cannot happen.
+            StoreFailure::KeyTaken => CommandError::KeyReused,
             StoreFailure::Reservation(conflict) => CommandError::Reservation(conflict),
             StoreFailure::Unavailable(e) => CommandError::Unavailable(e),
             StoreFailure::Unexpected(e) => CommandError::Internal(e),
@@ -162,6 +191,7 @@ impl<E: std::error::Error> CommandError<E> {
             CommandError::Reservation(c) => CommandError::Reservation(c),
             CommandError::VersionMismatch { current } => CommandError::VersionMismatch { current },
             CommandError::IdMismatch => CommandError::IdMismatch,
+            CommandError::KeyReused => CommandError::KeyReused,
             CommandError::Contended => CommandError::Contended,
             CommandError::Unavailable(e) => CommandError::Unavailable(e),
             CommandError::Internal(e) => CommandError::Internal(e),
@@ -180,9 +210,28 @@ pub enum RaiseRefusal {
     Referral(ReferralError),
 }
 
+/// What raising a referral needs.
+#[derive(Debug, Clone)]
+pub struct RaiseReferral {
+    /// The new referral's id.
+    pub referral_id: ReferralId,
+    /// The spell it hands over.
+    pub spell_id: SpellId,
+    /// The team it goes to.
+    pub team: TeamCode,
+    /// The service asked for.
+    pub service: ServiceKind,
+    /// The discharge pathway.
+    pub pathway: Pathway,
+    /// What the team needs to know.
+    pub summary: Text,
+}
+
 /// Loads, decides and commits commands for every aggregate.
 #[derive(Clone)]
 pub struct CommandBus {
+    db: Database,
+    repository: BatonRepository,
     spells: Arc<Store<Spell>>,
     referrals: Arc<Store<Referral>>,
     reference: Arc<dyn ReferenceData>,
@@ -199,6 +248,8 @@ impl CommandBus {
     /// A bus over `repository`, deciding against `reference` data.
     pub fn new(repository: BatonRepository, reference: Arc<dyn ReferenceData>) -> Self {
         Self {
+            db: repository.database().clone(),
+            repository: repository.clone(),
             spells: Arc::new(PersistedEventStore::new_event_store(repository.clone())),
             referrals: Arc::new(PersistedEventStore::new_event_store(repository)),
             reference,
@@ -213,6 +264,17 @@ impl CommandBus {
         command: Issued<SpellCommand>,
         expected_version: Option<u64>,
     ) -> Result<Committed, CommandError<SpellError>> {
+        self.spell_with(id, command, CommandOptions::expecting(expected_version))
+            .await
+    }
+
+    /// Executes a spell command with options.
+    pub async fn spell_with(
+        &self,
+        id: &SpellId,
+        command: Issued<SpellCommand>,
+        options: CommandOptions,
+    ) -> Result<Committed, CommandError<SpellError>> {
         if let SpellCommand::AdmitPatient { spell_id, .. } = &command.command {
             if spell_id != id {
                 return Err(CommandError::IdMismatch);
@@ -221,10 +283,11 @@ impl CommandBus {
         let _turn = self.turns.of(Spell::TYPE, id.as_str()).lock().await;
         execute(
             &self.spells,
+            &self.db,
             &self.reference,
             id.as_str(),
             command,
-            expected_version,
+            options,
         )
         .await
     }
@@ -236,6 +299,17 @@ impl CommandBus {
         command: Issued<ReferralCommand>,
         expected_version: Option<u64>,
     ) -> Result<Committed, CommandError<ReferralError>> {
+        self.referral_with(id, command, CommandOptions::expecting(expected_version))
+            .await
+    }
+
+    /// Executes a referral command with options.
+    pub async fn referral_with(
+        &self,
+        id: &ReferralId,
+        command: Issued<ReferralCommand>,
+        options: CommandOptions,
+    ) -> Result<Committed, CommandError<ReferralError>> {
         if let ReferralCommand::RaiseReferral { referral_id, .. } = &command.command {
             if referral_id != id {
                 return Err(CommandError::IdMismatch);
@@ -244,10 +318,11 @@ impl CommandBus {
         let _turn = self.turns.of(Referral::TYPE, id.as_str()).lock().await;
         execute(
             &self.referrals,
+            &self.db,
             &self.reference,
             id.as_str(),
             command,
-            expected_version,
+            options,
         )
         .await
     }
@@ -267,8 +342,40 @@ impl CommandBus {
         by: Actor,
         at: domain::values::Instant,
     ) -> Result<Committed, CommandError<RaiseRefusal>> {
+        let raise = RaiseReferral {
+            referral_id: referral_id.clone(),
+            spell_id: spell_id.clone(),
+            team,
+            service,
+            pathway,
+            summary,
+        };
+        self.raise_referral_with(raise, by, at, CommandOptions::default())
+            .await
+    }
+
+    /// Raises a referral, with options (an idempotency key).
+    pub async fn raise_referral_with(
+        &self,
+        raise: RaiseReferral,
+        by: Actor,
+        at: domain::values::Instant,
+        options: CommandOptions,
+    ) -> Result<Committed, CommandError<RaiseRefusal>> {
+        let RaiseReferral {
+            referral_id,
+            spell_id,
+            team,
+            service,
+            pathway,
+            summary,
+        } = raise;
+        let referral_id = &referral_id;
+        if let Some(answer) = replay(&self.db, options.idempotency.as_ref()).await? {
+            return Ok(answer);
+        }
         let (spell, _) = self
-            .load_spell(spell_id)
+            .load_spell(&spell_id)
             .await
             .map_err(|e| e.map_refusal(RaiseRefusal::Spell))?;
         let subject: ReferralSubject = spell
@@ -282,9 +389,20 @@ impl CommandBus {
             pathway,
             summary,
         };
-        self.referral(referral_id, Issued::new(by, at, command), None)
+        self.referral_with(referral_id, Issued::new(by, at, command), options)
             .await
             .map_err(|e| e.map_refusal(RaiseRefusal::Referral))
+    }
+
+    /// Every stored event of a spell, oldest first (empty when unknown).
+    pub async fn spell_history(
+        &self,
+        id: &SpellId,
+    ) -> Result<Vec<SerializedEvent>, CommandError<SpellError>> {
+        self.repository
+            .get_events::<EsAggregate<Spell>>(id.as_str())
+            .await
+            .map_err(|e| failure(cqrs_es::AggregateError::from(e)))
     }
 
     /// A spell's current state and version.
@@ -313,17 +431,65 @@ fn failure<E: std::error::Error>(error: cqrs_es::AggregateError<E>) -> CommandEr
     }
 }
 
+fn database_failure<E: std::error::Error>(e: sqlx::Error) -> CommandError<E> {
+    if crate::store::is_unavailable(&e) {
+        CommandError::Unavailable(Box::new(e))
+    } else {
+        CommandError::Internal(Box::new(e))
+    }
+}
+
+/// The stored answer to a command sent before under the same key, if any.
+async fn replay<E: std::error::Error>(
+    db: &Database,
+    idempotency: Option<&Idempotency>,
+) -> Result<Option<Committed>, CommandError<E>> {
+    let Some(key) = idempotency else {
+        return Ok(None);
+    };
+    let stored = idempotency::lookup(db, &key.principal, &key.key)
+        .await
+        .map_err(database_failure)?;
+    match stored {
+        None => Ok(None),
+        Some(stored) if stored.fingerprint != key.fingerprint => Err(CommandError::KeyReused),
+        Some(stored) => Ok(Some(Committed {
+            token: ConsistencyToken {
+                aggregate_type: stored.aggregate_type,
+                aggregate_id: stored.aggregate_id.clone(),
+                version: stored.version,
+            },
+            aggregate_id: stored.aggregate_id,
+            version: stored.version,
+            events: 0,
+            replayed: Some(stored.extra),
+        })),
+    }
+}
+
 async fn execute<D>(
     store: &Store<D>,
+    db: &Database,
     services: &Arc<D::Services>,
     id: &str,
     issued: Issued<D::Command>,
-    expected_version: Option<u64>,
+    options: CommandOptions,
 ) -> Result<Committed, CommandError<D::Error>>
 where
     D: Decider,
     D::Command: Clone,
 {
+    if let Some(answer) = replay(db, options.idempotency.as_ref()).await? {
+        return Ok(answer);
+    }
+    let expected_version = options.expected_version;
+    let metadata = match &options.idempotency {
+        Some(key) => HashMap::from([(
+            idempotency::METADATA_KEY.to_owned(),
+            serde_json::to_string(key).map_err(|e| CommandError::Internal(Box::new(e)))?,
+        )]),
+        None => HashMap::new(),
+    };
     for attempt in 0..MAX_ATTEMPTS {
         let context = store.load_aggregate(id).await.map_err(failure)?;
         let version = context.current_sequence as u64;
@@ -335,13 +501,31 @@ where
         let events = domain::handle(&context.aggregate.0, issued.clone(), services.as_ref())
             .map_err(CommandError::Refused)?;
         if events.is_empty() {
+            if let Some(key) = &options.idempotency {
+                let stored = idempotency::store_unchanged(db, key, D::TYPE, id, version)
+                    .await
+                    .map_err(database_failure)?;
+                if !stored {
+                    return match replay(db, Some(key)).await? {
+                        Some(answer) => Ok(answer),
+                        None => Err(CommandError::KeyReused),
+                    };
+                }
+            }
             return Ok(committed::<D>(id, version, 0));
         }
         let count = events.len();
         let events = events.into_iter().map(EsEvent).collect();
-        match store.commit(events, context, HashMap::new()).await {
+        match store.commit(events, context, metadata.clone()).await {
             Ok(_) => return Ok(committed::<D>(id, version + count as u64, count)),
             Err(error) => match failure(error) {
+                CommandError::KeyReused => {
+                    // Another attempt under this key committed first.
+                    return match replay(db, options.idempotency.as_ref()).await? {
+                        Some(answer) => Ok(answer),
+                        None => Err(CommandError::KeyReused),
+                    };
+                }
                 CommandError::Contended if expected_version.is_none() => {
                     tracing::debug!(aggregate = D::TYPE, attempt, "lost a race; deciding again");
                     tokio::time::sleep(backoff(attempt)).await;
@@ -373,6 +557,7 @@ fn committed<D: Decider>(id: &str, version: u64, events: usize) -> Committed {
             aggregate_id: id.to_owned(),
             version,
         },
+        replayed: None,
     }
 }
 

@@ -35,8 +35,17 @@ pub struct FeedEvent {
     pub event_type: String,
     /// Event version.
     pub event_version: String,
-    /// The event (`Recorded<E>` as JSON).
-    pub payload: Value,
+    /// The event (`Recorded<E>` as JSON), as it was stored: decoded once,
+    /// straight into typed events, by whoever reads it.
+    pub payload: bytes::Bytes,
+}
+
+impl FeedEvent {
+    /// The payload as a JSON value (for tests and tools; the boards decode
+    /// the bytes straight into typed events).
+    pub fn json(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_slice(&self.payload)
+    }
 }
 
 /// Why the feed failed (subscribers retry from their checkpoint).
@@ -181,8 +190,7 @@ async fn subscribe_jetstream(
                     .map_err(|_| FeedError::Malformed("bad sequence".into()))?,
                 event_type: header(headers::EVENT_TYPE)?,
                 event_version: header(headers::EVENT_VERSION)?,
-                payload: serde_json::from_slice(&message.payload)
-                    .map_err(|e| FeedError::Malformed(e.to_string()))?,
+                payload: message.payload.clone(),
             })
         })
         .boxed())
@@ -268,7 +276,7 @@ async fn read_log(db: &Database, after: u64) -> Result<Vec<FeedEvent>, sqlx::Err
         Database::Postgres(pool) => {
             let rows = sqlx::query(
                 "SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence, e.event_type, \
-                 e.event_version, e.payload FROM event_log l JOIN events e \
+                 e.event_version, e.payload::text AS payload FROM event_log l JOIN events e \
                  ON e.aggregate_type = l.aggregate_type AND e.aggregate_id = l.aggregate_id \
                  AND e.sequence = l.sequence WHERE l.position > $1 \
                  ORDER BY l.position LIMIT $2",
@@ -286,7 +294,7 @@ async fn read_log(db: &Database, after: u64) -> Result<Vec<FeedEvent>, sqlx::Err
                         sequence: to_u64(r.try_get("sequence")?),
                         event_type: r.try_get("event_type")?,
                         event_version: r.try_get("event_version")?,
-                        payload: r.try_get("payload")?,
+                        payload: bytes::Bytes::from(r.try_get::<String, _>("payload")?),
                     })
                 })
                 .collect()
@@ -305,7 +313,6 @@ async fn read_log(db: &Database, after: u64) -> Result<Vec<FeedEvent>, sqlx::Err
             .await?;
             rows.iter()
                 .map(|r| {
-                    let payload: String = r.try_get("payload")?;
                     Ok(FeedEvent {
                         position: to_u64(r.try_get("position")?),
                         aggregate_type: r.try_get("aggregate_type")?,
@@ -313,8 +320,7 @@ async fn read_log(db: &Database, after: u64) -> Result<Vec<FeedEvent>, sqlx::Err
                         sequence: to_u64(r.try_get("sequence")?),
                         event_type: r.try_get("event_type")?,
                         event_version: r.try_get("event_version")?,
-                        payload: serde_json::from_str(&payload)
-                            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                        payload: bytes::Bytes::from(r.try_get::<String, _>("payload")?),
                     })
                 })
                 .collect()

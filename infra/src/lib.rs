@@ -7,6 +7,7 @@
 //!   sqlite-es) whose every commit writes events, reservations and outbox
 //!   rows in one transaction.
 //! - [`commands`]: the command bus: load, decide, commit, retry on conflict.
+//! - [`idempotency`]: idempotency keys, stored in the commit's transaction.
 //! - [`outbox`], [`relay`]: the transactional outbox and the one relay (per
 //!   database) that hands its rows, in order, to the sink: NATS JetStream,
 //!   or the local event log when no NATS is configured.
@@ -16,14 +17,21 @@
 //! - [`metrics`]: relay counters and latency, as Prometheus text.
 //! - [`pipeline`]: assembles store, bus, relay and feed for a [`config`];
 //!   the one place that knows whether the embedded or production mode runs.
+//! - [`reference`]: hospitals, wards and teams, stored in the event store's
+//!   database and served from memory (every command reads them).
 //! - [`config`], [`telemetry`]: layered configuration and logging, set up once.
+//! - [`auth`]: bearer tokens: who is calling, verified against the local
+//!   signing key or, once configured, an external identity provider.
+pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod cqrs;
 pub mod feed;
+pub mod idempotency;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod reference;
 pub mod relay;
 pub mod snapshots;
 pub mod store;

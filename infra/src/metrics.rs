@@ -38,7 +38,8 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
-    fn render(&self, name: &str, help: &str, out: &mut String) {
+    /// Appends this histogram as Prometheus text.
+    pub fn render_as(&self, name: &str, help: &str, out: &mut String) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (bound, count) in BUCKETS.iter().zip(&self.counts) {
             let _ = writeln!(
@@ -61,6 +62,9 @@ pub struct RelayMetrics {
     pub published: AtomicU64,
     /// Of those, how many JetStream reported as duplicates (re-publishes).
     pub duplicates: AtomicU64,
+    /// Publish chains JetStream refused because the stream's end was not
+    /// where the relay expected (another publisher, or a lost message).
+    pub resyncs: AtomicU64,
     /// Failed relay passes (sink or database errors).
     pub errors: AtomicU64,
     /// Outbox rows waiting, as last counted.
@@ -104,6 +108,12 @@ impl RelayMetrics {
             "Relay passes that failed and will be retried.",
             self.errors.load(Ordering::Relaxed),
         );
+        counter(
+            out,
+            "baton_outbox_chain_resyncs_total",
+            "Publish chains refused by JetStream and re-anchored.",
+            self.resyncs.load(Ordering::Relaxed),
+        );
         gauge(
             out,
             "baton_outbox_depth",
@@ -116,7 +126,7 @@ impl RelayMetrics {
             "1 while this process relays the outbox.",
             self.leader.load(Ordering::Relaxed),
         );
-        self.commit_to_publish.render(
+        self.commit_to_publish.render_as(
             "baton_outbox_commit_to_publish_seconds",
             "Time from commit to the sink's acknowledgement.",
             out,

@@ -123,27 +123,24 @@ pub async fn acknowledge(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::
     let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     match db {
         Database::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            // No need to wait for this commit's WAL flush: if a crash loses
-            // it, the rows are relayed again and JetStream drops them by
-            // message id. Waiting would only compete with commands' flushes.
-            sqlx::query("SET LOCAL synchronous_commit TO OFF")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM outbox WHERE position = ANY($1)")
-                .bind(&positions)
-                .execute(&mut *tx)
-                .await?;
+            // One statement, one round trip (the relay runs this after every
+            // pass). No need to wait for its WAL flush: if a crash loses it,
+            // the rows are relayed again and JetStream drops them by message
+            // id; waiting would only compete with commands' flushes. The
+            // setting is local to the statement's own transaction.
             sqlx::query(
-                "UPDATE outbox_relay SET last_published_position = \
-                 GREATEST(last_published_position, $1), last_published_at = now(), \
-                 published_total = published_total + $2 WHERE id = 1",
+                "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)), \
+                 gone AS (DELETE FROM outbox WHERE position = ANY($1)) \
+                 UPDATE outbox_relay SET last_published_position = \
+                 GREATEST(last_published_position, $2), last_published_at = now(), \
+                 published_total = published_total + $3 FROM quick WHERE id = 1",
             )
+            .bind(&positions)
             .bind(last)
             .bind(count)
-            .execute(&mut *tx)
+            .execute(pool)
             .await?;
-            tx.commit().await
+            Ok(())
         }
         Database::Sqlite(pool) => {
             let mut tx = pool.begin().await?;

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use domain::reference::ReferenceData;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -14,6 +13,7 @@ use crate::commands::CommandBus;
 use crate::config::Config;
 use crate::feed::Feed;
 use crate::metrics::RelayMetrics;
+use crate::reference::{ReferenceStore, ReferenceStoreError};
 use crate::relay::{Relay, Sink};
 use crate::store::{BatonRepository, Database, ReservationRules, StoreError};
 use crate::stream::Target;
@@ -24,6 +24,9 @@ pub enum PipelineError {
     /// The event store could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The stored reference data could not be loaded.
+    #[error(transparent)]
+    Reference(#[from] ReferenceStoreError),
     /// The NATS URL could not be used.
     #[error("cannot use NATS at {url}: {reason}")]
     Nats {
@@ -41,6 +44,8 @@ pub struct Pipeline {
     pub db: Database,
     /// The command bus.
     pub bus: Arc<CommandBus>,
+    /// Hospitals, wards and teams, as the bus decides with them.
+    pub reference: Arc<ReferenceStore>,
     /// What projections read.
     pub feed: Feed,
     /// The relay's metrics.
@@ -72,14 +77,12 @@ pub async fn open_database(config: &Config) -> Result<Database, StoreError> {
 }
 
 impl Pipeline {
-    /// Opens the store and starts the relay.
-    pub async fn start(
-        config: &Config,
-        reference: Arc<dyn ReferenceData>,
-    ) -> Result<Self, PipelineError> {
+    /// Opens the store, loads the reference data and starts the relay.
+    pub async fn start(config: &Config) -> Result<Self, PipelineError> {
         let db = open_database(config).await?;
+        let reference = ReferenceStore::load(db.clone()).await?;
         let repo = BatonRepository::new(db.clone(), ReservationRules::baton());
-        let bus = Arc::new(CommandBus::new(repo.clone(), reference));
+        let bus = Arc::new(CommandBus::new(repo.clone(), reference.clone()));
         let metrics = Arc::new(RelayMetrics::default());
         let (appended, appended_rx) = watch::channel(0);
         let (sink, feed, bus_words) = match &config.nats_url {
@@ -134,6 +137,7 @@ impl Pipeline {
         Ok(Self {
             db,
             bus,
+            reference,
             feed,
             metrics,
             mode,

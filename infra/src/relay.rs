@@ -35,6 +35,10 @@ const RELAY_LOCK: i64 = 0x4241_544F_4E52_4C59;
 pub const BATCH: i64 = 512;
 /// Fallback poll, and the pace of leadership attempts and heartbeats.
 const TICK: Duration = Duration::from_secs(1);
+/// A relay woken within this long of its last pass is busy: it lingers.
+const BUSY: Duration = Duration::from_millis(5);
+/// How long a busy relay waits for more rows before a pass.
+const LINGER: Duration = Duration::from_millis(1);
 /// A leader whose heartbeat is older than this may be replaced (a SQLite
 /// lease taken over; a PostgreSQL leader's session ended).
 const LEASE: Duration = Duration::from_secs(5);
@@ -293,16 +297,28 @@ impl Relay {
                 Err(error) => tracing::warn!(%error, "cannot set up the stream yet; retrying"),
             }
         }
+        // Each leadership starts unsure of the stream's end.
+        let mut chain = Chain::default();
         let mut failures: u32 = 0;
+        let mut last_pass = tokio::time::Instant::now() - BUSY;
+        let mut last_rows = 0usize;
         let mut last_beat = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 return true;
             }
+            // Under a steady stream of commits (the last pass was moments ago
+            // and found rows queued behind each other), wait a moment for more
+            // before a pass, so each pass carries several rows instead of one:
+            // a pass costs the database as much as a small command. Otherwise
+            // go at once, so latency stays low.
+            if last_rows > 1 && last_pass.elapsed() < BUSY {
+                tokio::time::sleep(LINGER).await;
+            }
             // Drain everything that is ready, renewing leadership as it goes
             // so a long drain never lets a lease lapse.
             loop {
-                match self.pass(&mut stream_ready).await {
+                match self.pass(&mut stream_ready, &mut chain).await {
                     Ok(n) if n >= BATCH as usize => {
                         if last_beat.elapsed() >= TICK {
                             if !self.still_leading(&mut leadership).await {
@@ -312,8 +328,10 @@ impl Relay {
                         }
                         continue;
                     }
-                    Ok(_) => {
+                    Ok(n) => {
                         failures = 0;
+                        last_pass = tokio::time::Instant::now();
+                        last_rows = n;
                         break;
                     }
                     Err(error) => {
@@ -364,7 +382,7 @@ impl Relay {
     }
 
     /// One pass: the oldest ready rows to the sink. Returns how many.
-    async fn pass(&self, stream_ready: &mut bool) -> Result<usize, RelayError> {
+    async fn pass(&self, stream_ready: &mut bool, chain: &mut Chain) -> Result<usize, RelayError> {
         let rows = outbox::ready(&self.db, BATCH).await?;
         if rows.is_empty() {
             return Ok(0);
@@ -384,11 +402,18 @@ impl Relay {
                     stream::ensure_stream(context, settings).await?;
                     *stream_ready = true;
                 }
-                let (acked, duplicates, failure) = publish(context, settings, &rows).await;
+                let published = publish(context, settings, &rows, chain).await;
+                let acked = published.acked;
                 outbox::acknowledge(&self.db, &rows[..acked]).await?;
-                self.record(&rows[..acked], duplicates);
-                match failure {
+                self.record(&rows[..acked], published.duplicates);
+                match published.failure {
                     Some(reason) => Err(RelayError::Publish(reason)),
+                    // A refused chain is re-sent at once: report a full
+                    // pass so the drain loop goes round again.
+                    None if published.resync => {
+                        self.metrics.resyncs.fetch_add(1, Ordering::Relaxed);
+                        Ok(rows.len().max(BATCH as usize))
+                    }
                     None => Ok(acked),
                 }
             }
@@ -410,71 +435,185 @@ impl Relay {
     }
 }
 
-/// Publishes rows in order, many in flight, and returns how many leading
-/// rows were acknowledged, how many of those were duplicates, and the first
-/// failure. Rows go out in waves in which no aggregate appears twice, and a
-/// wave's acknowledgements are awaited before the next wave is sent: if a
-/// connection breaks mid-wave and later messages of the wave are stored
-/// while an earlier one is lost, none of them belongs to the same aggregate,
-/// so re-sending the lost one cannot put an aggregate's events out of order.
-/// Rows after a failure are sent again on the next pass; JetStream drops any
-/// it already has.
+/// What the relay knows of the stream's end: the sequence and message id of
+/// the last message it stored, when it is sure of them.
+///
+/// Rows go out pipelined, every message expecting its predecessor with two
+/// headers: `Nats-Expected-Last-Sequence` (the sequence the one before it
+/// will get) and `Nats-Expected-Last-Msg-Id` (the one before it's id).
+/// JetStream then stores a chain or nothing: if message k is lost or refused
+/// while k+1 gets through, k+1 (and everything after it) is refused instead
+/// of being stored ahead of k. So order holds for every aggregate, and
+/// indeed for the whole stream, with no round trip per message. A refused
+/// chain is simply sent again from the first row not acknowledged.
+///
+/// The sequence alone is not enough: if another publisher stores one message
+/// just before a chain, message 1 is refused but message 2's expected
+/// sequence is then exactly right, and it would be stored ahead of message 1.
+/// Message ids are unique, so the id check refuses it; the sequence check
+/// keeps the chain safe even on a server that only tracks the last id of
+/// messages that carry one.
+///
+/// After any failure, and when a relay starts leading, the end is unknown
+/// (earlier sends may have been stored without their acknowledgements
+/// reaching us). Then rows go one at a time, with no expectation, until one
+/// is stored afresh: one message in flight cannot overtake another, and
+/// JetStream's de-duplication (by `Nats-Msg-Id`, checked before expectations)
+/// answers those already stored. The fresh acknowledgement re-anchors the
+/// chain. A deposed leader still publishing breaks the chain too, which
+/// sends both to this careful mode: it fences the stream against interleaving.
+#[derive(Debug, Default, Clone)]
+pub struct Chain {
+    last: Option<Anchor>,
+}
+
+impl Chain {
+    /// Whether the chain is anchored (the next rows go pipelined).
+    pub fn is_anchored(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// Publishes rows in order, pipelined when anchored.
+    pub async fn publish(
+        &mut self,
+        context: &jetstream::Context,
+        settings: &StreamSettings,
+        rows: &[OutboxRow],
+    ) -> Published {
+        publish(context, settings, rows, self).await
+    }
+}
+
+/// The last message the relay itself stored.
+#[derive(Debug, Clone)]
+struct Anchor {
+    sequence: u64,
+    message_id: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Published {
+    /// Leading rows acknowledged.
+    pub acked: usize,
+    /// Of those, how many JetStream already had.
+    pub duplicates: u64,
+    /// The first failure, if any.
+    pub failure: Option<String>,
+    /// The chain was refused (not a fault: send again at once).
+    pub resync: bool,
+}
+
+/// Publishes rows in order; see [`Chain`].
 async fn publish(
     context: &jetstream::Context,
     settings: &StreamSettings,
     rows: &[OutboxRow],
-) -> (usize, u64, Option<String>) {
-    let mut acked = 0;
-    let mut duplicates = 0;
-    let mut start = 0;
-    while start < rows.len() {
-        let mut in_wave = std::collections::HashSet::new();
-        let end = rows[start..]
-            .iter()
-            .position(|r| !in_wave.insert((&r.aggregate_type, &r.aggregate_id)))
-            .map_or(rows.len(), |n| start + n);
-        let mut pending = Vec::with_capacity(end - start);
-        let mut failure = None;
-        for row in &rows[start..end] {
-            let subject = stream::subject(
-                &settings.subject_prefix,
-                &row.aggregate_type,
-                &row.aggregate_id,
-            );
-            let payload = match serde_json::to_vec(&row.payload) {
-                Ok(bytes) => bytes,
-                Err(error) => {
-                    failure = Some(error.to_string());
-                    break;
-                }
-            };
-            let message = jetstream::message::PublishMessage::build()
-                .payload(payload.into())
-                .headers(stream::message_headers(row));
-            match context.send_publish(subject, message).await {
-                Ok(ack) => pending.push(ack),
-                Err(error) => {
-                    failure = Some(error.to_string());
-                    break;
+    chain: &mut Chain,
+) -> Published {
+    let mut out = Published::default();
+    // Careful mode: one at a time until the chain is anchored.
+    while chain.last.is_none() && out.acked < rows.len() {
+        let row = &rows[out.acked];
+        let ack = match send(context, settings, row, None).await {
+            Ok(pending) => pending.await.map_err(|e| e.to_string()),
+            Err(error) => Err(error),
+        };
+        match ack {
+            Ok(ack) => {
+                out.acked += 1;
+                if ack.duplicate {
+                    out.duplicates += 1;
+                } else {
+                    chain.last = Some(Anchor {
+                        sequence: ack.sequence,
+                        message_id: stream::row_message_id(row),
+                    });
                 }
             }
-        }
-        for ack in pending {
-            match ack.await {
-                Ok(ack) => {
-                    acked += 1;
-                    duplicates += u64::from(ack.duplicate);
-                }
-                Err(error) => {
-                    failure.get_or_insert(error.to_string());
-                    break;
-                }
+            Err(error) => {
+                out.failure = Some(error);
+                return out;
             }
         }
-        if failure.is_some() {
-            return (acked, duplicates, failure);
-        }
-        start = end;
     }
-    (acked, duplicates, None)
+    let Some(anchor) = chain.last.clone() else {
+        return out;
+    };
+    // Pipelined: everything in flight, each expecting its predecessor.
+    let mut pending = Vec::with_capacity(rows.len() - out.acked);
+    let mut expected = anchor;
+    for row in &rows[out.acked..] {
+        let message_id = stream::row_message_id(row);
+        match send(context, settings, row, Some(&expected)).await {
+            Ok(ack) => pending.push((ack, message_id.clone())),
+            Err(error) => {
+                out.failure = Some(error);
+                break;
+            }
+        }
+        expected = Anchor {
+            sequence: expected.sequence + 1,
+            message_id,
+        };
+    }
+    for (ack, message_id) in pending {
+        match ack.await {
+            Ok(ack) if !ack.duplicate => {
+                out.acked += 1;
+                chain.last = Some(Anchor {
+                    sequence: ack.sequence,
+                    message_id,
+                });
+            }
+            Ok(_) => {
+                // Stored before, by someone else: the chain's arithmetic no
+                // longer holds, so the rest will be refused; re-anchor.
+                out.acked += 1;
+                out.duplicates += 1;
+                chain.last = None;
+                out.resync = true;
+                break;
+            }
+            Err(error) => {
+                chain.last = None;
+                use jetstream::context::PublishErrorKind::{WrongLastMessageId, WrongLastSequence};
+                if matches!(error.kind(), WrongLastSequence | WrongLastMessageId) {
+                    out.resync = true;
+                } else {
+                    out.failure.get_or_insert(error.to_string());
+                }
+                break;
+            }
+        }
+    }
+    if out.failure.is_some() {
+        chain.last = None;
+    }
+    out
+}
+
+async fn send(
+    context: &jetstream::Context,
+    settings: &StreamSettings,
+    row: &OutboxRow,
+    expected_last: Option<&Anchor>,
+) -> Result<jetstream::context::PublishAckFuture, String> {
+    let subject = stream::subject(
+        &settings.subject_prefix,
+        &row.aggregate_type,
+        &row.aggregate_id,
+    );
+    let payload = serde_json::to_vec(&row.payload).map_err(|e| e.to_string())?;
+    let mut message = jetstream::message::PublishMessage::build()
+        .payload(payload.into())
+        .headers(stream::message_headers(row));
+    if let Some(last) = expected_last {
+        message = message
+            .expected_last_sequence(last.sequence)
+            .expected_last_message_id(&last.message_id);
+    }
+    context
+        .send_publish(subject, message)
+        .await
+        .map_err(|e| e.to_string())
 }

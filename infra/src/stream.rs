@@ -100,13 +100,15 @@ pub fn message_id(aggregate_type: &str, aggregate_id: &str, sequence: i64) -> St
     format!("{aggregate_type}/{aggregate_id}/{sequence}")
 }
 
+/// The `Nats-Msg-Id` a row is published under.
+pub fn row_message_id(row: &OutboxRow) -> String {
+    message_id(&row.aggregate_type, &row.aggregate_id, row.sequence)
+}
+
 /// The headers of an outbox row's message.
 pub fn message_headers(row: &OutboxRow) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(
-        headers::MSG_ID,
-        message_id(&row.aggregate_type, &row.aggregate_id, row.sequence).as_str(),
-    );
+    h.insert(headers::MSG_ID, row_message_id(row).as_str());
     h.insert(headers::EVENT_TYPE, row.event_type.as_str());
     h.insert(headers::EVENT_VERSION, row.event_version.as_str());
     h.insert(headers::AGGREGATE_TYPE, row.aggregate_type.as_str());

@@ -295,7 +295,66 @@ fn criteria(spell: &SpellFacts) -> CriteriaToReside {
     }
 }
 
+/// One day's figures, for the charts of the last 30 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DayFigures {
+    /// The English date.
+    pub date: NaiveDate,
+    /// Patients in hospital at the end of the day with no criteria to reside.
+    pub nctr: u32,
+    /// Their whole days since the discharge ready date, that day.
+    pub delay_days: i64,
+    /// Discharges that day.
+    pub discharges: u32,
+}
+
 impl Flow {
+    /// Figures per day for the `days` days up to `now`'s date, for one
+    /// hospital or all. Computed from each spell's current facts (its
+    /// discharge ready date and discharge), so corrections show as if the
+    /// corrected event never happened; a DRD that was cleared and set again
+    /// counts from its latest start.
+    pub fn daily(
+        &self,
+        hospital: Option<&HospitalCode>,
+        days: u32,
+        now: Instant,
+    ) -> Vec<DayFigures> {
+        let end = local_date(now);
+        let start = end - chrono::Duration::days(i64::from(days.max(1)) - 1);
+        let mut out: Vec<DayFigures> = (0..i64::from(days.max(1)))
+            .map(|i| DayFigures {
+                date: start + chrono::Duration::days(i),
+                nctr: 0,
+                delay_days: 0,
+                discharges: 0,
+            })
+            .collect();
+        let index = |date: NaiveDate| usize::try_from(days_between(start, date)).ok();
+        for (_, spell) in self.spells() {
+            if hospital.is_some_and(|h| &spell.placement.hospital != h) {
+                continue;
+            }
+            let left = spell.discharged_at.map(local_date);
+            if let Some(i) = left.and_then(index) {
+                if let Some(day) = out.get_mut(i) {
+                    day.discharges += 1;
+                }
+            }
+            let Some(ready) = spell.discharge_ready_date else {
+                continue;
+            };
+            for day in out.iter_mut() {
+                let in_hospital = left.is_none_or(|left| left > day.date);
+                if ready <= day.date && in_hospital {
+                    day.nctr += 1;
+                    day.delay_days += days_between(ready, day.date);
+                }
+            }
+        }
+        out
+    }
+
     /// The ward board at `now`. `ward` is the reference entry (for its beds).
     pub fn ward_board(&self, ward: &Ward, now: Instant) -> WardBoard {
         let today = local_date(now);

@@ -6,7 +6,6 @@ use domain::referral::{Referral, ReferralEvent};
 use domain::spell::{Spell, SpellEvent};
 use domain::values::Instant;
 use domain::{Decider, Recorded};
-use serde::Deserialize;
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +69,7 @@ pub fn decode(
     aggregate_id: &str,
     sequence: u64,
     event_version: &str,
-    payload: &serde_json::Value,
+    payload: &[u8],
 ) -> Result<Option<Envelope>, DecodeError> {
     if aggregate_type != Spell::TYPE && aggregate_type != Referral::TYPE {
         return Ok(None);
@@ -86,10 +85,10 @@ pub fn decode(
         source,
     };
     let (recorded_at, change) = if aggregate_type == Spell::TYPE {
-        let r = Recorded::<SpellEvent>::deserialize(payload).map_err(malformed)?;
+        let r: Recorded<SpellEvent> = serde_json::from_slice(payload).map_err(malformed)?;
         (r.recorded_at, Change::Spell(r.event))
     } else {
-        let r = Recorded::<ReferralEvent>::deserialize(payload).map_err(malformed)?;
+        let r: Recorded<ReferralEvent> = serde_json::from_slice(payload).map_err(malformed)?;
         (r.recorded_at, Change::Referral(r.event))
     };
     Ok(Some(Envelope {

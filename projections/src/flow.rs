@@ -399,6 +399,11 @@ impl Flow {
             .filter_map(|(bed, id)| self.spells.get(id).map(|s| (bed.as_str(), id.as_str(), s)))
     }
 
+    /// Every spell whose admission stands (open or discharged), by id.
+    pub fn spells(&self) -> impl Iterator<Item = (&str, &SpellFacts)> {
+        self.spells.iter().map(|(id, s)| (id.as_str(), s))
+    }
+
     /// A ward's running figures.
     pub fn aggregate(&self, ward: &WardCode) -> Option<&WardAggregate> {
         self.aggregates.get(ward)

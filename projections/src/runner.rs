@@ -27,6 +27,9 @@ use tokio::sync::{broadcast, watch, Notify};
 use crate::envelope::{decode, Change, Envelope};
 use crate::flow::Flow;
 
+/// Most events the runner applies under one lock.
+const READY_CHUNK: usize = 512;
+
 /// A board, as live-update subscribers name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(tag = "board", content = "code", rename_all = "snake_case")]
@@ -161,41 +164,61 @@ impl Boards {
     /// redelivery and changes nothing; an undecodable one is logged and
     /// skipped.
     pub fn apply(&self, event: &FeedEvent) {
-        let envelope = match decode(
-            &event.aggregate_type,
-            &event.aggregate_id,
-            event.sequence,
-            &event.event_version,
-            &event.payload,
-        ) {
-            Ok(envelope) => envelope,
-            Err(error) => {
-                tracing::error!(%error, position = event.position, "skipping an event the boards cannot read");
-                None
-            }
-        };
-        let change = {
+        self.apply_all(std::slice::from_ref(event));
+    }
+
+    /// Applies feed events in order, as [`Boards::apply`] would one by one,
+    /// but under one write lock and with one progress announcement: a
+    /// runner catching up applies what the feed has ready in one go.
+    pub fn apply_all(&self, events: &[FeedEvent]) {
+        let decoded: Vec<Option<Envelope>> = events
+            .iter()
+            .map(|event| {
+                match decode(
+                    &event.aggregate_type,
+                    &event.aggregate_id,
+                    event.sequence,
+                    &event.event_version,
+                    &event.payload,
+                ) {
+                    Ok(envelope) => envelope,
+                    Err(error) => {
+                        tracing::error!(%error, position = event.position, "skipping an event the boards cannot read");
+                        None
+                    }
+                }
+            })
+            .collect();
+        let mut changes = Vec::new();
+        let mut applied = 0;
+        let position = {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            if event.position <= state.position {
-                return;
-            }
-            state.position = event.position;
-            envelope.and_then(|envelope| {
+            for (event, envelope) in events.iter().zip(decoded) {
+                if event.position <= state.position {
+                    continue;
+                }
+                state.position = event.position;
+                applied += 1;
+                let Some(envelope) = envelope else { continue };
                 let mut keys = BTreeSet::new();
                 Self::keys_before(&state.flow, &envelope, &mut keys);
-                state.flow.apply(&envelope).then(|| {
+                if state.flow.apply(&envelope) {
                     Self::keys_after(&state.flow, &envelope, &mut keys);
                     keys.insert(BoardKey::System);
-                    BoardChange {
+                    changes.push(BoardChange {
                         position: event.position,
                         boards: keys,
-                    }
-                })
-            })
+                    });
+                }
+            }
+            state.position
         };
-        self.applied.fetch_add(1, Ordering::Relaxed);
-        self.progress.send_modify(|p| *p = event.position);
-        if let Some(change) = change {
+        if applied == 0 {
+            return;
+        }
+        self.applied.fetch_add(applied, Ordering::Relaxed);
+        self.progress.send_modify(|p| *p = position);
+        for change in changes {
             // Nobody listening is fine.
             let _ = self.changes.send(change);
         }
@@ -366,7 +389,7 @@ impl Runner {
             if *shutdown.borrow() {
                 break;
             }
-            let mut events = match self.feed.subscribe(self.boards.position()).await {
+            let events = match self.feed.subscribe(self.boards.position()).await {
                 Ok(events) => events,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the feed; retrying");
@@ -376,13 +399,28 @@ impl Runner {
                     }
                 }
             };
+            // Whatever the feed has ready is applied in one go.
+            let mut events = events.ready_chunks(READY_CHUNK);
             loop {
                 tokio::select! {
                     next = events.next() => match next {
-                        Some(Ok(event)) => self.boards.apply(&event),
-                        Some(Err(error)) => {
-                            tracing::warn!(%error, "the feed failed; resubscribing");
-                            continue 'subscribe;
+                        Some(chunk) => {
+                            let mut ok = Vec::with_capacity(chunk.len());
+                            let mut failure = None;
+                            for item in chunk {
+                                match item {
+                                    Ok(event) => ok.push(event),
+                                    Err(error) => {
+                                        failure = Some(error);
+                                        break;
+                                    }
+                                }
+                            }
+                            self.boards.apply_all(&ok);
+                            if let Some(error) = failure {
+                                tracing::warn!(%error, "the feed failed; resubscribing");
+                                continue 'subscribe;
+                            }
                         }
                         None => continue 'subscribe,
                     },

@@ -59,6 +59,8 @@ pub enum StoreFailure {
     Conflict,
     /// A cross-aggregate rule refused it.
     Reservation(ReservationConflict),
+    /// The command's idempotency key was stored by an earlier commit.
+    KeyTaken,
     /// The database could not be reached.
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
     /// Anything else.
@@ -73,7 +75,9 @@ pub fn classify<E: std::error::Error>(error: AggregateError<E>) -> Result<StoreF
         AggregateError::DatabaseConnectionError(e) => StoreFailure::Unavailable(e),
         AggregateError::DeserializationError(e) => StoreFailure::Unexpected(e),
         AggregateError::UnexpectedError(e) => {
-            if let Some(conflict) = e.downcast_ref::<ReservationConflict>() {
+            if e.downcast_ref::<crate::idempotency::KeyTaken>().is_some() {
+                StoreFailure::KeyTaken
+            } else if let Some(conflict) = e.downcast_ref::<ReservationConflict>() {
                 StoreFailure::Reservation(conflict.clone())
             } else if e.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable) {
                 StoreFailure::Unavailable(e)

@@ -16,6 +16,25 @@ pub(super) async fn commit(
     changes: &[ReservationChange],
 ) -> Result<(), PersistenceError> {
     let mut tx = pool.begin().await.map_err(persistence_error)?;
+    // The idempotency key before anything else: a retry of a command that
+    // created something must find the first answer, not trip over the
+    // reservations the first attempt took.
+    if let Some((key, last)) = crate::idempotency::of_commit(events) {
+        let stored = crate::idempotency::insert_postgres(
+            &mut *tx,
+            &key,
+            &last.aggregate_type,
+            &last.aggregate_id,
+            sequence(last)?,
+        )
+        .await
+        .map_err(persistence_error)?;
+        if !stored {
+            return Err(PersistenceError::UnknownError(Box::new(
+                crate::idempotency::KeyTaken,
+            )));
+        }
+    }
     // Reservations first: a commit that must wait for another's key takes
     // its outbox position only after that one commits, so the stream shows
     // a referral raised before the discharge that it raced, never after.

@@ -16,7 +16,24 @@ pub(super) async fn commit(
 ) -> Result<(), PersistenceError> {
     let now = chrono::Utc::now().to_rfc3339();
     let mut tx = pool.begin().await.map_err(persistence_error)?;
-    // Same order as on PostgreSQL: reservations, then events and outbox.
+    // Same order as on PostgreSQL: idempotency key, reservations, then
+    // events and outbox.
+    if let Some((key, last)) = crate::idempotency::of_commit(events) {
+        let stored = crate::idempotency::insert_sqlite(
+            &mut *tx,
+            &key,
+            &last.aggregate_type,
+            &last.aggregate_id,
+            sequence(last)?,
+        )
+        .await
+        .map_err(persistence_error)?;
+        if !stored {
+            return Err(PersistenceError::UnknownError(Box::new(
+                crate::idempotency::KeyTaken,
+            )));
+        }
+    }
     apply_reservations(&mut tx, changes, &now).await?;
     for event in events {
         let payload = serde_json::to_string(&event.payload)?;

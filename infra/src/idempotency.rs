@@ -1,0 +1,174 @@
+//! Idempotency keys: a client that retries a command with the same key gets
+//! the first answer, and the command is recorded once.
+//!
+//! The key is written in the same transaction as the command's events (the
+//! repository reads it from the first event's metadata), so there is no
+//! window in which events are committed but the key is not: a retry after a
+//! crash, or racing the first attempt, finds either nothing (and runs) or
+//! the stored answer. A second commit under a key already stored aborts
+//! with [`KeyTaken`] and the bus answers from the stored row instead.
+//! Keys are scoped by principal: one user can never replay another's answer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::Database;
+
+/// The metadata entry carrying the key through cqrs-es into the commit.
+pub const METADATA_KEY: &str = "idempotency";
+
+/// A command's idempotency key and what identifies its request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Idempotency {
+    /// Who sent it (a token's `sub`).
+    pub principal: String,
+    /// The client's key.
+    pub key: String,
+    /// A digest of the request (method, path, body): the same key with a
+    /// different request is the client's mistake, not a retry.
+    pub fingerprint: String,
+    /// Extra answer fields the API adds (e.g. a new delay's id), stored so
+    /// the replayed answer is the first one, word for word.
+    pub extra: serde_json::Value,
+}
+
+/// The first answer, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    /// The fingerprint of the request that produced it.
+    pub fingerprint: String,
+    /// The aggregate the command went to.
+    pub aggregate_type: String,
+    /// Its id.
+    pub aggregate_id: String,
+    /// Its version after the command.
+    pub version: u64,
+    /// The API's extra fields.
+    pub extra: serde_json::Value,
+}
+
+/// The key is already stored: the commit is a retry of an earlier command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this idempotency key has already been used")]
+pub struct KeyTaken;
+
+/// Finds the answer stored under a key.
+pub async fn lookup(
+    db: &Database,
+    principal: &str,
+    key: &str,
+) -> Result<Option<StoredAnswer>, sqlx::Error> {
+    let row: Option<(String, String, String, i64, String)> = match db {
+        Database::Postgres(pool) => {
+            sqlx::query_as(
+                "SELECT fingerprint, aggregate_type, aggregate_id, version, extra \
+                 FROM idempotency_keys WHERE principal = $1 AND key = $2",
+            )
+            .bind(principal)
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
+        }
+        Database::Sqlite(pool) => {
+            sqlx::query_as(
+                "SELECT fingerprint, aggregate_type, aggregate_id, version, extra \
+                 FROM idempotency_keys WHERE principal = ? AND key = ?",
+            )
+            .bind(principal)
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    Ok(row.map(
+        |(fingerprint, aggregate_type, aggregate_id, version, extra)| StoredAnswer {
+            fingerprint,
+            aggregate_type,
+            aggregate_id,
+            version: u64::try_from(version).unwrap_or_default(),
+            extra: serde_json::from_str(&extra).unwrap_or(serde_json::Value::Null),
+        },
+    ))
+}
+
+/// The key a commit carries, if any, and the version it leaves.
+pub(crate) fn of_commit(
+    events: &[cqrs_es::persist::SerializedEvent],
+) -> Option<(Idempotency, &cqrs_es::persist::SerializedEvent)> {
+    let first = events.first()?;
+    let last = events.last()?;
+    let text = first.metadata.get(METADATA_KEY)?.as_str()?;
+    let idempotency = serde_json::from_str(text).ok()?;
+    Some((idempotency, last))
+}
+
+/// Stores the answer to a command that recorded nothing (it asked for what
+/// already held), so a retry under its key answers the same even after
+/// others have moved the record on. False when the key was stored already.
+pub async fn store_unchanged(
+    db: &Database,
+    key: &Idempotency,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    version: u64,
+) -> Result<bool, sqlx::Error> {
+    let version = i64::try_from(version).unwrap_or(i64::MAX);
+    match db {
+        Database::Postgres(pool) => {
+            insert_postgres(pool, key, aggregate_type, aggregate_id, version).await
+        }
+        Database::Sqlite(pool) => {
+            insert_sqlite(pool, key, aggregate_type, aggregate_id, version).await
+        }
+    }
+}
+
+/// Inserts a key's row unless it is there; false when it was.
+pub(crate) async fn insert_postgres<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    key: &Idempotency,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    version: i64,
+) -> Result<bool, sqlx::Error> {
+    let stored: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (principal, key, fingerprint, aggregate_type, \
+         aggregate_id, version, extra) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (principal, key) DO NOTHING RETURNING 1",
+    )
+    .bind(&key.principal)
+    .bind(&key.key)
+    .bind(&key.fingerprint)
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(version)
+    .bind(key.extra.to_string())
+    .fetch_optional(executor)
+    .await?;
+    Ok(stored.is_some())
+}
+
+/// Inserts a key's row unless it is there; false when it was.
+pub(crate) async fn insert_sqlite<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    key: &Idempotency,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    version: i64,
+) -> Result<bool, sqlx::Error> {
+    let stored: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (principal, key, fingerprint, aggregate_type, \
+         aggregate_id, version, extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (principal, key) DO NOTHING RETURNING 1",
+    )
+    .bind(&key.principal)
+    .bind(&key.key)
+    .bind(&key.fingerprint)
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(version)
+    .bind(key.extra.to_string())
+    .bind(chrono::Utc::now().to_rfc3339())
+    .fetch_optional(executor)
+    .await?;
+    Ok(stored.is_some())
+}
