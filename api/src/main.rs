@@ -1,21 +1,19 @@
 //! The `baton` binary: the operators' command line of the API contract.
-//! `serve` runs the event store, the outbox relay, the boards' runner and the
-//! SLA clock until SIGTERM or Ctrl-C; the HTTP API and pages join it with the
-//! following issues.
+//! `serve` runs the HTTP API, the event store, the outbox relay, the boards'
+//! runner and the SLA clock until SIGTERM or Ctrl-C; `token` prints a signed
+//! token for the local key; `demo` loads a synthetic system.
 //! `anyhow` lives only here, at the binary's edge.
 #![allow(clippy::print_stdout)] // a command-line tool prints its answers
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
+use api::app::Application;
 use clap::{Args, Parser, Subcommand};
-use domain::reference::Catalogue;
+use infra::auth::{Principal, Role};
 use infra::config::{Config, LogFormat};
 use infra::pipeline::{open_database, Pipeline};
-use projections::runner::{Boards, Runner};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// Baton: a live transfer-of-care tracker for an integrated care system.
 #[derive(Debug, Parser)]
@@ -31,8 +29,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run Baton: event store and outbox relay (API and pages to follow).
+    /// Run Baton: the API and pages, the outbox relay, the boards.
     Serve(ServeArgs),
+    /// Print a token signed with the local key (trusted when no external
+    /// identity provider is configured).
+    Token(TokenArgs),
+    /// Load a realistic synthetic system: hospitals, wards, teams, patients.
+    Demo(DemoArgs),
     /// Bring the database schema up to date, then exit.
     Migrate,
     /// The transactional outbox.
@@ -50,6 +53,52 @@ enum Command {
         /// The number, as `9912003888` or `991 200 3888`.
         number: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Ward,
+    Team,
+    System,
+    Admin,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The role.
+    #[arg(long, value_enum)]
+    role: RoleArg,
+    /// Hospital code (role `ward`).
+    #[arg(long)]
+    hospital: Option<String>,
+    /// Team code (role `team`).
+    #[arg(long)]
+    team: Option<String>,
+    /// User id.
+    #[arg(long, default_value = "dev-user")]
+    sub: String,
+    /// Display name.
+    #[arg(long, default_value = "Developer")]
+    name: String,
+    /// Hours the token stays valid.
+    #[arg(long, default_value_t = 12)]
+    hours: u64,
+    /// Data directory holding the local key (`BATON_DATA_DIR`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Random seed: the same seed loads the same system.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Data directory of the embedded default (`BATON_DATA_DIR`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (`BATON_DATABASE_URL`).
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +190,48 @@ async fn main() -> anyhow::Result<()> {
             args.apply(&mut config);
             serve(config).await
         }
+        Command::Token(args) => {
+            if let Some(dir) = args.data_dir {
+                config.data_dir = dir;
+            }
+            let role = match args.role {
+                RoleArg::Ward => Role::Ward,
+                RoleArg::Team => Role::Team,
+                RoleArg::System => Role::System,
+                RoleArg::Admin => Role::Admin,
+            };
+            if role == Role::Ward && args.hospital.is_none() {
+                anyhow::bail!("a ward token needs --hospital <code>");
+            }
+            if role == Role::Team && args.team.is_none() {
+                anyhow::bail!("a team token needs --team <code>");
+            }
+            let principal = Principal {
+                sub: args.sub,
+                name: args.name,
+                role,
+                hospital: args.hospital.filter(|_| role == Role::Ward),
+                team: args.team.filter(|_| role == Role::Team),
+            };
+            let token = infra::auth::sign_local(
+                &config.data_dir,
+                &principal,
+                Duration::from_secs(args.hours * 3600),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Demo(args) => {
+            if let Some(dir) = args.data_dir {
+                config.data_dir = dir;
+            }
+            if args.database_url.is_some() {
+                config.database_url = args.database_url;
+            }
+            let summary = api::demo::load(&config, args.seed).await?;
+            println!("{summary}");
+            Ok(())
+        }
         Command::Migrate => {
             let db = open_database(&config).await?;
             tracing::info!(database = %db.describe(), "schema is up to date");
@@ -185,41 +276,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// How often the SLA clock looks for referrals past their response time.
-const SLA_CLOCK_EVERY: Duration = Duration::from_secs(30);
-
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let reference = Arc::new(Catalogue::with_sitrep_reasons()?);
-    let pipeline = Pipeline::start(&config, reference)
-        .await
-        .context("starting Baton")?;
-    tracing::info!(mode = %pipeline.mode, "Baton is running");
-    let boards = Boards::new();
-    let (stop, stopped) = watch::channel(false);
-    let runner = Runner::new(boards.clone(), pipeline.feed.clone(), pipeline.db.clone());
-    let runner = tokio::spawn(runner.run(stopped.clone()));
-    let clock = tokio::spawn(projections::sla::run(
-        boards.clone(),
-        pipeline.bus.clone(),
-        SLA_CLOCK_EVERY,
-        stopped,
-    ));
-    tracing::warn!("the HTTP API and pages are not built yet: they arrive with the next issues");
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    let _ = stop.send(true);
-    for task in [runner, clock] {
-        if let Err(error) = task.await {
-            tracing::warn!(%error, "a background task ended abnormally");
-        }
-    }
-    pipeline.stop().await;
+    let app = Application::build(config).await.context("starting Baton")?;
+    app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
 }
 
 async fn rebuild_projections(config: Config) -> anyhow::Result<()> {
-    let reference = Arc::new(Catalogue::with_sitrep_reasons()?);
-    let pipeline = Pipeline::start(&config, reference).await?;
+    let pipeline = Pipeline::start(&config).await?;
     let state = projections::runner::rebuild(&pipeline.feed).await?;
     let snapshot = infra::snapshots::Snapshot {
         position: state.position,

@@ -47,6 +47,7 @@ impl Baton {
             .arg("serve")
             .env_clear()
             .env("RUST_LOG", "info")
+            .env("BATON_LISTEN", "127.0.0.1:0")
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)

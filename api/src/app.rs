@@ -1,0 +1,327 @@
+//! The application: built from a configuration, bound before it serves (so
+//! tests bind port 0 and read the port), and stopped gracefully: in-flight
+//! requests finish, live streams end, then the runner, the SLA clock and
+//! the relay stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use infra::auth::{AuthError, Authenticator};
+use infra::config::Config;
+use infra::pipeline::{Pipeline, PipelineError};
+use projections::runner::{Boards, Runner};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::metrics::HttpMetrics;
+use crate::openapi::{render_docs, ApiDoc};
+use crate::routes;
+use crate::state::{AppState, Settings};
+
+/// How often the SLA clock looks for referrals past their response time.
+const SLA_CLOCK_EVERY: Duration = Duration::from_secs(30);
+/// How often reference data changed by other processes is picked up.
+const REFERENCE_RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// Why Baton could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The event store, relay or feed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The token verifier.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The listening address.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A built, bound Baton.
+#[derive(Debug)]
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    port: u16,
+    router: Router,
+    state: AppState,
+    pipeline: Pipeline,
+    closing: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Opens the store, starts relay, runner and SLA clock, and binds.
+    pub async fn build(config: Config) -> Result<Self, AppError> {
+        let pipeline = Pipeline::start(&config).await?;
+        tracing::info!(mode = %pipeline.mode, "Baton is starting");
+        let auth = Authenticator::from_config(&config).await?;
+        tracing::info!(trust = %auth.describe(), "sign-in");
+        let boards = Boards::new();
+        let (stop, stopped) = watch::channel(false);
+        let (closing, _) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let runner = Runner::new(boards.clone(), pipeline.feed.clone(), pipeline.db.clone());
+        tasks.push(tokio::spawn(runner.run(stopped.clone())));
+        tasks.push(tokio::spawn(projections::sla::run(
+            boards.clone(),
+            pipeline.bus.clone(),
+            SLA_CLOCK_EVERY,
+            stopped.clone(),
+        )));
+        tasks.push(tokio::spawn(reload_reference(
+            pipeline.reference.clone(),
+            stopped,
+        )));
+        let mut settings = Settings::default();
+        // The development sign-in mints tokens for anyone who asks: only on
+        // the embedded default, with the local key, listening on loopback.
+        if config.database_url.is_none() && auth.is_local() && is_loopback(&config.listen) {
+            settings.dev_sign_in = Some(config.data_dir.clone());
+        }
+        let state = AppState {
+            bus: pipeline.bus.clone(),
+            boards,
+            reference: pipeline.reference.clone(),
+            db: pipeline.db.clone(),
+            feed: pipeline.feed.clone(),
+            auth,
+            verified: Arc::default(),
+            relay_metrics: pipeline.metrics.clone(),
+            http_metrics: Arc::new(HttpMetrics::default()),
+            settings: Arc::new(settings),
+            closing: closing.subscribe(),
+        };
+        let router = router(state.clone());
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                address: config.listen.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| AppError::Bind {
+                address: config.listen.clone(),
+                source,
+            })?
+            .port();
+        Ok(Self {
+            listener,
+            port,
+            router,
+            state,
+            pipeline,
+            closing,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The port bound (useful when configured as 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The live boards (tests wait on them).
+    pub fn boards(&self) -> Arc<Boards> {
+        self.state.boards.clone()
+    }
+
+    /// The command bus (benchmarks compare it with HTTP).
+    pub fn bus(&self) -> Arc<infra::commands::CommandBus> {
+        self.state.bus.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops everything in order.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let Self {
+            listener,
+            router,
+            pipeline,
+            closing,
+            stop,
+            tasks,
+            ..
+        } = self;
+        tracing::info!(address = ?listener.local_addr().ok(), "listening");
+        let closing_signal = closing.clone();
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight");
+            // Live streams never finish by themselves: end them.
+            let _ = closing_signal.send(true);
+        })
+        .await;
+        let _ = closing.send(true);
+        let _ = stop.send(true);
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "a background task ended abnormally");
+            }
+        }
+        pipeline.stop().await;
+        tracing::info!("stopped");
+        served.map_err(AppError::Serve)
+    }
+}
+
+/// True for a listening address only this machine can reach.
+fn is_loopback(listen: &str) -> bool {
+    match listen.parse::<SocketAddr>() {
+        Ok(address) => address.ip().is_loopback(),
+        Err(_) => listen.starts_with("localhost:"),
+    }
+}
+
+async fn reload_reference(
+    reference: Arc<infra::reference::ReferenceStore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REFERENCE_RELOAD_EVERY) => {
+                if let Err(error) = reference.reload().await {
+                    tracing::debug!(%error, "could not reload reference data");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The whole HTTP surface: API, operations, OpenAPI and docs.
+pub fn router(state: AppState) -> Router {
+    let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::router())
+        .merge(routes::ops::router())
+        .merge(crate::pages::api_router())
+        .split_for_parts();
+    let document = Arc::new(document);
+    let docs = Arc::new(render_docs(&document));
+    let limit = state.settings.body_limit;
+    Router::new()
+        .merge(api)
+        .merge(crate::pages::router())
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { Json(document.as_ref().clone()) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(move || {
+                let docs = docs.clone();
+                async move { Html(docs.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log_request,
+        ))
+        .with_state(state)
+}
+
+/// One structured line per request: id, method, route template (never the
+/// raw path or query, which carry ids and tokens), status and latency.
+async fn log_request(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        request.headers_mut().insert("x-request-id", value);
+    }
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let mut response = next.run(request).await;
+    // Anything answered outside our handlers (a path that is not UTF-8, a
+    // rejection of axum's own) still answers as a problem.
+    // (Our own answers are JSON: problems, and `/readyz`'s 503 report.)
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| {
+            let v = v.as_bytes();
+            v.starts_with(b"application/json") || v.starts_with(b"application/problem+json")
+        });
+    if response.status().as_u16() >= 400 && !is_json {
+        let status = response.status();
+        response = match status.as_u16() {
+            404 => ApiError::NotFound.into_response(),
+            405 => ApiError::MethodNotAllowed.into_response(),
+            413 => ApiError::TooLarge.into_response(),
+            400..=499 => ApiError::BadRequest {
+                detail: status
+                    .canonical_reason()
+                    .unwrap_or("bad request")
+                    .to_lowercase(),
+                errors: Vec::new(),
+            }
+            .into_response(),
+            _ => ApiError::internal(format!("unhandled {status}")).into_response(),
+        };
+    }
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    if !response.headers().contains_key(header::CACHE_CONTROL) {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    state
+        .http_metrics
+        .observe(method.as_str(), &route, status, elapsed);
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response.into_response()
+}

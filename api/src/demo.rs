@@ -1,0 +1,588 @@
+//! `baton demo`: a realistic synthetic system, so a newcomer sees full boards
+//! at once. Built from the published figures in the domain notes:
+//! - three acute hospitals (Dorset's), 25 wards of 24-32 beds at about 95%
+//!   occupancy;
+//! - about 15% of patients with no criteria to reside, their delays spread
+//!   like the sitrep's (June 2023: P1 capacity 2,033; P3 1,791; P2 1,727;
+//!   therapy 421; medical 390; equipment 234; transport 98; medicines 44);
+//! - pathways about 50% P0, 45% P1, 4% P2, 1% P3;
+//! - referrals to ten community teams in every state of their life cycle.
+//!
+//! Everything goes through the command bus, exactly as the API would send
+//! it, so the demo's events are real events. The same seed loads the same
+//! system; loading twice is refused (the patients would collide).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use domain::reference::{Hospital, Team, Ward};
+use domain::referral::ReferralCommand;
+use domain::spell::{Patient, SpellCommand};
+use domain::values::{
+    BedLabel, DelayReasonCode, HospitalCode, NhsNumber, Pathway, PersonName, ReferralId,
+    ServiceKind, SpellId, TeamCode, Text, WardCode,
+};
+use domain::{Actor, Issued};
+use infra::commands::CommandBus;
+use infra::config::Config;
+use infra::pipeline::{Pipeline, PipelineError};
+use infra::reference::{Change, ReferenceStoreError};
+
+/// Why the demo could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Reference data was refused or not stored.
+    #[error(transparent)]
+    Reference(#[from] ReferenceStoreError),
+    /// It is already loaded.
+    #[error("the demo system is already loaded in this database")]
+    AlreadyLoaded,
+    /// A generated value was invalid (a bug in the generator).
+    #[error("generated an invalid value: {0}")]
+    Generated(String),
+}
+
+/// A small deterministic generator (xorshift64*): the demo needs
+/// reproducibility, not cryptography.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    /// Picks by weight.
+    fn weighted<'a, T>(&mut self, items: &'a [(T, u64)]) -> &'a T {
+        let total: u64 = items.iter().map(|(_, w)| w).sum();
+        let mut roll = self.below(total);
+        for (item, weight) in items {
+            if roll < *weight {
+                return item;
+            }
+            roll -= weight;
+        }
+        &items[0].0
+    }
+}
+
+const HOSPITALS: [(&str, &str, u32); 3] = [
+    ("RBH", "Royal Bournemouth Hospital", 9),
+    ("POOLE", "Poole Hospital", 8),
+    ("DCH", "Dorset County Hospital", 8),
+];
+
+const WARD_NAMES: [&str; 12] = [
+    "Ashley",
+    "Bradbury",
+    "Castle",
+    "Durlston",
+    "Eastbury",
+    "Fontmell",
+    "Grove",
+    "Hardy",
+    "Kimmeridge",
+    "Lulworth",
+    "Melbury",
+    "Purbeck",
+];
+
+const TEAMS: [(&str, &str, &[ServiceKind], u32); 10] = [
+    (
+        "REAB-E",
+        "Reablement East Dorset",
+        &[ServiceKind::Reablement],
+        120,
+    ),
+    (
+        "REAB-W",
+        "Reablement West Dorset",
+        &[ServiceKind::Reablement],
+        120,
+    ),
+    (
+        "REAB-C",
+        "Reablement Bournemouth and Poole",
+        &[ServiceKind::Reablement],
+        120,
+    ),
+    (
+        "HOMECARE",
+        "Home Care Brokerage",
+        &[ServiceKind::HomeCare],
+        240,
+    ),
+    (
+        "DN-EAST",
+        "District Nursing East",
+        &[ServiceKind::DistrictNursing],
+        240,
+    ),
+    (
+        "DN-WEST",
+        "District Nursing West",
+        &[ServiceKind::DistrictNursing],
+        240,
+    ),
+    (
+        "REHAB",
+        "Community Rehab Beds",
+        &[ServiceKind::CommunityRehabBed],
+        180,
+    ),
+    ("CHP", "Care Home Placements", &[ServiceKind::CareHome], 480),
+    (
+        "SW",
+        "Adult Social Work",
+        &[ServiceKind::SocialWorkAssessment],
+        480,
+    ),
+    ("HOSPICE", "Hospice at Home", &[ServiceKind::Hospice], 120),
+];
+
+/// Delay reason codes, weighted as the sitrep's June 2023 figures.
+const DELAYS: [(&str, u64); 8] = [
+    ("13", 2033),
+    ("15", 1791),
+    ("14", 1727),
+    ("7", 421),
+    ("1", 390),
+    ("2", 234),
+    ("8", 98),
+    ("5", 44),
+];
+
+const FAMILY: [&str; 16] = [
+    "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Patel",
+    "Robinson", "Wright", "Thompson", "Evans", "Walker", "White", "Roberts",
+];
+const GIVEN: [&str; 16] = [
+    "Margaret", "John", "Patricia", "David", "Susan", "Peter", "Jean", "Michael", "Barbara",
+    "Robert", "Eileen", "William", "Doris", "Kenneth", "Joan", "Arthur",
+];
+
+fn bad(what: impl std::fmt::Display) -> DemoError {
+    DemoError::Generated(what.to_string())
+}
+
+/// A valid NHS number from a counter (skipping those whose check is 10).
+fn nhs_number(n: u64) -> Result<NhsNumber, DemoError> {
+    let mut candidate = 900_000_000 + n * 7 % 99_999_999;
+    loop {
+        let digits = candidate.to_string();
+        let sum: u64 = digits
+            .bytes()
+            .zip((2..=10u64).rev())
+            .map(|(b, w)| u64::from(b - b'0') * w)
+            .sum();
+        let check = match 11 - sum % 11 {
+            11 => 0,
+            10 => {
+                candidate += 1;
+                continue;
+            }
+            c => c,
+        };
+        return NhsNumber::parse(&format!("{digits}{check}")).map_err(bad);
+    }
+}
+
+struct Loaded {
+    patients: u64,
+    nctr: u64,
+    referrals: u64,
+    refused: u64,
+}
+
+/// Loads the demo into the configured store; answers with a summary.
+pub async fn load(config: &Config, seed: u64) -> Result<String, DemoError> {
+    let pipeline = Pipeline::start(config).await?;
+    let result = populate(&pipeline, seed).await;
+    // Leave with everything relayed, so the boards of the next `serve`
+    // show the whole system as soon as they are caught up.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while tokio::time::Instant::now() < deadline {
+        match infra::outbox::status(&pipeline.db).await {
+            Ok(status) if status.depth == 0 => break,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the outbox; the relay of `serve` will finish it");
+                break;
+            }
+        }
+    }
+    pipeline.stop().await;
+    let (wards, loaded) = result?;
+    Ok(format!(
+        "loaded the demo: 3 hospitals, {wards} wards, 10 teams; {} patients in hospital \
+         ({} with no criteria to reside), {} referrals ({} commands refused). Start Baton with \
+         `baton serve` and sign in with `baton token`.",
+        loaded.patients, loaded.nctr, loaded.referrals, loaded.refused
+    ))
+}
+
+async fn populate(pipeline: &Pipeline, seed: u64) -> Result<(usize, Loaded), DemoError> {
+    let reference = &pipeline.reference;
+    if reference
+        .snapshot()
+        .hospitals()
+        .any(|h| h.code.as_str() == "RBH")
+    {
+        return Err(DemoError::AlreadyLoaded);
+    }
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let admin = "baton-demo";
+    let mut wards = Vec::new();
+    let mut name_index = 0;
+    for (code, name, count) in HOSPITALS {
+        let hospital = HospitalCode::parse(code).map_err(bad)?;
+        reference
+            .put(
+                Change::Hospital(Hospital {
+                    code: hospital.clone(),
+                    name: Text::parse(name).map_err(bad)?,
+                }),
+                admin,
+            )
+            .await?;
+        for i in 0..count {
+            let ward_name = WARD_NAMES[name_index % WARD_NAMES.len()];
+            name_index += 1;
+            let ward = Ward {
+                code: WardCode::parse(format!("{code}-{}", i + 1)).map_err(bad)?,
+                name: Text::parse(format!("{ward_name} Ward")).map_err(bad)?,
+                hospital: hospital.clone(),
+                beds: 24 + rng.below(9) as u16,
+            };
+            reference.put(Change::Ward(ward.clone()), admin).await?;
+            wards.push(ward);
+        }
+    }
+    for (code, name, services, sla) in TEAMS {
+        reference
+            .put(
+                Change::Team(Team {
+                    code: TeamCode::parse(code).map_err(bad)?,
+                    name: Text::parse(name).map_err(bad)?,
+                    services: services.iter().copied().collect::<BTreeSet<_>>(),
+                    response_sla_minutes: sla,
+                }),
+                admin,
+            )
+            .await?;
+    }
+    // One task per ward, each with its own generator: wards load in parallel.
+    let mut tasks = Vec::new();
+    let mut patient_number = 0u64;
+    for ward in &wards {
+        let plan = WardPlan {
+            ward: ward.clone(),
+            first_patient: patient_number,
+            seed: rng.next() | 1,
+        };
+        patient_number += u64::from(ward.beds) + 8;
+        tasks.push(tokio::spawn(load_ward(pipeline.bus.clone(), plan)));
+    }
+    let mut loaded = Loaded {
+        patients: 0,
+        nctr: 0,
+        referrals: 0,
+        refused: 0,
+    };
+    for task in tasks {
+        let ward = task.await.map_err(bad)??;
+        loaded.patients += ward.patients;
+        loaded.nctr += ward.nctr;
+        loaded.referrals += ward.referrals;
+        loaded.refused += ward.refused;
+    }
+    Ok((wards.len(), loaded))
+}
+
+struct WardPlan {
+    ward: Ward,
+    first_patient: u64,
+    seed: u64,
+}
+
+async fn load_ward(bus: Arc<CommandBus>, plan: WardPlan) -> Result<Loaded, DemoError> {
+    let mut rng = Rng(plan.seed);
+    let nurse = Actor::new("demo-nurse", "Demo Ward Nurse");
+    let team_actor = Actor::new("demo-team", "Demo Team Coordinator");
+    let now = Utc::now();
+    let mut loaded = Loaded {
+        patients: 0,
+        nctr: 0,
+        referrals: 0,
+        refused: 0,
+    };
+    let mut n = plan.first_patient;
+    let fine = |result: Result<infra::commands::Committed, String>, loaded: &mut Loaded| {
+        if let Err(error) = result {
+            tracing::warn!(%error, "demo command refused");
+            loaded.refused += 1;
+        }
+    };
+    for bed in plan.ward.bed_labels() {
+        n += 1;
+        // A few beds saw a discharge earlier today (the boards count them).
+        if rng.chance(6) {
+            let id = SpellId::parse(format!("demo-{n}-early")).map_err(bad)?;
+            let admitted_at = now - Duration::hours(30 + rng.below(200) as i64);
+            let admitted = admit(
+                &bus,
+                &nurse,
+                &id,
+                n + 500_000,
+                &plan.ward,
+                &bed,
+                admitted_at,
+                &mut rng,
+            )
+            .await;
+            if !admitted {
+                tracing::warn!("demo early admission refused");
+            }
+            if admitted {
+                let at = now - Duration::minutes(30 + rng.below(300) as i64);
+                let at = at.max(admitted_at + Duration::hours(1));
+                let discharged = bus
+                    .spell(
+                        &id,
+                        Issued::new(
+                            nurse.clone(),
+                            now,
+                            SpellCommand::DischargePatient {
+                                at,
+                                destination: domain::values::Destination::UsualResidence,
+                            },
+                        ),
+                        None,
+                    )
+                    .await;
+                fine(discharged.map_err(|e| e.to_string()), &mut loaded);
+            }
+        }
+        // About 95% occupancy.
+        if !rng.chance(95) {
+            continue;
+        }
+        let id = SpellId::parse(format!("demo-{n}")).map_err(bad)?;
+        let days_in = rng.below(21) as i64;
+        let admitted_at = now - Duration::days(days_in) - Duration::hours(2 + rng.below(20) as i64);
+        if !admit(
+            &bus,
+            &nurse,
+            &id,
+            n,
+            &plan.ward,
+            &bed,
+            admitted_at,
+            &mut rng,
+        )
+        .await
+        {
+            loaded.refused += 1;
+            continue;
+        }
+        loaded.patients += 1;
+        let spell = |command: SpellCommand| Issued::new(nurse.clone(), now, command);
+        let edd = (now + Duration::days(rng.below(7) as i64 - 2))
+            .max(admitted_at)
+            .date_naive();
+        let r = bus
+            .spell(
+                &id,
+                spell(SpellCommand::SetExpectedDischargeDate { date: edd }),
+                None,
+            )
+            .await;
+        fine(r.map_err(|e| e.to_string()), &mut loaded);
+        let pathway = *rng.weighted(&[
+            (Pathway::P0, 50),
+            (Pathway::P1, 45),
+            (Pathway::P2, 4),
+            (Pathway::P3, 1),
+        ]);
+        let nctr = days_in >= 1 && rng.chance(17);
+        let review_at = if nctr {
+            admitted_at.max(now - Duration::days(rng.below(4) as i64 + 1))
+        } else {
+            now - Duration::hours(rng.below(6) as i64 + 1)
+        }
+        .max(admitted_at + Duration::minutes(30));
+        let r = bus
+            .spell(
+                &id,
+                spell(SpellCommand::RecordCriteriaReview {
+                    meets_criteria_to_reside: !nctr,
+                    at: review_at,
+                }),
+                None,
+            )
+            .await;
+        fine(r.map_err(|e| e.to_string()), &mut loaded);
+        let r = bus
+            .spell(
+                &id,
+                spell(SpellCommand::SetDischargePathway { pathway }),
+                None,
+            )
+            .await;
+        fine(r.map_err(|e| e.to_string()), &mut loaded);
+        if !nctr {
+            continue;
+        }
+        loaded.nctr += 1;
+        let reason = DelayReasonCode::parse(*rng.weighted(&DELAYS)).map_err(bad)?;
+        let r = bus
+            .spell(
+                &id,
+                spell(SpellCommand::RecordDelay {
+                    reason_code: reason,
+                    note: None,
+                    at: review_at + Duration::minutes(10),
+                }),
+                None,
+            )
+            .await;
+        fine(r.map_err(|e| e.to_string()), &mut loaded);
+        if pathway == Pathway::P0 {
+            continue;
+        }
+        let (team, service) = match pathway {
+            Pathway::P1 => match rng.below(4) {
+                0 => ("HOMECARE", ServiceKind::HomeCare),
+                1 => ("DN-EAST", ServiceKind::DistrictNursing),
+                _ => (
+                    *rng.pick(&["REAB-E", "REAB-W", "REAB-C"]),
+                    ServiceKind::Reablement,
+                ),
+            },
+            Pathway::P2 => ("REHAB", ServiceKind::CommunityRehabBed),
+            _ => ("CHP", ServiceKind::CareHome),
+        };
+        let referral_id = ReferralId::parse(format!("demo-ref-{n}")).map_err(bad)?;
+        let raised = bus
+            .raise_referral(
+                &referral_id,
+                &id,
+                TeamCode::parse(team).map_err(bad)?,
+                service,
+                pathway,
+                Text::parse("Medically optimised; needs support to return home").map_err(bad)?,
+                nurse.clone(),
+                now - Duration::minutes(rng.below(600) as i64),
+            )
+            .await;
+        if let Err(error) = raised {
+            tracing::warn!(%error, "demo referral refused");
+            loaded.refused += 1;
+            continue;
+        }
+        loaded.referrals += 1;
+        // Teams are at every stage: some not yet seen (a few breached),
+        // some acknowledged, asking, or accepted with a start date.
+        let answer = |command: ReferralCommand| Issued::new(team_actor.clone(), now, command);
+        let stage = rng.below(10);
+        if stage >= 3 {
+            let r = bus
+                .referral(
+                    &referral_id,
+                    answer(ReferralCommand::AcknowledgeReferral),
+                    None,
+                )
+                .await;
+            fine(r.map_err(|e| e.to_string()), &mut loaded);
+        }
+        if stage == 4 {
+            let question = Text::parse("Is there a key safe at the property?").map_err(bad)?;
+            let r = bus
+                .referral(
+                    &referral_id,
+                    answer(ReferralCommand::RequestInformation { question }),
+                    None,
+                )
+                .await;
+            fine(r.map_err(|e| e.to_string()), &mut loaded);
+        }
+        if stage >= 7 {
+            let planned_start = (now + Duration::days(rng.below(5) as i64 + 1)).date_naive();
+            let r = bus
+                .referral(
+                    &referral_id,
+                    answer(ReferralCommand::AcceptReferral { planned_start }),
+                    None,
+                )
+                .await;
+            fine(r.map_err(|e| e.to_string()), &mut loaded);
+        }
+    }
+    Ok(loaded)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn admit(
+    bus: &CommandBus,
+    nurse: &Actor,
+    id: &SpellId,
+    n: u64,
+    ward: &Ward,
+    bed: &BedLabel,
+    admitted_at: chrono::DateTime<Utc>,
+    rng: &mut Rng,
+) -> bool {
+    let Ok(nhs_number) = nhs_number(n) else {
+        return false;
+    };
+    let (Ok(family_name), Ok(given_name)) = (
+        PersonName::parse(*rng.pick(&FAMILY)),
+        PersonName::parse(*rng.pick(&GIVEN)),
+    ) else {
+        return false;
+    };
+    let born = chrono::NaiveDate::from_ymd_opt(
+        1930 + rng.below(70) as i32,
+        1 + rng.below(12) as u32,
+        1 + rng.below(28) as u32,
+    );
+    let Some(date_of_birth) = born else {
+        return false;
+    };
+    let command = SpellCommand::AdmitPatient {
+        spell_id: id.clone(),
+        patient: Patient {
+            nhs_number,
+            family_name,
+            given_name,
+            date_of_birth,
+        },
+        ward: ward.code.clone(),
+        bed: bed.clone(),
+        admitted_at,
+    };
+    bus.spell(id, Issued::new(nurse.clone(), Utc::now(), command), None)
+        .await
+        .is_ok()
+}

@@ -1,0 +1,298 @@
+//! Request extractors that answer in the contract's terms: a strict JSON
+//! body (unknown fields, wrong types and malformed JSON are a 400 naming
+//! the field, an oversized body a 413), the command headers
+//! (`Idempotency-Key`, `If-Match`) and the signed-in caller.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use infra::auth::Principal;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+
+/// A JSON body, strictly read. An empty body reads as `{}`, so commands
+/// with nothing to say need no body.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.starts_with("application/json") || v.ends_with("+json"));
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::BadRequest {
+                    detail: "the request body could not be read".to_owned(),
+                    errors: Vec::new(),
+                }
+            }
+        })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            if json == Some(false) {
+                return Err(ApiError::BadRequest {
+                    detail: "the body must be JSON (Content-Type: application/json)".to_owned(),
+                    errors: Vec::new(),
+                });
+            }
+            &bytes
+        };
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let field = error.path().to_string();
+            let inner = error.into_inner();
+            let message = plain_message(&inner);
+            if inner.is_syntax() || inner.is_eof() || field == "." {
+                let errors = match missing_or_unknown_field(&inner) {
+                    Some(field) => vec![FieldError {
+                        field,
+                        message: message.clone(),
+                    }],
+                    None => Vec::new(),
+                };
+                ApiError::BadRequest {
+                    detail: message,
+                    errors,
+                }
+            } else {
+                let field = match missing_or_unknown_field(&inner) {
+                    Some(name) if field.ends_with('.') || field == "." => name,
+                    _ => field,
+                };
+                ApiError::BadRequest {
+                    detail: format!("{field}: {message}"),
+                    errors: vec![FieldError { field, message }],
+                }
+            }
+        })?;
+        deserializer.end().map_err(|_| ApiError::BadRequest {
+            detail: "trailing characters after the JSON body".to_owned(),
+            errors: Vec::new(),
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// serde's message without its " at line 1 column 7" tail.
+fn plain_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// The field a "missing field `x`" or "unknown field `x`" message names.
+fn missing_or_unknown_field(error: &serde_json::Error) -> Option<String> {
+    let text = error.to_string();
+    let start = text.find("field `")? + "field `".len();
+    let end = text[start..].find('`')? + start;
+    Some(text[start..end].to_owned())
+}
+
+/// `Idempotency-Key` and `If-Match` of a command.
+#[derive(Debug, Clone, Default)]
+pub struct CommandHeaders {
+    /// The client's idempotency key (a UUID).
+    pub idempotency_key: Option<String>,
+    /// The version the client expects the record to be at.
+    pub if_match: Option<u64>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let idempotency_key = match parts.headers.get("idempotency-key") {
+            None => None,
+            Some(value) => {
+                let text = value.to_str().unwrap_or_default().trim();
+                let key = uuid::Uuid::parse_str(text)
+                    .map_err(|_| ApiError::field("Idempotency-Key", "must be a UUID"))?;
+                Some(key.hyphenated().to_string())
+            }
+        };
+        let if_match = match parts.headers.get(header::IF_MATCH) {
+            None => None,
+            Some(value) => {
+                let text = value.to_str().unwrap_or_default().trim();
+                let text = text.strip_prefix("W/").unwrap_or(text);
+                let text = text.trim_matches('"');
+                Some(
+                    text.parse::<u64>()
+                        .map_err(|_| ApiError::field("If-Match", "must be a version, as \"3\""))?,
+                )
+            }
+        };
+        Ok(Self {
+            idempotency_key,
+            if_match,
+        })
+    }
+}
+
+/// The one path that accepts a token in its query.
+pub const STREAM_PATH: &str = "/api/v1/boards/stream";
+
+/// The signed-in caller of a request, and where the request came from.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who, with role and scope.
+    pub principal: Principal,
+    /// The client's address, for the access log.
+    pub client: Option<String>,
+    /// The request's id, for the access log and support.
+    pub request_id: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = match parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(header) => header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .ok_or_else(|| ApiError::Unauthenticated("not a bearer token".to_owned()))?
+                .to_owned(),
+            // Browsers' EventSource cannot send headers: the live stream
+            // alone takes the token from its query.
+            None if parts.uri.path() == STREAM_PATH => parts
+                .uri
+                .query()
+                .and_then(|q| {
+                    q.split('&')
+                        .find_map(|pair| pair.strip_prefix("access_token="))
+                        .map(str::to_owned)
+                })
+                .ok_or_else(|| ApiError::Unauthenticated("no access token".to_owned()))?,
+            None => {
+                return Err(ApiError::Unauthenticated(
+                    "no Authorization header".to_owned(),
+                ))
+            }
+        };
+        let principal = state
+            .verified
+            .get_or_verify(&state.auth, token.trim())
+            .await?;
+        let client = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or_default().trim().to_owned())
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|info| info.0.ip().to_string())
+            });
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Self {
+            principal,
+            client,
+            request_id,
+        })
+    }
+}
+
+/// Query parameters, strictly read: unknown or malformed ones are a 400
+/// problem, like bodies.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for QueryParams<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        // The stream's token is taken by `Caller`, never by handlers.
+        let query: String = query
+            .split('&')
+            .filter(|pair| !pair.starts_with("access_token=") || parts.uri.path() != STREAM_PATH)
+            .collect::<Vec<_>>()
+            .join("&");
+        serde_urlencoded::from_str(&query)
+            .map(QueryParams)
+            .map_err(|error| ApiError::BadRequest {
+                detail: format!("query: {error}"),
+                errors: Vec::new(),
+            })
+    }
+}
+
+/// Recently verified tokens. A ward PC or a team's tool sends the same
+/// token with every request; verifying its signature each time costs more
+/// than the rest of a small command. An entry is trusted for at most
+/// [`VERIFIED_FOR`] after it verified, so an expired token is accepted at
+/// most that much longer than the verifier alone (with its 60 s leeway)
+/// would accept it.
+#[derive(Debug, Default)]
+pub struct VerifiedTokens {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>,
+}
+
+/// How long a verified token is trusted without verifying it again.
+pub const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+const MAX_VERIFIED: usize = 10_000;
+
+impl VerifiedTokens {
+    async fn get_or_verify(
+        &self,
+        auth: &infra::auth::Authenticator,
+        token: &str,
+    ) -> Result<Principal, ApiError> {
+        let now = std::time::Instant::now();
+        {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((principal, at)) = entries.get(token) {
+                if now.duration_since(*at) < VERIFIED_FOR {
+                    return Ok(principal.clone());
+                }
+            }
+        }
+        let principal = auth
+            .verify(token)
+            .await
+            .map_err(|error| ApiError::Unauthenticated(error.to_string()))?;
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_VERIFIED {
+            entries.retain(|_, (_, at)| now.duration_since(*at) < VERIFIED_FOR);
+            if entries.len() >= MAX_VERIFIED {
+                entries.clear();
+            }
+        }
+        entries.insert(token.to_owned(), (principal.clone(), now));
+        Ok(principal)
+    }
+}

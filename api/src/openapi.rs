@@ -1,0 +1,115 @@
+//! The OpenAPI document, generated from the handlers' own descriptions
+//! (so it lists exactly the routes served), and `/docs`, a page rendered
+//! from it on the server: no script or asset from the internet.
+
+use std::fmt::Write;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{Modify, OpenApi};
+
+/// The document's fixed parts; paths come from the routers.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Baton",
+        description = "Transfer-of-care tracker: spells, referrals and live boards. \
+            Every request except operations needs `Authorization: Bearer <JWT>`."
+    ),
+    modifiers(&Bearer),
+    tags(
+        (name = "reference", description = "Hospitals, wards, teams, delay reasons"),
+        (name = "spells", description = "Inpatient stays, admission to discharge"),
+        (name = "referrals", description = "Handovers to community teams"),
+        (name = "boards", description = "Live read models"),
+        (name = "audit", description = "Who looked at a patient"),
+        (name = "sign-in", description = "The session and the development sign-in"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `/docs`: every operation, its parameters, body and answers.
+pub fn render_docs(doc: &Document) -> String {
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Baton API</title><style>\
+         body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;color:#111}\
+         code{background:#eef;padding:0 .2em}h2{border-bottom:1px solid #ccc}\
+         .op{margin:1rem 0;padding:.5rem 1rem;border-left:4px solid #005eb8}\
+         .m{font-weight:bold;text-transform:uppercase}</style></head><body>\
+         <h1>Baton API</h1><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>. \
+         Contract: errors are <code>application/problem+json</code>; commands accept \
+         <code>Idempotency-Key</code> and <code>If-Match</code>; reads accept \
+         <code>?consistency_token=</code>.</p>",
+    );
+    for (path, item) in &doc.paths.paths {
+        let ops = [
+            ("get", &item.get),
+            ("put", &item.put),
+            ("post", &item.post),
+            ("delete", &item.delete),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            let _ = write!(
+                html,
+                "<div class=\"op\"><p><span class=\"m\">{method}</span> <code>{}</code></p>",
+                escape(path)
+            );
+            if let Some(summary) = op.summary.as_deref().or(op.description.as_deref()) {
+                let _ = write!(html, "<p>{}</p>", escape(summary));
+            }
+            if let Some(params) = &op.parameters {
+                let names: Vec<String> = params
+                    .iter()
+                    .map(|p| format!("<code>{}</code>", escape(&p.name)))
+                    .collect();
+                let _ = write!(html, "<p>Parameters: {}</p>", names.join(", "));
+            }
+            if let Some(body) = &op.request_body {
+                if let Some(content) = body.content.get("application/json") {
+                    if let utoipa::openapi::RefOr::Ref(r) =
+                        &content.schema.clone().unwrap_or_default()
+                    {
+                        let name = r.ref_location.rsplit('/').next().unwrap_or_default();
+                        let _ = write!(html, "<p>Body: <code>{}</code></p>", escape(name));
+                    }
+                }
+            }
+            let codes: Vec<String> = op.responses.responses.keys().cloned().collect();
+            let _ = write!(html, "<p>Answers: {}</p></div>", escape(&codes.join(", ")));
+        }
+    }
+    html.push_str("</body></html>");
+    html
+}

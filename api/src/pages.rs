@@ -1,0 +1,190 @@
+//! The web pages: one HTML shell, a stylesheet and a script, compiled into
+//! the binary (`include_str!`), so `baton serve` is all a newcomer runs and a
+//! ward PC with no internet loads every asset from Baton itself. The shell
+//! routes by path in the browser; the server answers the same shell for
+//! every page path, and the script talks to the API like any other client.
+//!
+//! The development sign-in (`/api/v1/dev/sign-in`) mints local tokens for a
+//! chosen role and scope. It exists only on the embedded default with the
+//! local key trusted: never with PostgreSQL or an external identity provider.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use infra::auth::{Principal, Role};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{Caller, JsonBody};
+use crate::state::AppState;
+
+const INDEX: &str = include_str!("../assets/index.html");
+const SCRIPT: &str = include_str!("../assets/app.js");
+const STYLE: &str = include_str!("../assets/app.css");
+
+/// Pages and their assets (not in the OpenAPI document: they are not API).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/ward/{code}", get(index))
+        .route("/team/{code}", get(index))
+        .route("/hospital/{code}", get(index))
+        .route("/system", get(index))
+        .route("/admin", get(index))
+        .route("/assets/app.js", get(script))
+        .route("/assets/app.css", get(style))
+}
+
+/// Who is signed in, and the development sign-in.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(session))
+        .routes(routes!(dev_status, dev_sign_in_token))
+}
+
+fn with_headers(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Everything the pages load comes from Baton itself.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             connect-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn index() -> Response {
+    with_headers(INDEX, "text/html; charset=utf-8")
+}
+
+async fn script() -> Response {
+    with_headers(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+async fn style() -> Response {
+    with_headers(STYLE, "text/css; charset=utf-8")
+}
+
+/// The signed-in principal, as the token says.
+#[utoipa::path(get, path = "/api/v1/session", tag = "sign-in",
+    responses((status = 200, body = Object), (status = 401, body = Problem)))]
+async fn session(caller: Caller) -> impl IntoResponse {
+    Json(caller.principal)
+}
+
+/// Whether the development sign-in is available here.
+#[utoipa::path(get, path = "/api/v1/dev/sign-in", tag = "sign-in",
+    responses((status = 200, body = Object)))]
+async fn dev_status(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    if dev_sign_in(&state, &headers).is_none() {
+        return Json(serde_json::json!({ "enabled": false }));
+    }
+    // Codes only (they name places and teams, not people), so the form can
+    // offer them before anyone is signed in.
+    let catalogue = state.reference.snapshot();
+    Json(serde_json::json!({
+        "enabled": true,
+        "hospitals": catalogue.hospitals().map(|h| h.code.as_str()).collect::<Vec<_>>(),
+        "teams": catalogue.teams().map(|t| t.code.as_str()).collect::<Vec<_>>(),
+    }))
+}
+
+/// The data directory to sign with, when the development sign-in is on and
+/// the request names this machine as its host (a page elsewhere cannot
+/// reach it by rebinding a name to 127.0.0.1).
+fn dev_sign_in<'a>(state: &'a AppState, headers: &HeaderMap) -> Option<&'a std::path::PathBuf> {
+    let dir = state.settings.dev_sign_in.as_ref()?;
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "::1").then_some(dir)
+}
+
+/// `POST /api/v1/dev/sign-in`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevSignIn {
+    /// `ward`, `team`, `system` or `admin`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// For `ward`: the hospital code.
+    pub hospital: Option<String>,
+    /// For `team`: the team code.
+    pub team: Option<String>,
+    /// A display name.
+    pub name: Option<String>,
+}
+
+/// Development sign-in (embedded default only): a local token for any role.
+#[utoipa::path(post, path = "/api/v1/dev/sign-in", tag = "sign-in", request_body = DevSignIn,
+    responses((status = 200, body = Object), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn dev_sign_in_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<DevSignIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Some(data_dir) = dev_sign_in(&state, &headers) else {
+        return Err(ApiError::NotFound);
+    };
+    let catalogue = state.reference.snapshot();
+    let scope_ok = match req.role {
+        Role::Ward => req
+            .hospital
+            .as_deref()
+            .is_some_and(|h| catalogue.hospitals().any(|x| x.code.as_str() == h)),
+        Role::Team => req
+            .team
+            .as_deref()
+            .is_some_and(|t| catalogue.teams().any(|x| x.code.as_str() == t)),
+        Role::System | Role::Admin => true,
+    };
+    if !scope_ok {
+        let field = if req.role == Role::Team {
+            "team"
+        } else {
+            "hospital"
+        };
+        return Err(ApiError::refused_field(
+            "unknown_scope",
+            field,
+            "no such hospital or team",
+        ));
+    }
+    let name = req
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "Developer".to_owned());
+    let principal = Principal {
+        sub: format!("dev-{}-{}", req.role, name.to_lowercase().replace(' ', "-")),
+        name,
+        role: req.role,
+        hospital: req.hospital.filter(|_| req.role == Role::Ward),
+        team: req.team.filter(|_| req.role == Role::Team),
+    };
+    let token = infra::auth::sign_local(
+        data_dir,
+        &principal,
+        std::time::Duration::from_secs(12 * 3600),
+    )
+    .map_err(ApiError::internal)?;
+    Ok(Json(serde_json::json!({ "token": token })))
+}

@@ -1,0 +1,468 @@
+//! The boards, read and streamed live.
+//!
+//! Reads are answered from the in-memory fold at the current instant; with
+//! `?consistency_token=` they wait (boundedly) until the fold includes that
+//! command. The stream sends the whole board first, then one `change` event
+//! per change of that board, carrying the rows that changed (and the whole
+//! board, so a client can simply redraw). Bursts are coalesced: a client
+//! gets the latest state, never a backlog.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::Utc;
+use domain::reference::{Catalogue, ReferenceData};
+use domain::values::{HospitalCode, TeamCode, WardCode};
+use futures::Stream;
+use projections::runner::BoardKey;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{await_token, path_id, ReadQuery};
+use crate::audit;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Caller, QueryParams};
+use crate::policy::{authorize, Action};
+use crate::state::AppState;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ward_board))
+        .routes(routes!(hospital_board))
+        .routes(routes!(system_board))
+        .routes(routes!(team_board))
+        .routes(routes!(stream))
+        .routes(routes!(hospital_daily))
+        .routes(routes!(system_daily))
+}
+
+/// `?days=` of the daily figures.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DailyQuery {
+    /// How many days up to today (1 to 90; default 30).
+    pub days: Option<u32>,
+    /// See `ReadQuery`.
+    pub consistency_token: Option<String>,
+}
+
+fn days(query: &DailyQuery) -> Result<u32, ApiError> {
+    match query.days.unwrap_or(30) {
+        n @ 1..=90 => Ok(n),
+        _ => Err(ApiError::field("days", "between 1 and 90")),
+    }
+}
+
+/// A hospital's NCTR, delay days and discharges for each of the last days.
+#[utoipa::path(get, path = "/api/v1/boards/hospitals/{hospital}/daily", tag = "boards",
+    params(("hospital" = String, Path), DailyQuery),
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn hospital_daily(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(hospital): Path<String>,
+    QueryParams(query): QueryParams<DailyQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let code = path_id(HospitalCode::parse(hospital))?;
+    let catalogue = state.reference.snapshot();
+    resolve(&catalogue, &caller, &BoardKey::Hospital(code.clone()))?;
+    let days = days(&query)?;
+    await_token(&state, query.consistency_token.as_deref()).await?;
+    let figures = state
+        .boards
+        .read(|flow| flow.daily(Some(&code), days, Utc::now()));
+    Ok(Json(
+        serde_json::json!({ "hospital": code, "days": figures }),
+    ))
+}
+
+/// The whole system's NCTR, delay days and discharges for each of the last days.
+#[utoipa::path(get, path = "/api/v1/boards/system/daily", tag = "boards", params(DailyQuery),
+    responses((status = 200, body = Object), (status = 403, body = Problem)))]
+async fn system_daily(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<DailyQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let catalogue = state.reference.snapshot();
+    resolve(&catalogue, &caller, &BoardKey::System)?;
+    let days = days(&query)?;
+    await_token(&state, query.consistency_token.as_deref()).await?;
+    let figures = state.boards.read(|flow| flow.daily(None, days, Utc::now()));
+    Ok(Json(serde_json::json!({ "days": figures })))
+}
+
+/// Which board, checked against the caller's scope. Unknown codes are 404.
+fn resolve(catalogue: &Catalogue, caller: &Caller, key: &BoardKey) -> Result<(), ApiError> {
+    let p = &caller.principal;
+    match key {
+        BoardKey::Ward(code) => {
+            let ward = catalogue.ward(code).ok_or(ApiError::NotFound)?;
+            authorize(
+                p,
+                Action::WardBoard {
+                    hospital: &ward.hospital,
+                },
+            )
+        }
+        BoardKey::Hospital(code) => {
+            catalogue.hospital(code).ok_or(ApiError::NotFound)?;
+            authorize(p, Action::HospitalBoard { hospital: code })
+        }
+        BoardKey::Team(code) => {
+            catalogue.team(code).ok_or(ApiError::NotFound)?;
+            authorize(p, Action::TeamBoard { team: code })
+        }
+        BoardKey::System => authorize(p, Action::SystemBoard),
+    }
+}
+
+/// The board as JSON, and the NHS numbers it shows.
+fn render(state: &AppState, catalogue: &Catalogue, key: &BoardKey) -> (Value, Vec<String>) {
+    let now = Utc::now();
+    state.boards.read(|flow| match key {
+        BoardKey::Ward(code) => match catalogue.ward(code) {
+            Some(ward) => {
+                let board = flow.ward_board(&ward, now);
+                let patients = board
+                    .beds
+                    .iter()
+                    .filter_map(|b| b.patient.as_ref().map(|p| p.nhs_number.clone()))
+                    .collect();
+                (serde_json::to_value(board).unwrap_or_default(), patients)
+            }
+            None => (Value::Null, Vec::new()),
+        },
+        BoardKey::Hospital(code) => {
+            let wards: Vec<_> = catalogue
+                .wards()
+                .filter(|w| &w.hospital == code)
+                .cloned()
+                .collect();
+            let board = flow.hospital_board(code, &wards, now);
+            (serde_json::to_value(board).unwrap_or_default(), Vec::new())
+        }
+        BoardKey::System => {
+            let wards: Vec<_> = catalogue.wards().cloned().collect();
+            let teams: Vec<_> = catalogue.teams().cloned().collect();
+            let board = flow.system_board(&wards, &teams, now);
+            (serde_json::to_value(board).unwrap_or_default(), Vec::new())
+        }
+        BoardKey::Team(code) => {
+            let board = flow.team_board(code, now);
+            let patients = board
+                .referrals
+                .iter()
+                .map(|r| r.patient.nhs_number.clone())
+                .collect();
+            (serde_json::to_value(board).unwrap_or_default(), patients)
+        }
+    })
+}
+
+async fn read_board(
+    state: AppState,
+    caller: Caller,
+    key: BoardKey,
+    query: ReadQuery,
+    action: &str,
+    resource: String,
+) -> Result<impl IntoResponse, ApiError> {
+    let catalogue = state.reference.snapshot();
+    resolve(&catalogue, &caller, &key)?;
+    await_token(&state, query.consistency_token.as_deref()).await?;
+    let (board, patients) = render(&state, &catalogue, &key);
+    if matches!(key, BoardKey::Ward(_) | BoardKey::Team(_)) {
+        audit::record(&state.db, &caller, action, &resource, &patients).await?;
+    }
+    Ok(Json(board))
+}
+
+/// A ward's beds, one row each, with totals.
+#[utoipa::path(get, path = "/api/v1/boards/wards/{ward}", tag = "boards",
+    params(("ward" = String, Path), ReadQuery),
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 503, body = Problem)))]
+async fn ward_board(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ward): Path<String>,
+    QueryParams(query): QueryParams<ReadQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let resource = format!("/api/v1/boards/wards/{ward}");
+    let key = BoardKey::Ward(path_id(WardCode::parse(ward))?);
+    read_board(state, caller, key, query, "read_ward_board", resource).await
+}
+
+/// A hospital's wards, delays by reason and pathway mix.
+#[utoipa::path(get, path = "/api/v1/boards/hospitals/{hospital}", tag = "boards",
+    params(("hospital" = String, Path), ReadQuery),
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn hospital_board(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(hospital): Path<String>,
+    QueryParams(query): QueryParams<ReadQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = BoardKey::Hospital(path_id(HospitalCode::parse(hospital))?);
+    read_board(
+        state,
+        caller,
+        key,
+        query,
+        "read_hospital_board",
+        String::new(),
+    )
+    .await
+}
+
+/// Every hospital's totals and every team's handover waits: counts only.
+#[utoipa::path(get, path = "/api/v1/boards/system", tag = "boards", params(ReadQuery),
+    responses((status = 200, body = Object), (status = 403, body = Problem)))]
+async fn system_board(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ReadQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    read_board(
+        state,
+        caller,
+        BoardKey::System,
+        query,
+        "read_system_board",
+        String::new(),
+    )
+    .await
+}
+
+/// A team's referrals by status, with age and SLA state.
+#[utoipa::path(get, path = "/api/v1/boards/teams/{team}", tag = "boards",
+    params(("team" = String, Path), ReadQuery),
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn team_board(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(team): Path<String>,
+    QueryParams(query): QueryParams<ReadQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let resource = format!("/api/v1/boards/teams/{team}");
+    let key = BoardKey::Team(path_id(TeamCode::parse(team))?);
+    read_board(state, caller, key, query, "read_team_board", resource).await
+}
+
+/// `?board=` of the stream.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// `ward:{code}`, `hospital:{code}`, `team:{code}` or `system`.
+    pub board: String,
+    /// For browsers' `EventSource`, which cannot send headers: the bearer
+    /// token. Accepted on this endpoint only (read by the sign-in check).
+    #[serde(default, skip)]
+    #[param(value_type = Option<String>)]
+    pub access_token: (),
+}
+
+fn parse_board(text: &str) -> Result<BoardKey, ApiError> {
+    let bad = || {
+        ApiError::field(
+            "board",
+            "ward:{code}, hospital:{code}, team:{code} or system",
+        )
+    };
+    if text == "system" {
+        return Ok(BoardKey::System);
+    }
+    let (kind, code) = text.split_once(':').ok_or_else(bad)?;
+    Ok(match kind {
+        "ward" => BoardKey::Ward(WardCode::parse(code).map_err(|_| bad())?),
+        "hospital" => BoardKey::Hospital(HospitalCode::parse(code).map_err(|_| bad())?),
+        "team" => BoardKey::Team(TeamCode::parse(code).map_err(|_| bad())?),
+        _ => return Err(bad()),
+    })
+}
+
+/// The identity of a board row, for telling which rows changed.
+fn row_key(row: &Value) -> Option<String> {
+    ["bed", "id", "ward", "hospital", "team"]
+        .iter()
+        .find_map(|k| row.get(*k).map(|v| format!("{k}:{v}")))
+}
+
+/// Rows of every list in `next` that differ from `previous`, and the keys
+/// of rows that went away.
+fn changed_rows(previous: &Value, next: &Value) -> (Value, Value) {
+    let mut changed = serde_json::Map::new();
+    let mut removed = serde_json::Map::new();
+    if let Value::Object(fields) = next {
+        for (name, value) in fields {
+            let Value::Array(rows) = value else { continue };
+            let before: BTreeMap<String, &Value> = previous
+                .get(name)
+                .and_then(Value::as_array)
+                .map(|rows| rows.iter().filter_map(|r| Some((row_key(r)?, r))).collect())
+                .unwrap_or_default();
+            let mut now_keys = std::collections::BTreeSet::new();
+            let diff: Vec<Value> = rows
+                .iter()
+                .filter(|row| {
+                    let key = row_key(row);
+                    if let Some(k) = &key {
+                        now_keys.insert(k.clone());
+                    }
+                    key.and_then(|k| before.get(&k).copied()) != Some(*row)
+                })
+                .cloned()
+                .collect();
+            if !diff.is_empty() {
+                changed.insert(name.clone(), Value::Array(diff));
+            }
+            let gone: Vec<Value> = before
+                .keys()
+                .filter(|k| !now_keys.contains(*k))
+                .map(|k| Value::String(k.clone()))
+                .collect();
+            if !gone.is_empty() {
+                removed.insert(name.clone(), Value::Array(gone));
+            }
+        }
+    }
+    (Value::Object(changed), Value::Object(removed))
+}
+
+/// Live updates of one board (server-sent events).
+#[utoipa::path(get, path = "/api/v1/boards/stream", tag = "boards", params(StreamQuery),
+    responses((status = 200, description = "text/event-stream: `board` then `change` events"),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let key = parse_board(&query.board)?;
+    let catalogue = state.reference.snapshot();
+    resolve(&catalogue, &caller, &key)?;
+    let changes = state.boards.subscribe();
+    let (first, patients) = render(&state, &catalogue, &key);
+    if matches!(key, BoardKey::Ward(_) | BoardKey::Team(_)) {
+        let resource = format!("/api/v1/boards/stream?board={}", query.board);
+        audit::record(&state.db, &caller, "stream_board", &resource, &patients).await?;
+    }
+    let position = state.boards.position();
+    let shown = patients.into_iter().collect();
+    let stream = live(state, caller, key, first, shown, position, changes);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// How long one stream lives. The browser's `EventSource` reconnects by
+/// itself, and every connection is authorised afresh: an expired token or a
+/// withdrawn role stops the data within this long.
+pub const STREAM_LIFETIME: Duration = Duration::from_secs(300);
+
+/// One stream's moving parts.
+struct Live {
+    state: AppState,
+    caller: Caller,
+    key: BoardKey,
+    last: Value,
+    shown: std::collections::BTreeSet<String>,
+    receiver: tokio::sync::broadcast::Receiver<projections::runner::BoardChange>,
+    closing: tokio::sync::watch::Receiver<bool>,
+    ends_at: tokio::time::Instant,
+}
+
+fn live(
+    state: AppState,
+    caller: Caller,
+    key: BoardKey,
+    first: Value,
+    shown: std::collections::BTreeSet<String>,
+    position: u64,
+    receiver: tokio::sync::broadcast::Receiver<projections::runner::BoardChange>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let opening = Event::default()
+        .event("board")
+        .retry(Duration::from_millis(500))
+        .id(position.to_string())
+        .json_data(serde_json::json!({ "position": position, "board": &first }))
+        .unwrap_or_default();
+    let head = futures::stream::once(async move { Ok(opening) });
+    let live = Live {
+        closing: state.closing.clone(),
+        state,
+        caller,
+        key,
+        last: first,
+        shown,
+        receiver,
+        ends_at: tokio::time::Instant::now() + STREAM_LIFETIME,
+    };
+    let tail = futures::stream::unfold(live, |mut live| async move {
+        loop {
+            if *live.closing.borrow() {
+                return None;
+            }
+            let next = tokio::select! {
+                next = live.receiver.recv() => next,
+                _ = live.closing.changed() => return None,
+                _ = tokio::time::sleep_until(live.ends_at) => return None,
+            };
+            let mut position = match next {
+                Ok(change) if change.boards.contains(&live.key) => change.position,
+                Ok(_) => continue,
+                // Missed some: the board is re-read whole anyway.
+                Err(RecvError::Lagged(_)) => live.state.boards.position(),
+                Err(RecvError::Closed) => return None,
+            };
+            // Coalesce a burst: whatever else is queued is covered by the
+            // one re-read below.
+            while let Ok(change) = live.receiver.try_recv() {
+                position = position.max(change.position);
+            }
+            let catalogue = live.state.reference.snapshot();
+            let (board, patients) = render(&live.state, &catalogue, &live.key);
+            if board == live.last {
+                continue;
+            }
+            // Patients this stream has not shown before are logged before
+            // they are sent; a stream that cannot log them ends.
+            let new: Vec<String> = patients
+                .into_iter()
+                .filter(|n| !live.shown.contains(n))
+                .collect();
+            if !new.is_empty() {
+                let resource = "/api/v1/boards/stream";
+                if audit::record(&live.state.db, &live.caller, "stream_board", resource, &new)
+                    .await
+                    .is_err()
+                {
+                    return None;
+                }
+                live.shown.extend(new);
+            }
+            let (rows, removed) = changed_rows(&live.last, &board);
+            let event = Event::default()
+                .event("change")
+                .id(position.to_string())
+                .json_data(serde_json::json!({
+                    "position": position,
+                    "rows": rows,
+                    "removed": removed,
+                    "board": &board,
+                }))
+                .unwrap_or_default();
+            live.last = board;
+            return Some((Ok(event), live));
+        }
+    });
+    futures::StreamExt::chain(head, tail)
+}

@@ -1,0 +1,123 @@
+//! Operations: liveness, readiness, Prometheus metrics. No sign-in.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use infra::store::Database;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// Boards this far behind the feed's head are "catching up", not ready.
+const READY_LAG: u64 = 1_000;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Object)))]
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// What `/readyz` checked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// The event store answered.
+    pub event_store: bool,
+    /// The event bus (JetStream, or the local log) answered.
+    pub event_bus: bool,
+    /// The boards are within a few events of the feed's head.
+    pub projections_caught_up: bool,
+    /// How far behind the boards are (events).
+    pub projection_lag: Option<u64>,
+}
+
+async fn store_ok(db: &Database) -> bool {
+    let ping = async {
+        match db {
+            Database::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Database::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), ping)
+        .await
+        .unwrap_or(false)
+}
+
+/// Ready when the event store and bus answer and the boards are caught up.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let event_store = store_ok(&state.db).await;
+    let head = tokio::time::timeout(Duration::from_secs(2), state.feed.head())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let lag = head.map(|h| h.saturating_sub(state.boards.position()));
+    let caught_up = lag.is_some_and(|l| l <= READY_LAG);
+    let ready = event_store && head.is_some() && caught_up;
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        event_store,
+        event_bus: head.is_some(),
+        projections_caught_up: caught_up,
+        projection_lag: lag,
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+/// Prometheus text: relay, projections and HTTP figures.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    state.relay_metrics.render(&mut out);
+    let _ = writeln!(
+        out,
+        "# HELP baton_projection_position Feed position the boards include.\n\
+         # TYPE baton_projection_position gauge\nbaton_projection_position {}",
+        state.boards.position()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP baton_projection_applied_total Events applied to the boards by this process.\n\
+         # TYPE baton_projection_applied_total counter\nbaton_projection_applied_total {}",
+        state.boards.applied_count()
+    );
+    if let Ok(Ok(head)) = tokio::time::timeout(Duration::from_secs(1), state.feed.head()).await {
+        let _ = writeln!(
+            out,
+            "# HELP baton_projection_lag Events on the feed not yet in the boards.\n\
+             # TYPE baton_projection_lag gauge\nbaton_projection_lag {}",
+            head.saturating_sub(state.boards.position())
+        );
+    }
+    state.http_metrics.render(&mut out);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}

@@ -1,0 +1,231 @@
+//! Reference data: hospitals, wards, teams (admins change them) and the
+//! versioned delay reasons (shipped with Baton). Everyone signed in reads.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::Json;
+use domain::reference::{Hospital, ReferenceError, Team, Ward};
+use domain::values::{HospitalCode, ServiceKind, TeamCode, WardCode};
+use infra::reference::{Change, ReferenceStoreError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::spells::text;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Caller, JsonBody};
+use crate::policy::{authorize, Action};
+use crate::state::AppState;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_hospital))
+        .routes(routes!(put_ward))
+        .routes(routes!(put_team))
+        .routes(routes!(hospitals))
+        .routes(routes!(wards))
+        .routes(routes!(teams))
+        .routes(routes!(delay_reasons))
+}
+
+/// `PUT /api/v1/hospitals/{code}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HospitalRequest {
+    /// Its name.
+    pub name: String,
+}
+
+/// `PUT /api/v1/wards/{code}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WardRequest {
+    /// Its name.
+    pub name: String,
+    /// Its hospital's code.
+    #[schema(value_type = String)]
+    pub hospital: HospitalCode,
+    /// How many beds (labelled `1..beds`).
+    pub beds: u16,
+}
+
+/// `PUT /api/v1/teams/{code}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamRequest {
+    /// Its name.
+    pub name: String,
+    /// What it offers.
+    #[schema(value_type = Vec<String>)]
+    pub services: BTreeSet<ServiceKind>,
+    /// Minutes within which it should acknowledge a referral.
+    pub response_sla_minutes: u32,
+}
+
+fn refused(error: ReferenceStoreError) -> ApiError {
+    match error {
+        ReferenceStoreError::Refused(rule) => {
+            let field = match rule {
+                ReferenceError::UnknownHospital | ReferenceError::WardChangesHospital => "hospital",
+                ReferenceError::NoBeds => "beds",
+                ReferenceError::NoServices => "services",
+                ReferenceError::ZeroSla => "response_sla_minutes",
+                _ => "",
+            };
+            ApiError::refused_field(
+                &crate::error::rule_name(&format!("{rule:?}")),
+                field,
+                rule.to_string(),
+            )
+        }
+        ReferenceStoreError::Database(e) if infra::store::is_unavailable(&e) => {
+            ApiError::Unavailable("the database is unavailable; try again shortly".into())
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+/// Add or rename a hospital (admin).
+#[utoipa::path(put, path = "/api/v1/hospitals/{code}", tag = "reference", params(("code" = String, Path)),
+    request_body = HospitalRequest,
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn put_hospital(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    JsonBody(req): JsonBody<HospitalRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&caller.principal, Action::ManageReference)?;
+    let code = HospitalCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
+    let hospital = Hospital {
+        code,
+        name: text("name", &req.name)?,
+    };
+    state
+        .reference
+        .put(Change::Hospital(hospital.clone()), &caller.principal.sub)
+        .await
+        .map_err(refused)?;
+    Ok(Json(hospital))
+}
+
+/// Add or change a ward (admin). Its beds cannot drop below an occupied one.
+#[utoipa::path(put, path = "/api/v1/wards/{code}", tag = "reference", params(("code" = String, Path)),
+    request_body = WardRequest,
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+async fn put_ward(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    JsonBody(req): JsonBody<WardRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&caller.principal, Action::ManageReference)?;
+    let code = WardCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
+    let highest_occupied = state.boards.read(|flow| {
+        flow.ward_beds(&code)
+            .filter_map(|(bed, _, _)| bed.parse::<u16>().ok())
+            .max()
+    });
+    if let Some(bed) = highest_occupied.filter(|b| *b > req.beds) {
+        return Err(ApiError::Conflict {
+            detail: format!("bed {bed} is occupied; move the patient before removing the bed"),
+            rule: "bed_occupied".to_owned(),
+        });
+    }
+    let ward = Ward {
+        code,
+        name: text("name", &req.name)?,
+        hospital: req.hospital,
+        beds: req.beds,
+    };
+    state
+        .reference
+        .put(Change::Ward(ward.clone()), &caller.principal.sub)
+        .await
+        .map_err(refused)?;
+    Ok(Json(ward))
+}
+
+/// Add or change a team (admin).
+#[utoipa::path(put, path = "/api/v1/teams/{code}", tag = "reference", params(("code" = String, Path)),
+    request_body = TeamRequest,
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn put_team(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    JsonBody(req): JsonBody<TeamRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&caller.principal, Action::ManageReference)?;
+    let code = TeamCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
+    let team = Team {
+        code,
+        name: text("name", &req.name)?,
+        services: req.services,
+        response_sla_minutes: req.response_sla_minutes,
+    };
+    state
+        .reference
+        .put(Change::Team(team.clone()), &caller.principal.sub)
+        .await
+        .map_err(refused)?;
+    Ok(Json(team))
+}
+
+/// Every hospital.
+#[utoipa::path(get, path = "/api/v1/hospitals", tag = "reference",
+    responses((status = 200, body = [Object])))]
+async fn hospitals(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&caller.principal, Action::ReadReference)?;
+    let catalogue = state.reference.snapshot();
+    Ok(Json(catalogue.hospitals().cloned().collect::<Vec<_>>()))
+}
+
+/// Every ward.
+#[utoipa::path(get, path = "/api/v1/wards", tag = "reference",
+    responses((status = 200, body = [Object])))]
+async fn wards(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&caller.principal, Action::ReadReference)?;
+    let catalogue = state.reference.snapshot();
+    Ok(Json(catalogue.wards().cloned().collect::<Vec<_>>()))
+}
+
+/// Every team.
+#[utoipa::path(get, path = "/api/v1/teams", tag = "reference",
+    responses((status = 200, body = [Object])))]
+async fn teams(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&caller.principal, Action::ReadReference)?;
+    let catalogue = state.reference.snapshot();
+    Ok(Json(catalogue.teams().cloned().collect::<Vec<_>>()))
+}
+
+/// The delay reasons: the current list and every earlier version.
+#[utoipa::path(get, path = "/api/v1/delay-reasons", tag = "reference",
+    responses((status = 200, body = Object)))]
+async fn delay_reasons(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&caller.principal, Action::ReadReference)?;
+    let catalogue = state.reference.snapshot();
+    let current = catalogue.current_delay_reasons().cloned();
+    Ok(Json(serde_json::json!({
+        "version": current.as_ref().map(|l| l.version.clone()),
+        "source": current.as_ref().map(|l| l.source.clone()),
+        "reasons": current.map(|l| l.reasons).unwrap_or_default(),
+        "versions": catalogue.delay_reason_versions(),
+    })))
+}

@@ -1,0 +1,525 @@
+//! Spells: admission to discharge, and the corrections of each step.
+//!
+//! A spell's hospital never changes (the domain refuses transfers between
+//! hospitals), so access is decided from the boards' copy of it, falling back
+//! to the event store for a spell the boards have not seen yet.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use domain::spell::{Patient, SpellCommand, SpellError};
+use domain::values::{
+    BedLabel, DelayId, DelayReasonCode, Destination, HospitalCode, NhsNumber, Pathway, PersonName,
+    SpellId, Text, WardCode,
+};
+use domain::Issued;
+use infra::commands::CommandError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{actor, answer, await_token, options, path_id, Answered, CommandAnswer, ReadQuery};
+use crate::audit;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Caller, CommandHeaders, JsonBody, QueryParams};
+use crate::policy::{authorize, Action};
+use crate::state::AppState;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(admit))
+        .routes(routes!(get_spell))
+        .routes(routes!(history))
+        .routes(routes!(transfer))
+        .routes(routes!(expected_discharge_date))
+        .routes(routes!(criteria_review))
+        .routes(routes!(pathway))
+        .routes(routes!(record_delay))
+        .routes(routes!(resolve_delay))
+        .routes(routes!(discharge))
+        .routes(routes!(cancel_admission))
+        .routes(routes!(cancel_transfer))
+        .routes(routes!(cancel_discharge))
+}
+
+/// `POST /api/v1/spells`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdmitRequest {
+    /// Ten digits, spaces allowed; must pass the Modulus 11 check.
+    pub nhs_number: String,
+    /// Family name.
+    pub family_name: String,
+    /// Given name.
+    pub given_name: String,
+    /// Date of birth.
+    pub date_of_birth: NaiveDate,
+    /// Ward code.
+    #[schema(value_type = String)]
+    pub ward: WardCode,
+    /// Bed label on that ward (`1..beds`).
+    #[schema(value_type = String)]
+    pub bed: BedLabel,
+    /// When admitted (RFC 3339 with offset).
+    pub admitted_at: DateTime<FixedOffset>,
+}
+
+/// `transfer`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// To this ward.
+    #[schema(value_type = String)]
+    pub ward: WardCode,
+    /// To this bed.
+    #[schema(value_type = String)]
+    pub bed: BedLabel,
+    /// When.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// `expected-discharge-date`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EddRequest {
+    /// The expected date of discharge.
+    pub date: NaiveDate,
+}
+
+/// `criteria-review`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// Whether the patient still meets the criteria to reside.
+    pub meets_criteria_to_reside: bool,
+    /// When the review was made.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// `pathway`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PathwayRequest {
+    /// `P0`, `P1`, `P2` or `P3`.
+    #[schema(value_type = String)]
+    pub pathway: Pathway,
+}
+
+/// `delays`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelayRequest {
+    /// A code of the current delay reason list (`GET /api/v1/delay-reasons`).
+    #[schema(value_type = String)]
+    pub reason_code: DelayReasonCode,
+    /// Detail.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// When the delay began.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// `resolve` and `start-care`: just a time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AtRequest {
+    /// When.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// `discharge`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DischargeRequest {
+    /// When the patient left.
+    pub at: DateTime<FixedOffset>,
+    /// Where to (the sitrep's destination groups).
+    #[schema(value_type = String)]
+    pub destination: Destination,
+}
+
+/// A correction.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    /// Why.
+    pub reason: String,
+}
+
+/// A spell as `GET /api/v1/spells/{id}` shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SpellView {
+    /// The spell's id.
+    pub id: String,
+    /// Its version (send as `If-Match`).
+    pub version: u64,
+    /// The hospital.
+    pub hospital: String,
+    /// Its state: patient, placement, reviews, delays, discharge...
+    #[schema(value_type = Object)]
+    #[serde(flatten)]
+    pub state: serde_json::Value,
+}
+
+/// One event of a spell's history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    /// Its sequence within the spell.
+    pub sequence: u64,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it was recorded.
+    pub at: String,
+    /// Who recorded it.
+    #[schema(value_type = Object)]
+    pub by: serde_json::Value,
+    /// What it says.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+pub(crate) fn utc(at: DateTime<FixedOffset>) -> DateTime<Utc> {
+    at.with_timezone(&Utc)
+}
+
+pub(crate) fn text(field: &str, value: &str) -> Result<Text, ApiError> {
+    Text::parse(value).map_err(|e| ApiError::refused_field("invalid_text", field, e.to_string()))
+}
+
+fn name(field: &str, value: &str) -> Result<PersonName, ApiError> {
+    PersonName::parse(value)
+        .map_err(|e| ApiError::refused_field("invalid_name", field, e.to_string()))
+}
+
+/// The hospital of a spell, or `None` if there is no such spell.
+pub(crate) async fn hospital_of(
+    state: &AppState,
+    id: &SpellId,
+) -> Result<Option<HospitalCode>, ApiError> {
+    if let Some(hospital) = state
+        .boards
+        .read(|flow| flow.placement_of(id.as_str()).map(|p| p.hospital.clone()))
+    {
+        return Ok(Some(hospital));
+    }
+    let (spell, _) = state.bus.load_spell(id).await.map_err(ApiError::from)?;
+    Ok(spell.stay().map(|stay| stay.placement.hospital.clone()))
+}
+
+/// Checks the caller may act on this spell.
+async fn allow(state: &AppState, caller: &Caller, id: &SpellId) -> Result<(), ApiError> {
+    let hospital = hospital_of(state, id).await?;
+    authorize(
+        &caller.principal,
+        Action::Spell {
+            hospital: hospital.as_ref(),
+        },
+    )
+}
+
+/// Runs a command on a spell the caller may change.
+async fn run(
+    state: &AppState,
+    caller: &Caller,
+    headers: &CommandHeaders,
+    id: &str,
+    operation: &str,
+    body: &impl Serialize,
+    command: impl FnOnce() -> Result<SpellCommand, ApiError>,
+) -> Result<Answered, ApiError> {
+    let id = path_id(SpellId::parse(id))?;
+    // Who may act comes before what they sent: a caller with no business
+    // here learns nothing from validation.
+    allow(state, caller, &id).await?;
+    let command = command()?;
+    let options = options(caller, headers, operation, id.as_str(), body, json!({}));
+    let committed = state
+        .bus
+        .spell_with(
+            &id,
+            Issued::new(actor(caller), Utc::now(), command),
+            options,
+        )
+        .await?;
+    Ok(answer(StatusCode::OK, committed, json!({})))
+}
+
+/// Admit a patient to a bed.
+#[utoipa::path(post, path = "/api/v1/spells", tag = "spells", request_body = AdmitRequest,
+    responses((status = 201, body = CommandAnswer), (status = 422, body = Problem), (status = 409, body = Problem)))]
+async fn admit(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+    JsonBody(req): JsonBody<AdmitRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let nhs_number = NhsNumber::parse(&req.nhs_number)
+        .map_err(|e| ApiError::refused_field("invalid_nhs_number", "nhs_number", e.to_string()))?;
+    let catalogue = state.reference.snapshot();
+    let ward = domain::reference::ReferenceData::ward(catalogue.as_ref(), &req.ward)
+        .ok_or_else(|| ApiError::refused_field("unknown_ward", "ward", "no such ward"))?;
+    authorize(
+        &caller.principal,
+        Action::Admit {
+            hospital: &ward.hospital,
+        },
+    )?;
+    let patient = Patient {
+        nhs_number,
+        family_name: name("family_name", &req.family_name)?,
+        given_name: name("given_name", &req.given_name)?,
+        date_of_birth: req.date_of_birth,
+    };
+    let spell_id = path_id(SpellId::parse(uuid::Uuid::new_v4().simple().to_string()))?;
+    let command = SpellCommand::AdmitPatient {
+        spell_id: spell_id.clone(),
+        patient,
+        ward: req.ward.clone(),
+        bed: req.bed.clone(),
+        admitted_at: utc(req.admitted_at),
+    };
+    let options = options(&caller, &headers, "admit", "", &req, json!({}));
+    let committed = state
+        .bus
+        .spell_with(
+            &spell_id,
+            Issued::new(actor(&caller), Utc::now(), command),
+            options,
+        )
+        .await
+        .map_err(|e| ApiError::from(e).renamed("at", "admitted_at"))?;
+    Ok(answer(StatusCode::CREATED, committed, json!({})))
+}
+
+/// A spell's current state and version.
+#[utoipa::path(get, path = "/api/v1/spells/{id}", tag = "spells", params(("id" = String, Path), ReadQuery),
+    responses((status = 200, body = SpellView), (status = 404, body = Problem)))]
+async fn get_spell(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<ReadQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = path_id(SpellId::parse(id))?;
+    allow(&state, &caller, &id).await?;
+    await_token(&state, query.consistency_token.as_deref()).await?;
+    let (spell, version) = state.bus.load_spell(&id).await?;
+    let stay = spell.stay().ok_or(ApiError::NotFound)?;
+    audit::record(
+        &state.db,
+        &caller,
+        "read_spell",
+        &format!("/api/v1/spells/{id}"),
+        &[stay.patient.nhs_number.digits()],
+    )
+    .await?;
+    let etag = format!("\"{version}\"");
+    Ok((
+        [(axum::http::header::ETAG, etag)],
+        Json(SpellView {
+            id: id.to_string(),
+            version,
+            hospital: stay.placement.hospital.to_string(),
+            state: serde_json::to_value(stay).map_err(ApiError::internal)?,
+        }),
+    ))
+}
+
+/// Every event of a spell, in order.
+#[utoipa::path(get, path = "/api/v1/spells/{id}/history", tag = "spells", params(("id" = String, Path)),
+    responses((status = 200, body = [HistoryEntry]), (status = 404, body = Problem)))]
+async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = path_id(SpellId::parse(id))?;
+    allow(&state, &caller, &id).await?;
+    let events = state.bus.spell_history(&id).await?;
+    let (spell, _) = state.bus.load_spell(&id).await?;
+    let stay = spell.stay().ok_or(ApiError::NotFound)?;
+    audit::record(
+        &state.db,
+        &caller,
+        "read_spell_history",
+        &format!("/api/v1/spells/{id}/history"),
+        &[stay.patient.nhs_number.digits()],
+    )
+    .await?;
+    let entries: Vec<HistoryEntry> = events
+        .into_iter()
+        .map(|e| {
+            let mut data = e.payload.get("event").cloned().unwrap_or_default();
+            if let Some(inner) = data.get(&e.event_type).cloned() {
+                data = inner;
+            }
+            HistoryEntry {
+                sequence: e.sequence as u64,
+                at: e
+                    .payload
+                    .get("recorded_at")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                by: e.payload.get("by").cloned().unwrap_or_default(),
+                kind: e.event_type,
+                data,
+            }
+        })
+        .collect();
+    Ok(Json(entries))
+}
+
+macro_rules! spell_command {
+    ($(#[$doc:meta])* $fn:ident, $path:literal, $op:literal, $req:ty, |$r:ident| $build:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = "spells", params(("id" = String, Path)),
+            request_body = $req,
+            responses((status = 200, body = CommandAnswer), (status = 404, body = Problem),
+                (status = 409, body = Problem), (status = 412, body = Problem),
+                (status = 422, body = Problem)))]
+        async fn $fn(
+            State(state): State<AppState>,
+            caller: Caller,
+            headers: CommandHeaders,
+            Path(id): Path<String>,
+            JsonBody($r): JsonBody<$req>,
+        ) -> Result<impl IntoResponse, ApiError> {
+            let command = || -> Result<SpellCommand, ApiError> { Ok($build) };
+            run(&state, &caller, &headers, &id, $op, &$r, command).await
+        }
+    };
+}
+
+spell_command!(
+    /// Move the patient to another bed (same hospital).
+    transfer, "/api/v1/spells/{id}/transfer", "transfer", TransferRequest,
+    |r| SpellCommand::TransferPatient { ward: r.ward.clone(), bed: r.bed.clone(), at: utc(r.at) }
+);
+spell_command!(
+    /// Set the expected date of discharge.
+    expected_discharge_date, "/api/v1/spells/{id}/expected-discharge-date", "edd", EddRequest,
+    |r| SpellCommand::SetExpectedDischargeDate { date: r.date }
+);
+spell_command!(
+    /// Record a daily criteria-to-reside review.
+    criteria_review, "/api/v1/spells/{id}/criteria-review", "review", ReviewRequest,
+    |r| SpellCommand::RecordCriteriaReview {
+        meets_criteria_to_reside: r.meets_criteria_to_reside,
+        at: utc(r.at),
+    }
+);
+spell_command!(
+    /// Set the discharge pathway.
+    pathway, "/api/v1/spells/{id}/pathway", "pathway", PathwayRequest,
+    |r| SpellCommand::SetDischargePathway { pathway: r.pathway }
+);
+spell_command!(
+    /// Discharge the patient.
+    discharge, "/api/v1/spells/{id}/discharge", "discharge", DischargeRequest,
+    |r| SpellCommand::DischargePatient { at: utc(r.at), destination: r.destination }
+);
+spell_command!(
+    /// Correction: the admission was entered in error.
+    cancel_admission, "/api/v1/spells/{id}/cancel-admission", "cancel-admission", ReasonRequest,
+    |r| SpellCommand::CancelAdmission { reason: text("reason", &r.reason)? }
+);
+spell_command!(
+    /// Correction: the last transfer was entered in error.
+    cancel_transfer, "/api/v1/spells/{id}/cancel-transfer", "cancel-transfer", ReasonRequest,
+    |r| SpellCommand::CancelTransfer { reason: text("reason", &r.reason)? }
+);
+spell_command!(
+    /// Correction: the discharge was entered in error.
+    cancel_discharge, "/api/v1/spells/{id}/cancel-discharge", "cancel-discharge", ReasonRequest,
+    |r| SpellCommand::CancelDischarge { reason: text("reason", &r.reason)? }
+);
+
+/// Record a delay; answers with its `delay_id`.
+#[utoipa::path(post, path = "/api/v1/spells/{id}/delays", tag = "spells", params(("id" = String, Path)),
+    request_body = DelayRequest,
+    responses((status = 201, body = CommandAnswer), (status = 404, body = Problem),
+        (status = 412, body = Problem), (status = 422, body = Problem)))]
+async fn record_delay(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<DelayRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = path_id(SpellId::parse(id))?;
+    allow(&state, &caller, &id).await?;
+    let note = match &req.note {
+        Some(note) if !note.trim().is_empty() => Some(text("note", note)?),
+        _ => None,
+    };
+    // The domain numbers delays D1, D2, ... in recording order. Decide the
+    // new id against a known version, so the answer names the right one.
+    for _ in 0..8 {
+        let (spell, version) = state.bus.load_spell(&id).await?;
+        let next = spell.stay().map_or(0, |s| s.delays.len()) + 1;
+        let delay_id = format!("D{next}");
+        let mut options = options(
+            &caller,
+            &headers,
+            "delay",
+            id.as_str(),
+            &req,
+            json!({ "delay_id": delay_id }),
+        );
+        // With `If-Match`, the client's version (the bus replays a stored
+        // answer before comparing); without, the version just loaded.
+        options.expected_version = Some(headers.if_match.unwrap_or(version));
+        let command = SpellCommand::RecordDelay {
+            reason_code: req.reason_code.clone(),
+            note: note.clone(),
+            at: utc(req.at),
+        };
+        match state
+            .bus
+            .spell_with(
+                &id,
+                Issued::new(actor(&caller), Utc::now(), command),
+                options,
+            )
+            .await
+        {
+            Ok(committed) => {
+                return Ok(answer(
+                    StatusCode::CREATED,
+                    committed,
+                    json!({ "delay_id": delay_id }),
+                ))
+            }
+            Err(CommandError::VersionMismatch { .. }) if headers.if_match.is_none() => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(ApiError::from(CommandError::<SpellError>::Contended))
+}
+
+/// Resolve a delay.
+#[utoipa::path(post, path = "/api/v1/spells/{id}/delays/{delay_id}/resolve", tag = "spells",
+    params(("id" = String, Path), ("delay_id" = String, Path)), request_body = AtRequest,
+    responses((status = 200, body = CommandAnswer), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+async fn resolve_delay(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+    Path((id, delay_id)): Path<(String, String)>,
+    JsonBody(req): JsonBody<AtRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let delay = path_id(DelayId::parse(delay_id.clone()))?;
+    let command = SpellCommand::ResolveDelay {
+        delay_id: delay,
+        at: utc(req.at),
+    };
+    let op = format!("resolve-{delay_id}");
+    run(&state, &caller, &headers, &id, &op, &req, || Ok(command)).await
+}

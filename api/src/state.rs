@@ -1,0 +1,64 @@
+//! What every handler shares: a `Clone` struct of `Arc`s (axum's way), built
+//! once by [`crate::app::Application::build`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use infra::auth::Authenticator;
+use infra::commands::CommandBus;
+use infra::feed::Feed;
+use infra::metrics::RelayMetrics;
+use infra::reference::ReferenceStore;
+use infra::store::Database;
+use projections::runner::Boards;
+
+use crate::metrics::HttpMetrics;
+
+/// Handler state.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Commands go here.
+    pub bus: Arc<CommandBus>,
+    /// The live boards.
+    pub boards: Arc<Boards>,
+    /// Hospitals, wards, teams.
+    pub reference: Arc<ReferenceStore>,
+    /// The event store's database (idempotency keys, access log).
+    pub db: Database,
+    /// What the boards read, for readiness.
+    pub feed: Feed,
+    /// Token verification.
+    pub auth: Authenticator,
+    /// Tokens verified in the last few seconds.
+    pub verified: Arc<crate::extract::VerifiedTokens>,
+    /// The relay's figures, for /metrics.
+    pub relay_metrics: Arc<RelayMetrics>,
+    /// Request figures, for /metrics.
+    pub http_metrics: Arc<HttpMetrics>,
+    /// Tunables.
+    pub settings: Arc<Settings>,
+    /// Turns true when the server begins to shut down: live streams end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Tunables of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a read with a consistency token waits before a 503.
+    pub consistency_wait: Duration,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+    /// The data directory whose local key the development sign-in signs
+    /// with; `None` unless on the embedded default with the local key.
+    pub dev_sign_in: Option<std::path::PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            consistency_wait: Duration::from_secs(5),
+            body_limit: 64 * 1024,
+            dev_sign_in: None,
+        }
+    }
+}
