@@ -4,7 +4,9 @@
 //! A missing service fails the test loudly; nothing is ever skipped.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support
 
+pub mod bench;
 pub mod fixtures;
+pub mod http;
 pub mod nats;
 pub mod postgres;
 pub mod proxy;
@@ -85,6 +87,7 @@ pub fn assert_exactly_once_in_order(events: &[infra::feed::FeedEvent], expected:
 /// Writes one section of docs/benchmarks.md (from its `## heading` to the
 /// next), keeping every other benchmark's section as it is.
 pub fn write_benchmark_section(heading: &str, body: &str) {
+    let heading = &format!("## {}", heading.trim_start_matches("## "));
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/benchmarks.md");
     let existing = std::fs::read_to_string(path).unwrap_or_else(|_| {
         "# Benchmarks\n\nEach section is overwritten by the command it names.\n".into()

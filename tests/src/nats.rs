@@ -14,6 +14,19 @@ pub fn binary() -> String {
     std::env::var("BATON_TEST_NATS_SERVER").unwrap_or_else(|_| "/usr/sbin/nats-server".to_owned())
 }
 
+/// The version of the nats-server binary tests use, for reports.
+pub fn version() -> String {
+    std::process::Command::new(binary())
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .replace("nats-server: ", "")
+        })
+        .unwrap_or_default()
+}
+
 /// A running (or stopped) nats-server owned by one test.
 #[derive(Debug)]
 pub struct NatsServer {

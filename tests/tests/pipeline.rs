@@ -22,7 +22,8 @@ use infra::commands::CommandBus;
 use infra::feed::Feed;
 use infra::metrics::RelayMetrics;
 use infra::outbox;
-use infra::relay::{Relay, Sink};
+use infra::outbox::OutboxRow;
+use infra::relay::{Chain, Relay, Sink};
 use infra::store::{BatonRepository, Database, ReservationRules};
 use infra::stream::{StreamSettings, Target};
 use tokio::sync::watch;
@@ -152,7 +153,7 @@ async fn every_committed_event_reaches_the_stream_once_in_aggregate_order() {
     assert_exactly_once_in_order(&events, expected);
     let first = &events[0];
     assert_eq!(first.event_type, "PatientAdmitted");
-    assert_eq!(first.payload["by"]["id"], "nurse-1");
+    assert_eq!(first.json().unwrap()["by"]["id"], "nurse-1");
     assert_eq!(outbox::status(&s.db).await.unwrap().depth, 0);
     assert_eq!(
         relay.metrics.published.load(Ordering::Relaxed),
@@ -339,4 +340,121 @@ async fn a_leader_that_stops_renewing_its_heartbeat_is_replaced() {
         sqlx::query("SELECT 1").execute(&mut hung).await.is_err(),
         "the hung session was ended"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_stored_by_another_publisher_breaks_the_chain_and_the_relay_re_anchors() {
+    let s = stack().await;
+    let relay = start_relay(&s.db, &s.repo, &s.sink);
+    let before = commit_events(&s.bus, "f", 0, 4, 1).await;
+    eventually(
+        "the first events on the stream",
+        Duration::from_secs(30),
+        || async { stream_len(&s).await == before as u64 },
+    )
+    .await;
+    // Something else writes to the stream: the relay's next chain expects
+    // a last sequence that no longer holds, and must not stall or skip.
+    let Sink::JetStream(target) = &s.sink else {
+        unreachable!()
+    };
+    target
+        .context
+        .publish("baton.events.foreign.x", "not Baton's".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let after = commit_events(&s.bus, "g", 4, 6, 3).await;
+    let total = before + after;
+    eventually(
+        "every event on the stream",
+        Duration::from_secs(30),
+        || async { stream_len(&s).await == total as u64 + 1 },
+    )
+    .await;
+    // Read the raw stream: Baton's messages exactly once, in aggregate order.
+    let stream = target.context.get_stream("BATON_EVENTS").await.unwrap();
+    let mut seen = std::collections::BTreeMap::<String, u64>::new();
+    let mut count = 0;
+    for seq in 1..=total as u64 + 1 {
+        let message = stream.get_raw_message(seq).await.unwrap();
+        let Some(id) = message.headers.get("Baton-Aggregate-Id") else {
+            continue;
+        };
+        let sequence: u64 = message
+            .headers
+            .get("Baton-Sequence")
+            .unwrap()
+            .as_str()
+            .parse()
+            .unwrap();
+        let previous = seen.insert(id.as_str().to_owned(), sequence).unwrap_or(0);
+        assert_eq!(sequence, previous + 1, "aggregate {id} out of order");
+        count += 1;
+    }
+    assert_eq!(count, total);
+    assert!(relay.metrics.resyncs.load(Ordering::Relaxed) >= 1);
+    assert_eq!(outbox::status(&s.db).await.unwrap().depth, 0);
+    assert_eq!(
+        relay.metrics.published.load(Ordering::Relaxed),
+        total as u64
+    );
+}
+
+fn row(position: i64, aggregate: &str, sequence: i64) -> OutboxRow {
+    OutboxRow {
+        position,
+        aggregate_type: "Spell".into(),
+        aggregate_id: aggregate.into(),
+        sequence,
+        event_type: "ExpectedDischargeDateSet".into(),
+        event_version: "1.0".into(),
+        payload: serde_json::json!({ "n": position }),
+        committed_at: chrono::Utc::now(),
+    }
+}
+
+/// Each message in a chain expects the one before it. Expecting only the
+/// last sequence is not enough: one foreign message makes message 1 wrong
+/// and message 2 exactly right, so 2 would be stored ahead of 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_is_refused_whole_after_a_foreign_message_and_then_sent_in_order() {
+    let nats = NatsServer::start().await;
+    let context = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let settings = StreamSettings::default();
+    infra::stream::ensure_stream(&context, &settings)
+        .await
+        .unwrap();
+    let mut chain = Chain::default();
+    let first = chain.publish(&context, &settings, &[row(1, "a", 1)]).await;
+    assert_eq!((first.acked, first.failure), (1, None));
+    assert!(chain.is_anchored());
+
+    context
+        .publish("baton.events.foreign.x", "not Baton's".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let rows: Vec<_> = (2..=6).map(|n| row(n, "a", n)).collect();
+    let refused = chain.publish(&context, &settings, &rows).await;
+    assert_eq!(refused.acked, 0);
+    assert!(refused.resync);
+    assert_eq!(refused.failure, None);
+    assert!(!chain.is_anchored());
+    let stream = context.get_stream(&settings.name).await.unwrap();
+    assert_eq!(
+        stream.get_info().await.unwrap().state.messages,
+        2,
+        "nothing of the refused chain was stored"
+    );
+
+    let sent = chain.publish(&context, &settings, &rows).await;
+    assert_eq!((sent.acked, sent.failure), (rows.len(), None));
+    for (seq, expected) in (3..=7).zip(2..=6) {
+        let message = stream.get_raw_message(seq).await.unwrap();
+        let sequence = message.headers.get("Baton-Sequence").unwrap().as_str();
+        assert_eq!(sequence, expected.to_string());
+    }
 }

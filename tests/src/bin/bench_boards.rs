@@ -105,12 +105,13 @@ fn synthetic(spells: u32) -> Vec<FeedEvent> {
             },
         ];
         for (n, event) in list.into_iter().enumerate() {
-            let payload = serde_json::to_value(Recorded {
+            let payload = serde_json::to_vec(&Recorded {
                 by: by.clone(),
                 recorded_at: now,
                 event,
             })
-            .unwrap();
+            .unwrap()
+            .into();
             events.push(FeedEvent {
                 position: events.len() as u64 + 1,
                 aggregate_type: "spell".into(),
@@ -257,11 +258,11 @@ async fn main() {
             sequence: event.sequence as i64,
             event_type: "bench".into(),
             event_version: "1".into(),
-            payload: event.payload.clone(),
+            payload: event.json().unwrap(),
             committed_at: now,
         };
         let message = async_nats::jetstream::message::PublishMessage::build()
-            .payload(serde_json::to_vec(&event.payload).unwrap().into())
+            .payload(event.payload.clone())
             .headers(stream::message_headers(&row));
         let subject = stream::subject("baton.events", &row.aggregate_type, &row.aggregate_id);
         acks.push(target.context.send_publish(subject, message).await.unwrap());
@@ -278,12 +279,12 @@ async fn main() {
     let head = feed.head().await.unwrap();
     let boards = Boards::new();
     let started = Instant::now();
-    let mut stream = feed.subscribe(0).await.unwrap();
-    while let Some(event) = stream.next().await {
-        let event = event.unwrap();
-        let position = event.position;
-        boards.apply(&event);
-        if position >= head {
+    // As the runner does: whatever the feed has ready, applied in one go.
+    let mut stream = feed.subscribe(0).await.unwrap().ready_chunks(512);
+    while let Some(chunk) = stream.next().await {
+        let events: Vec<_> = chunk.into_iter().map(Result::unwrap).collect();
+        boards.apply_all(&events);
+        if boards.position() >= head {
             break;
         }
     }

@@ -18,79 +18,25 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use baton_tests::fixtures::{admit, catalogue};
+use baton_tests::bench::{bare_framework, cycle, issued, ms, percentile, BareCqrs};
+use baton_tests::fixtures::catalogue;
 use baton_tests::nats::NatsServer;
 use baton_tests::postgres::TestDatabase;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::CqrsFramework;
-use domain::spell::{Spell, SpellCommand};
-use domain::values::{DelayId, DelayReasonCode, Destination, Pathway, SpellId};
-use domain::{Actor, Issued};
+use domain::spell::SpellCommand;
+use domain::values::SpellId;
 use futures::StreamExt;
 use infra::commands::CommandBus;
-use infra::cqrs::EsAggregate;
 use infra::feed::Feed;
 use infra::metrics::RelayMetrics;
 use infra::relay::{Relay, Sink};
 use infra::store::{BatonRepository, Database, ReservationRules};
 use infra::stream::{StreamSettings, Target};
-use postgres_es::PostgresEventRepository;
 
 /// Each row alternates bare and Baton in slices of this length, `SLICES`
 /// times each, so both see the same disk: this machine's fsync time drifts
 /// by a factor of two from minute to minute.
 const SLICE: Duration = Duration::from_secs(2);
 const SLICES: u32 = 3;
-
-/// One spell's life, as a ward would record it: 9 commands.
-fn cycle(spell: &str, writer: u32) -> Vec<SpellCommand> {
-    let now = chrono::Utc::now();
-    let bed = writer % 30 + 1;
-    let ward = ["W1", "W2", "X1"][(writer / 30) as usize % 3];
-    let today = now.date_naive();
-    vec![
-        admit(spell, 10_000 + writer, ward, bed),
-        SpellCommand::SetExpectedDischargeDate {
-            date: today + chrono::Duration::days(3),
-        },
-        SpellCommand::RecordCriteriaReview {
-            meets_criteria_to_reside: false,
-            at: now,
-        },
-        SpellCommand::SetDischargePathway {
-            pathway: Pathway::P1,
-        },
-        SpellCommand::RecordDelay {
-            reason_code: DelayReasonCode::parse("13").unwrap(),
-            note: None,
-            at: now,
-        },
-        SpellCommand::ResolveDelay {
-            delay_id: DelayId::parse("D1").unwrap(),
-            at: now,
-        },
-        SpellCommand::SetExpectedDischargeDate {
-            date: today + chrono::Duration::days(1),
-        },
-        SpellCommand::SetDischargePathway {
-            pathway: Pathway::P0,
-        },
-        SpellCommand::DischargePatient {
-            at: now,
-            destination: Destination::UsualResidence,
-        },
-    ]
-}
-
-fn issued(command: SpellCommand) -> Issued<SpellCommand> {
-    Issued::new(Actor::new("bench", "Bench"), chrono::Utc::now(), command)
-}
-
-/// postgres-es's framework as its documentation shows it.
-type BareCqrs = CqrsFramework<
-    EsAggregate<Spell>,
-    PersistedEventStore<PostgresEventRepository, EsAggregate<Spell>>,
->;
 
 #[derive(Clone)]
 enum Path {
@@ -164,18 +110,6 @@ async fn drive(
     (total, started.elapsed())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
-
 struct Row {
     writers: u32,
     bare: f64,
@@ -240,23 +174,7 @@ async fn suite(nats: &NatsServer, title: &'static str, url_options: &str, tag: &
     );
     let relay = tokio::spawn(relay.run(stop));
 
-    let bare_pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(40)
-        .connect(&bare_url)
-        .await
-        .unwrap();
-    sqlx::raw_sql(include_str!(
-        "../../../infra/migrations/postgres/0001_event_store.sql"
-    ))
-    .execute(&bare_pool)
-    .await
-    .unwrap();
-    let bare_store = PersistedEventStore::new_event_store(PostgresEventRepository::new(bare_pool));
-    let bare = Path::Bare(Arc::new(CqrsFramework::new(
-        bare_store,
-        vec![],
-        catalogue(),
-    )));
+    let bare = Path::Bare(bare_framework(&bare_url, 40).await);
     let baton = Path::Baton(bus);
 
     // Arrivals on the stream, matched to commit instants by aggregate/sequence.
@@ -406,7 +324,7 @@ fn write_report(suites: &[Suite]) {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
-        nats_version()
+        baton_tests::nats::version()
     );
     let _ = writeln!(
         report,
@@ -490,16 +408,4 @@ async fn commit_floor(url: &str) -> f64 {
         n += 1;
     }
     f64::from(n) / started.elapsed().as_secs_f64()
-}
-
-fn nats_version() -> String {
-    std::process::Command::new(baton_tests::nats::binary())
-        .arg("--version")
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .replace("nats-server: ", "")
-        })
-        .unwrap_or_default()
 }

@@ -1,0 +1,254 @@
+//! The web pages in a real browser: Baton spawned on the embedded default,
+//! a little of a hospital's day loaded through the API, then
+//! `tests/browser/pages.mjs` drives Debian's headless Chromium (through
+//! playwright-core) through every page: sign-in, the ward's beds and actions
+//! with API errors at their field, live updates from another session that
+//! keep what a user is typing, a team's inbox, the leaders' pages, keyboard
+//! use and tablet width. It saves a full-page screenshot of each page (into
+//! `docs/screenshots` when `BATON_UPDATE_SCREENSHOTS=1`).
+//!
+//! Nothing here is skipped: without node, the npm modules
+//! (`npm ci --prefix tests/browser`) or Chromium (`apt-get install chromium`,
+//! or `BATON_CHROMIUM=/path`) the test fails and says what to install.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use baton_tests::fixtures::nhs_number;
+use baton_tests::http::{Client, Stack, TestApp};
+use infra::auth::Role;
+use serde_json::json;
+
+/// How long the whole browser script may take.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(300);
+
+fn at(minutes_ago: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339()
+}
+
+fn day(offset: i64) -> String {
+    (chrono::Utc::now().date_naive() + chrono::Duration::days(offset)).to_string()
+}
+
+/// Admits patient `n` (family name `family`) to `ward` bed `bed`, `days` ago.
+async fn admit(
+    ward: &Client,
+    n: u32,
+    family: &str,
+    given: &str,
+    at_ward: &str,
+    bed: u32,
+    days: i64,
+) -> String {
+    ward.post(
+        "/api/v1/spells",
+        json!({
+            "nhs_number": nhs_number(n).digits(),
+            "family_name": family,
+            "given_name": given,
+            "date_of_birth": "1941-03-02",
+            "ward": at_ward,
+            "bed": bed.to_string(),
+            "admitted_at": at(days * 24 * 60),
+        }),
+    )
+    .await
+    .expect(201)
+    .id()
+}
+
+/// What the script is told about the seeded data.
+struct Seeded {
+    /// The family name of the patient in W1 bed 1.
+    family_name: String,
+    /// The referral of that patient to REAB.
+    referral: String,
+    /// Every family name seeded (none may show on the system page).
+    family_names: Vec<String>,
+    /// The consistency token of the last command.
+    last: String,
+}
+
+/// A patient besides the one the script works with: number, family and
+/// given name, ward, bed, days in, EDD (days from today), meets the criteria
+/// to reside, pathway, open delay's reason.
+type Other = (
+    u32,
+    &'static str,
+    &'static str,
+    &'static str,
+    u32,
+    i64,
+    i64,
+    bool,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+#[rustfmt::skip]
+const OTHERS: [Other; 6] = [
+    (2, "Fairweather", "Thomas", "W1", 10, 9, -2, false, Some("P1"), Some("13")),
+    (3, "Nakamura", "Aiko", "W1", 11, 2, 1, true, None, None),
+    (4, "Kowalski", "Jan", "W1", 12, 14, -1, false, Some("P3"), Some("15")),
+    (5, "Pemberton", "Ruth", "W2", 3, 4, 0, true, Some("P0"), None),
+    (6, "Achterberg", "Willem", "W2", 7, 11, -3, false, Some("P2"), Some("14")),
+    (7, "Lindqvist", "Sven", "X1", 2, 5, 2, false, Some("P1"), Some("6")),
+];
+
+/// The patient the script works with (W1 bed 1, referred to REAB), and a few
+/// more in other beds and wards so the pages look like a day on a ward.
+async fn seed(app: &TestApp) -> Seeded {
+    let poole = app.as_(Role::Ward, Some("POOLE"));
+    let dch = app.as_(Role::Ward, Some("DCH"));
+    let spell = admit(&poole, 1, "Hartley", "Margaret", "W1", 1, 6).await;
+    let raised = poole
+        .post(
+            "/api/v1/referrals",
+            json!({ "spell_id": spell, "team": "REAB", "service": "reablement",
+                    "pathway": "P1", "summary": "Lives alone; needs help with washing and dressing twice a day" }),
+        )
+        .await
+        .expect(201);
+    let referral = raised.id();
+    let mut last = raised.token();
+    let mut family_names = vec!["Hartley".to_owned()];
+
+    for (n, family, given, ward_code, bed, days, edd, meets, pathway, reason) in OTHERS {
+        let client = if ward_code == "X1" { &dch } else { &poole };
+        let spell = admit(client, n, family, given, ward_code, bed, days).await;
+        family_names.push(family.to_owned());
+        let s = |tail: &str| format!("/api/v1/spells/{spell}/{tail}");
+        client
+            .post(&s("expected-discharge-date"), json!({ "date": day(edd) }))
+            .await
+            .ok();
+        let reviewed = client
+            .post(
+                &s("criteria-review"),
+                json!({ "meets_criteria_to_reside": meets, "at": at(if meets { 60 } else { 2 * 24 * 60 }) }),
+            )
+            .await
+            .ok();
+        last = reviewed.token();
+        if let Some(pathway) = pathway {
+            last = client
+                .post(&s("pathway"), json!({ "pathway": pathway }))
+                .await
+                .ok()
+                .token();
+        }
+        if let Some(reason) = reason {
+            last = client
+                .post(
+                    &s("delays"),
+                    json!({ "reason_code": reason, "note": "awaiting a package of care", "at": at(24 * 60) }),
+                )
+                .await
+                .ok()
+                .token();
+        }
+    }
+    Seeded {
+        family_name: "Hartley".to_owned(),
+        referral,
+        family_names,
+        last,
+    }
+}
+
+/// Fails the test, saying what to install, unless node, the npm modules and
+/// Chromium are all there.
+fn preflight(browser_dir: &Path, chromium: &str) {
+    match std::process::Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "`node --version` failed ({}): the browser tests need Node.js 20 or later (apt-get install nodejs npm)",
+            out.status
+        ),
+        Err(e) => panic!(
+            "node not found ({e}): the browser tests need Node.js 20 or later (apt-get install nodejs npm)"
+        ),
+    }
+    let module = browser_dir.join("node_modules/playwright-core/package.json");
+    assert!(
+        module.is_file(),
+        "{} is missing: run `npm ci --prefix tests/browser` (bash .ci/run does)",
+        module.display()
+    );
+    assert!(
+        Path::new(chromium).is_file(),
+        "no Chromium at {chromium}: `apt-get install chromium` (bash .ci/run does), or set BATON_CHROMIUM"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_works_in_a_real_browser() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let chromium =
+        std::env::var("BATON_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    preflight(&browser_dir, &chromium);
+
+    let app = TestApp::spawn(Stack::Embedded).await;
+    app.seed_reference().await;
+    let seeded = seed(&app).await;
+    // The boards include everything seeded before any page opens.
+    for board in ["/api/v1/boards/wards/W1", "/api/v1/boards/teams/REAB"] {
+        let scope = if board.contains("teams") {
+            (Role::Team, "REAB")
+        } else {
+            (Role::Ward, "POOLE")
+        };
+        app.as_(scope.0, Some(scope.1))
+            .get(&format!("{board}?consistency_token={}", seeded.last))
+            .await
+            .expect(200);
+    }
+
+    let scratch = tempfile::tempdir().unwrap();
+    let screenshots: PathBuf = if std::env::var("BATON_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    } else {
+        scratch.path().join("screenshots")
+    };
+    let failures = scratch.path().join("failures");
+
+    let child = tokio::process::Command::new("node")
+        .arg(browser_dir.join("pages.mjs"))
+        .current_dir(&browser_dir)
+        .env("BATON_URL", &app.base)
+        .env("BATON_CHROMIUM", &chromium)
+        .env("BATON_ADMIN_TOKEN", app.token(Role::Admin, None))
+        .env("BATON_SEED_FAMILY_NAME", &seeded.family_name)
+        .env("BATON_SEED_REFERRAL", &seeded.referral)
+        .env("BATON_SEED_FAMILY_NAMES", seeded.family_names.join(","))
+        .env("BATON_SCREENSHOTS", &screenshots)
+        .env("BATON_FAILURE_SCREENSHOTS", &failures)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start node: {e}"));
+    let output = tokio::time::timeout(SCRIPT_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| {
+            panic!("tests/browser/pages.mjs did not finish within {SCRIPT_LIMIT:?}")
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        // Keep the failure screenshots for a look.
+        let kept = scratch.keep();
+        panic!(
+            "the browser tests failed ({}); failure screenshots in {}\n--- pages.mjs stdout ---\n{stdout}\n--- pages.mjs stderr ---\n{stderr}",
+            output.status,
+            kept.join("failures").display()
+        );
+    }
+    eprintln!("{stdout}");
+}

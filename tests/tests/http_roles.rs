@@ -1,0 +1,379 @@
+//! The role matrix: every role, against every endpoint, in its own scope and
+//! in another. A team never learns of a patient it has no referral for (404,
+//! as for a record that does not exist); system boards carry counts only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use baton_tests::http::{admission, Client, Stack, TestApp};
+use infra::auth::Role;
+use serde_json::{json, Value};
+
+/// Who asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    OwnWard,
+    OtherWard,
+    OwnTeam,
+    OtherTeam,
+    System,
+    Admin,
+    Nobody,
+}
+
+const EVERYONE: [Who; 7] = [
+    Who::OwnWard,
+    Who::OtherWard,
+    Who::OwnTeam,
+    Who::OtherTeam,
+    Who::System,
+    Who::Admin,
+    Who::Nobody,
+];
+
+fn client(app: &TestApp, who: Who) -> Client {
+    match who {
+        Who::OwnWard => app.as_(Role::Ward, Some("POOLE")),
+        Who::OtherWard => app.as_(Role::Ward, Some("DCH")),
+        Who::OwnTeam => app.as_(Role::Team, Some("REAB")),
+        Who::OtherTeam => app.as_(Role::Team, Some("DN")),
+        Who::System => app.as_(Role::System, None),
+        Who::Admin => app.as_(Role::Admin, None),
+        Who::Nobody => app.anonymous(),
+    }
+}
+
+/// What an endpoint must answer each caller: `Ok` (any 2xx, or a 409/422
+/// from the rules, which means the caller got past the door) or a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    Open,
+    Shut(u16),
+}
+
+use Door::{Open, Shut};
+
+fn expected(row: [Door; 6], who: Who) -> Door {
+    match who {
+        Who::OwnWard => row[0],
+        Who::OtherWard => row[1],
+        Who::OwnTeam => row[2],
+        Who::OtherTeam => row[3],
+        Who::System => row[4],
+        Who::Admin => row[5],
+        Who::Nobody => Shut(401),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_role_reaches_exactly_what_the_contract_allows() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    app.seed_reference().await;
+    let nurse = client(&app, Who::OwnWard);
+    let spell = nurse
+        .post("/api/v1/spells", admission(1, "W1", 1))
+        .await
+        .expect(201)
+        .id();
+    let raised = nurse
+        .post("/api/v1/referrals", json!({ "spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "stairs" }))
+        .await
+        .expect(201);
+    let referral = raised.id();
+    // Every board includes the referral before the matrix reads them.
+    nurse
+        .get(&format!(
+            "/api/v1/boards/wards/W1?consistency_token={}",
+            raised.token()
+        ))
+        .await
+        .expect(200);
+    let nhs = admission(1, "W1", 1)["nhs_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut n = 100;
+
+    //          own ward   other ward  own team   other team  system     admin
+    let rows: Vec<(&str, String, Option<Value>, [Door; 6])> = vec![
+        (
+            "GET",
+            "/api/v1/hospitals".into(),
+            None,
+            [Open, Open, Open, Open, Open, Open],
+        ),
+        (
+            "GET",
+            "/api/v1/wards".into(),
+            None,
+            [Open, Open, Open, Open, Open, Open],
+        ),
+        (
+            "GET",
+            "/api/v1/teams".into(),
+            None,
+            [Open, Open, Open, Open, Open, Open],
+        ),
+        (
+            "GET",
+            "/api/v1/delay-reasons".into(),
+            None,
+            [Open, Open, Open, Open, Open, Open],
+        ),
+        (
+            "PUT",
+            "/api/v1/hospitals/NEWH".into(),
+            Some(json!({ "name": "New" })),
+            [Shut(403), Shut(403), Shut(403), Shut(403), Shut(403), Open],
+        ),
+        (
+            "PUT",
+            "/api/v1/wards/W3".into(),
+            Some(json!({ "name": "W3", "hospital": "POOLE", "beds": 10 })),
+            [Shut(403), Shut(403), Shut(403), Shut(403), Shut(403), Open],
+        ),
+        (
+            "PUT",
+            "/api/v1/teams/T9".into(),
+            Some(json!({ "name": "T9", "services": ["other"], "response_sla_minutes": 60 })),
+            [Shut(403), Shut(403), Shut(403), Shut(403), Shut(403), Open],
+        ),
+        (
+            "POST",
+            "/api/v1/spells".into(),
+            None,
+            [Open, Shut(403), Shut(403), Shut(403), Shut(403), Shut(403)],
+        ),
+        (
+            "GET",
+            format!("/api/v1/spells/{spell}"),
+            None,
+            [Open, Shut(404), Shut(404), Shut(404), Shut(403), Shut(403)],
+        ),
+        (
+            "GET",
+            format!("/api/v1/spells/{spell}/history"),
+            None,
+            [Open, Shut(404), Shut(404), Shut(404), Shut(403), Shut(403)],
+        ),
+        (
+            "POST",
+            format!("/api/v1/spells/{spell}/expected-discharge-date"),
+            Some(json!({ "date": chrono::Utc::now().date_naive().to_string() })),
+            [Open, Shut(404), Shut(404), Shut(404), Shut(403), Shut(403)],
+        ),
+        (
+            "POST",
+            format!("/api/v1/spells/{spell}/criteria-review"),
+            Some(json!({ "meets_criteria_to_reside": true, "at": now })),
+            [Open, Shut(404), Shut(404), Shut(404), Shut(403), Shut(403)],
+        ),
+        (
+            "POST",
+            "/api/v1/referrals".into(),
+            Some(
+                json!({ "spell_id": spell, "team": "DN", "service": "district_nursing", "pathway": "P1", "summary": "dressings" }),
+            ),
+            [Open, Shut(404), Shut(404), Shut(404), Shut(403), Shut(403)],
+        ),
+        (
+            "GET",
+            format!("/api/v1/referrals/{referral}"),
+            None,
+            [Open, Shut(404), Open, Shut(404), Shut(403), Shut(403)],
+        ),
+        (
+            "GET",
+            "/api/v1/referrals".into(),
+            None,
+            [Open, Open, Open, Open, Shut(403), Shut(403)],
+        ),
+        (
+            "POST",
+            format!("/api/v1/referrals/{referral}/acknowledge"),
+            Some(json!({})),
+            [Shut(403), Shut(404), Open, Shut(404), Shut(403), Shut(403)],
+        ),
+        (
+            "POST",
+            format!("/api/v1/referrals/{referral}/request-information"),
+            Some(json!({ "question": "Key safe?" })),
+            [Shut(403), Shut(404), Open, Shut(404), Shut(403), Shut(403)],
+        ),
+        (
+            "POST",
+            format!("/api/v1/referrals/{referral}/provide-information"),
+            Some(json!({ "answer": "Yes" })),
+            [Open, Shut(404), Shut(403), Shut(404), Shut(403), Shut(403)],
+        ),
+        (
+            "GET",
+            "/api/v1/boards/wards/W1".into(),
+            None,
+            [Open, Shut(403), Shut(403), Shut(403), Shut(403), Shut(403)],
+        ),
+        (
+            "GET",
+            "/api/v1/boards/hospitals/POOLE".into(),
+            None,
+            [Open, Shut(403), Shut(403), Shut(403), Open, Shut(403)],
+        ),
+        (
+            "GET",
+            "/api/v1/boards/system".into(),
+            None,
+            [Shut(403), Shut(403), Shut(403), Shut(403), Open, Shut(403)],
+        ),
+        (
+            "GET",
+            "/api/v1/boards/hospitals/POOLE/daily".into(),
+            None,
+            [Open, Shut(403), Shut(403), Shut(403), Open, Shut(403)],
+        ),
+        (
+            "GET",
+            "/api/v1/boards/system/daily".into(),
+            None,
+            [Shut(403), Shut(403), Shut(403), Shut(403), Open, Shut(403)],
+        ),
+        (
+            "GET",
+            "/api/v1/session".into(),
+            None,
+            [Open, Open, Open, Open, Open, Open],
+        ),
+        (
+            "GET",
+            "/api/v1/boards/teams/REAB".into(),
+            None,
+            [Shut(403), Shut(403), Open, Shut(403), Shut(403), Shut(403)],
+        ),
+        (
+            "GET",
+            format!("/api/v1/audit?nhs_number={nhs}"),
+            None,
+            [Shut(403), Shut(403), Shut(403), Shut(403), Shut(403), Open],
+        ),
+        // Last: it ends the referral.
+        (
+            "POST",
+            format!("/api/v1/referrals/{referral}/withdraw"),
+            Some(json!({ "reason": "not needed" })),
+            [Open, Shut(404), Shut(403), Shut(404), Shut(403), Shut(403)],
+        ),
+    ];
+    for (method, path, body, row) in rows {
+        for who in EVERYONE {
+            let body = if path == "/api/v1/spells" && method == "POST" {
+                n += 1;
+                Some(admission(n, "W1", n - 90))
+            } else {
+                body.clone()
+            };
+            let method_ = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let answer = client(&app, who).send(method_, &path, body, &[]).await;
+            let door = expected(row, who);
+            match door {
+                Open => assert!(
+                    (200..300).contains(&answer.status)
+                        || answer.status == 409
+                        || answer.status == 422,
+                    "{who:?} {method} {path}: wanted in, got {}: {:#}",
+                    answer.status,
+                    answer.body
+                ),
+                Shut(status) => assert_eq!(
+                    answer.status, status,
+                    "{who:?} {method} {path}: {:#}",
+                    answer.body
+                ),
+            }
+        }
+    }
+    // The live stream has the same doors as the board it streams.
+    for (board, row) in [
+        (
+            "ward:W1",
+            [Open, Shut(403), Shut(403), Shut(403), Shut(403), Shut(403)],
+        ),
+        (
+            "hospital:POOLE",
+            [Open, Shut(403), Shut(403), Shut(403), Open, Shut(403)],
+        ),
+        (
+            "system",
+            [Shut(403), Shut(403), Shut(403), Shut(403), Open, Shut(403)],
+        ),
+        (
+            "team:REAB",
+            [Shut(403), Shut(403), Open, Shut(403), Shut(403), Shut(403)],
+        ),
+    ] {
+        for who in EVERYONE {
+            let status = client(&app, who).stream(board).await.status().as_u16();
+            match expected(row, who) {
+                Open => assert_eq!(status, 200, "{who:?} stream {board}"),
+                Shut(wanted) => assert_eq!(status, wanted, "{who:?} stream {board}"),
+            }
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_sees_only_their_own_referrals_and_leaders_see_no_identities() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    app.seed_reference().await;
+    let poole = client(&app, Who::OwnWard);
+    let dch = client(&app, Who::OtherWard);
+    let a = poole
+        .post("/api/v1/spells", admission(1, "W1", 1))
+        .await
+        .expect(201)
+        .id();
+    let b = dch
+        .post("/api/v1/spells", admission(2, "X1", 1))
+        .await
+        .expect(201)
+        .id();
+    poole.post("/api/v1/referrals", json!({ "spell_id": a, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "a" })).await.expect(201);
+    let last = dch.post("/api/v1/referrals", json!({ "spell_id": b, "team": "DN", "service": "district_nursing", "pathway": "P1", "summary": "b" })).await.expect(201);
+    let token = last.token();
+    let ids = |answer: Value| -> Vec<String> {
+        answer
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["spell_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = |c: Client, query: String| {
+        let token = token.clone();
+        async move {
+            c.get(&format!(
+                "/api/v1/referrals?consistency_token={token}{query}"
+            ))
+            .await
+            .expect(200)
+            .body
+        }
+    };
+    assert_eq!(
+        ids(list(poole.clone(), String::new()).await),
+        vec![a.clone()]
+    );
+    assert_eq!(ids(list(dch.clone(), String::new()).await), vec![b.clone()]);
+    assert_eq!(
+        ids(list(client(&app, Who::OwnTeam), String::new()).await),
+        vec![a.clone()]
+    );
+    // Asking for another team's referrals yields nothing, not theirs.
+    assert!(ids(list(client(&app, Who::OwnTeam), "&team=DN".into()).await).is_empty());
+    let system = client(&app, Who::System);
+    for path in ["/api/v1/boards/system", "/api/v1/boards/hospitals/POOLE"] {
+        let text = system.get(path).await.expect(200).body.to_string();
+        for identity in ["Patient1", "Patient2", "nhs_number", "family_name"] {
+            assert!(!text.contains(identity), "{path} shows {identity}");
+        }
+    }
+    app.stop().await;
+}
