@@ -373,13 +373,27 @@ fn write_report(suites: &[Suite]) {
             suite.paced_samples
         );
     }
+    // The verdicts are computed from this run's figures, not written by hand.
+    let durable = &suites[0];
+    let worst = durable
+        .rows
+        .iter()
+        .map(|r| 1.0 - r.baton / r.bare)
+        .fold(f64::MIN, f64::max);
+    let verdict = |met: bool| if met { "met" } else { "not met" };
     let _ = writeln!(
         report,
-        "Targets (issue 3): outbox and relay cost under 10% of bare throughput; commit-to-stream \
-         p99 under 10 ms at 1,000 commands/s. Not met on this machine. Read the figures with the \
-         commit floor beside them: on this shared 2-core VM it moved between about 70 and 1,000 \
-         durable transactions/s within the hour these were taken, and slow commits also delay the \
-         relay, which takes a row only once every older transaction has ended.\n"
+        "Targets (issue 3), on the durable figures: outbox and relay cost under 10% of bare \
+         throughput: {} (the largest cost in this run is {:.1}%); commit-to-stream p99 under \
+         10 ms at 1,000 commands/s: {} ({} ms). Bare does less than Baton: no reservations \
+         (one bed and one patient per spell) and no outbox rows, and it has the two cores to \
+         itself while Baton shares them with the relay, nats-server and the measuring consumer. \
+         Read the figures with the commit floor beside them: this shared VM's fsync time drifts \
+         from minute to minute.\n",
+        verdict(worst < 0.10),
+        worst * 100.0,
+        verdict(durable.paced_p99 < Duration::from_millis(10)),
+        ms(durable.paced_p99)
     );
     baton_tests::write_benchmark_section(
         "## Pipeline: commands, outbox and relay (issue 3)",
