@@ -12,6 +12,11 @@
     clippy::print_stdout
 )]
 
+/// The allocator `baton` itself runs with (see `api/src/main.rs`), so the
+/// figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

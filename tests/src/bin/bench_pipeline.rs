@@ -13,6 +13,11 @@
     clippy::print_stdout
 )]
 
+/// The allocator `baton` itself runs with (see `api/src/main.rs`), so the
+/// figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
