@@ -548,14 +548,17 @@ function referralRow(r) {
     const a = await post('acknowledge', {});
     if (!a.ok) alert((a.body && a.body.detail) || `Not acknowledged (${a.status}).`);
   }));
-  if (['requested', 'received'].includes(r.status)) {
+  if (['requested', 'received', 'on-hold'].includes(r.status)) {
     actions.push(
       act('accept', 'Accept', () => referralPanel(r, commandForm({ command: 'accept', title: 'Accept', submit: 'Accept',
         fields: [{ name: 'planned_start', label: 'Planned start', type: 'date', value: today(1) }],
         send: async (v) => closeOnSuccess(await post('accept', { planned_start: v.planned_start })) }))),
       act('decline', 'Decline', () => referralPanel(r, commandForm({ command: 'decline', title: 'Decline', submit: 'Decline',
         fields: [{ name: 'reason', label: 'Reason', type: 'textarea' }],
-        send: async (v) => closeOnSuccess(await post('decline', { reason: v.reason })) }))),
+        send: async (v) => closeOnSuccess(await post('decline', { reason: v.reason })) }))));
+  }
+  if (['requested', 'received'].includes(r.status)) {
+    actions.push(
       act('ask', 'Ask for information', () => referralPanel(r, commandForm({ command: 'ask', title: 'Ask the ward', submit: 'Send question',
         fields: [{ name: 'question', label: 'Question', type: 'textarea' }],
         send: async (v) => closeOnSuccess(await post('request-information', { question: v.question })) }))));

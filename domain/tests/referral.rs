@@ -337,6 +337,35 @@ mod life_cycle {
     }
 
     #[test]
+    fn the_team_may_accept_or_decline_while_its_question_is_unanswered() {
+        let on_hold = history_to(ReferralStatus::OnHold);
+        given::<Referral>(on_hold.clone())
+            .when(
+                ReferralCommand::AcceptReferral {
+                    planned_start: d("2026-03-06"),
+                },
+                t("2026-03-03T12:00:00Z"),
+                &refs(),
+            )
+            .then_expect(vec![ReferralEvent::ReferralAccepted {
+                planned_start: d("2026-03-06"),
+                at: t("2026-03-03T12:00:00Z"),
+            }]);
+        given::<Referral>(on_hold)
+            .when(
+                ReferralCommand::DeclineReferral {
+                    reason: text("no reply about access"),
+                },
+                t("2026-03-03T12:00:00Z"),
+                &refs(),
+            )
+            .then_expect(vec![ReferralEvent::ReferralDeclined {
+                reason: text("no reply about access"),
+                at: t("2026-03-03T12:00:00Z"),
+            }]);
+    }
+
+    #[test]
     fn the_team_asks_a_question_and_the_ward_answers_it() {
         let asked = ReferralEvent::InformationRequested {
             question: text("Is a key safe fitted?"),

@@ -73,8 +73,10 @@ impl ReferralStatus {
         matches!(
             (self, to),
             (S::Requested, S::Received)
-                | (S::Requested | S::Received, S::Accepted)
-                | (S::Requested | S::Received, S::Rejected)
+                // A team that asked a question may still decide without the
+                // answer (it came by phone, or the ward never replied).
+                | (S::Requested | S::Received | S::OnHold, S::Accepted)
+                | (S::Requested | S::Received | S::OnHold, S::Rejected)
                 | (S::Requested | S::Received, S::OnHold)
                 | (S::OnHold, S::Received)
                 | (
