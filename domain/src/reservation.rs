@@ -1,6 +1,7 @@
 //! Rules that span aggregates: a bed holds at most one patient, an NHS
 //! number has at most one open spell, a referral is raised only for an open
-//! spell, and a spell has at most one active referral per team.
+//! spell, a spell has at most one active referral per team, and an admission
+//! is not cancelled while referrals for it are active.
 //!
 //! An aggregate cannot see other aggregates, and cqrs-es commits one
 //! aggregate per transaction. So each event *declares* the uniqueness keys
@@ -82,6 +83,44 @@ impl ReservationKey {
     }
 }
 
+/// Every key of one kind that belongs to one owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum KeyFamily {
+    /// The active referrals of a spell, whatever the team.
+    ActiveReferralsOf {
+        /// The spell.
+        spell: SpellId,
+    },
+}
+
+impl KeyFamily {
+    /// The prefix every storage key of the family starts with.
+    pub fn storage_prefix(&self) -> String {
+        match self {
+            KeyFamily::ActiveReferralsOf { spell } => format!("referral/{spell}/"),
+        }
+    }
+
+    /// Whether `key` is of the family.
+    pub fn contains(&self, key: &ReservationKey) -> bool {
+        match (self, key) {
+            (
+                KeyFamily::ActiveReferralsOf { spell },
+                ReservationKey::ActiveReferral { spell: of, .. },
+            ) => spell == of,
+            _ => false,
+        }
+    }
+
+    /// The refusal a held key of the family means.
+    pub fn conflict(&self) -> ReservationConflict {
+        match self {
+            KeyFamily::ActiveReferralsOf { .. } => ReservationConflict::ReferralsStillActive,
+        }
+    }
+}
+
 /// One declaration of an event. Applied in order, all or nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -110,6 +149,13 @@ pub enum ReservationChange {
     Require {
         /// The key.
         key: ReservationKey,
+    },
+    /// Fail while anyone holds a key of the family. Stores check it after
+    /// the commit's releases, so a commit racing one that claims such a key
+    /// either sees that claim or makes it fail.
+    RequireNone {
+        /// The family.
+        family: KeyFamily,
     },
 }
 
@@ -140,6 +186,11 @@ pub enum ReservationConflict {
         /// The team.
         team: TeamCode,
     },
+    /// An admission entered in error is not cancelled while teams are
+    /// working on referrals for it: the ward withdraws them first, so that
+    /// each team hears of it.
+    #[error("referrals for this spell are still active: withdraw them first")]
+    ReferralsStillActive,
 }
 
 /// The reservations in memory: who holds each key.
@@ -169,6 +220,11 @@ impl Ledger {
                 ReservationChange::Require { key } => {
                     if !next.contains_key(key) {
                         return Err(key.conflict());
+                    }
+                }
+                ReservationChange::RequireNone { family } => {
+                    if next.keys().any(|key| family.contains(key)) {
+                        return Err(family.conflict());
                     }
                 }
             }
@@ -268,6 +324,31 @@ mod tests {
             ledger.apply(&[ReservationChange::Require { key: spell }]),
             Ok(())
         );
+    }
+
+    #[test]
+    fn requiring_none_fails_while_any_key_of_the_family_is_held() {
+        let mut ledger = Ledger::default();
+        let spell = SpellId::parse("s1").unwrap();
+        let none = ReservationChange::RequireNone {
+            family: KeyFamily::ActiveReferralsOf {
+                spell: spell.clone(),
+            },
+        };
+        let referral = |spell: &str| ReservationKey::ActiveReferral {
+            spell: SpellId::parse(spell).unwrap(),
+            team: TeamCode::parse("REAB").unwrap(),
+        };
+        ledger.apply(&[claim(referral("s2"), "r2")]).unwrap();
+        assert_eq!(ledger.apply(std::slice::from_ref(&none)), Ok(()));
+        ledger.apply(&[claim(referral("s1"), "r1")]).unwrap();
+        assert_eq!(
+            ledger.apply(std::slice::from_ref(&none)),
+            Err(ReservationConflict::ReferralsStillActive)
+        );
+        assert!(referral("s1")
+            .storage_key()
+            .starts_with(&KeyFamily::ActiveReferralsOf { spell }.storage_prefix()));
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use domain::decider::DomainEvent;
 use domain::reference::DelayReasonRef;
-use domain::reservation::{Ledger, ReservationChange, ReservationKey};
+use domain::reservation::{Ledger, ReservationChange, ReservationConflict, ReservationKey};
 use domain::spell::{Spell, SpellCommand, SpellError, SpellEvent, SpellStatus};
 use domain::testing::given;
 use domain::values::{DelayId, Destination, Pathway};
@@ -903,6 +903,43 @@ mod corrections {
                 placement: placement("W1", "1"),
                 nhs_number: patient().nhs_number,
             }]);
+    }
+
+    #[test]
+    fn a_cancelled_admission_is_refused_while_a_referral_for_it_is_active() {
+        // Given an admitted patient with an active referral to a team,
+        let mut ledger = Ledger::default();
+        ledger.apply(&admitted().reservations("s1")).unwrap();
+        let referral = ReservationKey::ActiveReferral {
+            spell: domain::values::SpellId::parse("s1").unwrap(),
+            team: domain::values::TeamCode::parse("REAB").unwrap(),
+        };
+        ledger
+            .apply(&[ReservationChange::Claim {
+                key: referral,
+                holder: "referral/r1".into(),
+            }])
+            .unwrap();
+        let cancelled = SpellEvent::AdmissionCancelled {
+            reason: text("wrong patient"),
+            placement: placement("W1", "1"),
+            nhs_number: patient().nhs_number,
+        };
+        // when the admission is cancelled, then the commit is refused and the
+        // bed stays taken; once the referral has ended, it goes through.
+        let before = ledger.clone();
+        assert_eq!(
+            ledger.apply(&cancelled.reservations("s1")),
+            Err(ReservationConflict::ReferralsStillActive)
+        );
+        assert_eq!(ledger, before);
+        ledger
+            .apply(&[ReservationChange::ReleaseAll {
+                holder: "referral/r1".into(),
+            }])
+            .unwrap();
+        assert_eq!(ledger.apply(&cancelled.reservations("s1")), Ok(()));
+        assert_eq!(ledger.iter().count(), 0);
     }
 
     #[test]

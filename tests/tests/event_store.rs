@@ -10,7 +10,7 @@ use baton_tests::fixtures::{self, admit, catalogue, issued, spell_id};
 use baton_tests::postgres::TestDatabase;
 use domain::reservation::ReservationConflict;
 use domain::spell::{SpellCommand, SpellError};
-use domain::values::{Destination, Pathway, ReferralId, ServiceKind, TeamCode, Text};
+use domain::values::{Destination, Pathway, ReferralId, ServiceKind, SpellId, TeamCode, Text};
 use futures::future::join_all;
 use infra::commands::{CommandBus, CommandError, RaiseRefusal};
 use infra::store::{BatonRepository, Database, ReservationRules};
@@ -82,6 +82,8 @@ on_both_stores!(
     with_an_expected_version_two_processes_racing_at_commit_get_one_winner,
     a_referral_racing_a_discharge_is_ordered_before_it_or_refused,
     one_spell_has_one_active_referral_per_team,
+    an_admission_is_cancelled_only_once_its_referrals_have_ended,
+    a_referral_racing_a_cancelled_admission_leaves_no_referral_for_it,
 );
 
 async fn concurrent_admissions_to_one_bed_admit_exactly_one_patient(backend: Backend) {
@@ -473,6 +475,105 @@ async fn one_spell_has_one_active_referral_per_team(backend: Backend) {
             ReservationConflict::ReferralAlreadyActive { .. }
         ))
     )));
+}
+
+async fn raise_for(h: &Harness, referral: &str, spell: &SpellId) -> Result<(), String> {
+    h.bus
+        .raise_referral(
+            &ReferralId::parse(referral).unwrap(),
+            spell,
+            TeamCode::parse("REAB").unwrap(),
+            ServiceKind::Reablement,
+            Pathway::P1,
+            Text::parse("needs reablement").unwrap(),
+            fixtures::nurse(),
+            fixtures::now(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
+}
+
+fn cancel_admission() -> domain::Issued<SpellCommand> {
+    issued(SpellCommand::CancelAdmission {
+        reason: Text::parse("entered in error").unwrap(),
+    })
+}
+
+async fn an_admission_is_cancelled_only_once_its_referrals_have_ended(backend: Backend) {
+    let h = harness(backend).await;
+    let id = spell_id("oops");
+    h.bus
+        .spell(&id, issued(admit("oops", 11, "W1", 11)), None)
+        .await
+        .unwrap();
+    raise_for(&h, "oops-r", &id).await.unwrap();
+    let refused = h.bus.spell(&id, cancel_admission(), None).await;
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::Reservation(
+                ReservationConflict::ReferralsStillActive
+            ))
+        ),
+        "{refused:?}"
+    );
+    // Nothing of the refused commit was kept: the bed is still taken.
+    assert!(h
+        .bus
+        .spell(
+            &spell_id("other"),
+            issued(admit("other", 12, "W1", 11)),
+            None
+        )
+        .await
+        .is_err());
+    h.bus
+        .referral(
+            &ReferralId::parse("oops-r").unwrap(),
+            issued(domain::referral::ReferralCommand::WithdrawReferral {
+                reason: Text::parse("admission entered in error").unwrap(),
+            }),
+            None,
+        )
+        .await
+        .unwrap();
+    h.bus.spell(&id, cancel_admission(), None).await.unwrap();
+}
+
+async fn a_referral_racing_a_cancelled_admission_leaves_no_referral_for_it(backend: Backend) {
+    let h = harness(backend).await;
+    for round in 0..10u32 {
+        let name = format!("void{round}");
+        let id = spell_id(&name);
+        h.bus
+            .spell(
+                &id,
+                issued(admit(&name, 200 + round, "W2", round + 1)),
+                None,
+            )
+            .await
+            .unwrap();
+        let referral = format!("void-r{round}");
+        let (cancelled, raised) = tokio::join!(
+            h.bus.spell(&id, cancel_admission(), None),
+            raise_for(&h, &referral, &id)
+        );
+        // Exactly one of the two stands, never both.
+        match (cancelled.is_ok(), raised.is_ok()) {
+            (true, false) | (false, true) => {}
+            other => panic!("round {round}: {other:?} {cancelled:?} {raised:?}"),
+        }
+        if let Err(error) = cancelled {
+            assert!(
+                matches!(
+                    error,
+                    CommandError::Reservation(ReservationConflict::ReferralsStillActive)
+                ),
+                "round {round}: {error:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

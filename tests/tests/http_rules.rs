@@ -856,3 +856,35 @@ async fn the_development_sign_in_exists_only_on_the_embedded_default() {
         .expect(404);
     production.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admission_with_an_active_referral_is_cancelled_only_after_the_referral_is_withdrawn() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    app.seed_reference().await;
+    let ward = app.as_(Role::Ward, Some("POOLE"));
+    let spell = ward
+        .post("/api/v1/spells", admission(21, "W1", 21))
+        .await
+        .expect(201)
+        .id();
+    let referral = ward
+        .post("/api/v1/referrals", json!({ "spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "stairs" }))
+        .await
+        .expect(201)
+        .id();
+    let cancel = format!("/api/v1/spells/{spell}/cancel-admission");
+    let refused = ward
+        .post(&cancel, json!({ "reason": "wrong patient" }))
+        .await
+        .expect(409);
+    assert_eq!(refused.body["rule"], "referrals_still_active");
+    ward.post(
+        &format!("/api/v1/referrals/{referral}/withdraw"),
+        json!({ "reason": "admission entered in error" }),
+    )
+    .await
+    .expect(200);
+    ward.post(&cancel, json!({ "reason": "wrong patient" }))
+        .await
+        .expect(200);
+}

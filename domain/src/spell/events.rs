@@ -9,7 +9,7 @@ use super::aggregate::Spell;
 use super::commands::Patient;
 use crate::decider::{Decider, DomainEvent};
 use crate::reference::DelayReasonRef;
-use crate::reservation::{Ledger, ReservationChange, ReservationKey};
+use crate::reservation::{KeyFamily, Ledger, ReservationChange, ReservationKey};
 use crate::values::{
     BedLabel, DelayId, Destination, HospitalCode, Instant, NhsNumber, Pathway, SpellId, Text,
     WardCode,
@@ -225,8 +225,14 @@ impl DomainEvent for SpellEvent {
                 from: placement,
                 nhs_number,
                 ..
-            }
-            | SpellEvent::AdmissionCancelled {
+            } => [Some(placement.bed_key()), Some(patient(nhs_number)), open()]
+                .into_iter()
+                .flatten()
+                .map(release)
+                .collect(),
+            // Referrals go on after a discharge (that is what they are for),
+            // but an admission that never was must not leave teams working.
+            SpellEvent::AdmissionCancelled {
                 placement,
                 nhs_number,
                 ..
@@ -234,6 +240,11 @@ impl DomainEvent for SpellEvent {
                 .into_iter()
                 .flatten()
                 .map(release)
+                .chain(SpellId::parse(aggregate_id).ok().map(|spell| {
+                    ReservationChange::RequireNone {
+                        family: KeyFamily::ActiveReferralsOf { spell },
+                    }
+                }))
                 .collect(),
             SpellEvent::ExpectedDischargeDateSet { .. }
             | SpellEvent::CriteriaToResideReviewed { .. }

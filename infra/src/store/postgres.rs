@@ -104,7 +104,7 @@ async fn apply_reservations(
         ReservationChange::Claim { key, .. }
         | ReservationChange::Release { key, .. }
         | ReservationChange::Require { key } => keys.insert(key.clone()),
-        ReservationChange::ReleaseAll { .. } => true,
+        ReservationChange::ReleaseAll { .. } | ReservationChange::RequireNone { .. } => true,
     });
     if !distinct {
         for change in changes {
@@ -123,6 +123,7 @@ async fn apply_sets(
     let (mut release_keys, mut release_holders) = (Vec::new(), Vec::new());
     let mut claims: Vec<(&ReservationKey, &String)> = Vec::new();
     let mut requires = Vec::new();
+    let mut vacant = Vec::new();
     for change in changes {
         match change {
             ReservationChange::ReleaseAll { holder } => release_all.push(holder.clone()),
@@ -132,6 +133,7 @@ async fn apply_sets(
             }
             ReservationChange::Claim { key, holder } => claims.push((key, holder)),
             ReservationChange::Require { key } => requires.push(key),
+            ReservationChange::RequireNone { family } => vacant.push(family),
         }
     }
     if !release_all.is_empty() {
@@ -188,6 +190,20 @@ async fn apply_sets(
                 .map_err(persistence_error)?;
         if let Some(key) = requires.iter().find(|k| !held.contains(&k.storage_key())) {
             return Err(refused(key));
+        }
+    }
+    // After the releases: a commit claiming a key of the family that raced
+    // a release above has either committed (and is seen here, since each
+    // statement reads afresh) or will find the released key gone.
+    for family in vacant {
+        let held: Option<String> =
+            sqlx::query_scalar("SELECT key FROM reservations WHERE starts_with(key, $1) LIMIT 1")
+                .bind(family.storage_prefix())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(persistence_error)?;
+        if held.is_some() {
+            return Err(PersistenceError::UnknownError(Box::new(family.conflict())));
         }
     }
     Ok(())
