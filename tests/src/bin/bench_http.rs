@@ -241,7 +241,7 @@ async fn main() {
             ms(percentile(&bus_lat, 0.5)),
             ms(percentile(&bus_lat, 0.99)),
         ),
-        format!("HTTP against bare: {cost:.1}% less throughput (target: under 20%); of which the HTTP layer (JWT, policy, JSON, idempotency lookups) against the bus: {:.1}%, and the write side (reservations, outbox, relay, boards) against bare: {:.1}%",
+        format!("HTTP against bare: {cost:.1}% less throughput (target: under 20%); of which the HTTP layer (the client, loopback TCP, HTTP parsing, JWT, policy, JSON; no idempotency keys are sent) against the bus: {:.1}%, and the write side (reservations, outbox, relay, boards) against bare: {:.1}%",
             (1.0 - http_rate / bus_rate) * 100.0, (1.0 - bus_rate / bare_rate) * 100.0),
         format!(
             "audited spell reads ({WRITERS} clients): {read_rate:.0}/s, p50 {} ms, p99 {} ms",
