@@ -383,24 +383,7 @@ async fn a_referral_racing_a_discharge_is_ordered_before_it_or_refused(backend: 
                 .await
             }
         };
-        let raise = {
-            let bus = h.bus.clone();
-            let id = id.clone();
-            let referral = referral.clone();
-            async move {
-                bus.raise_referral(
-                    &referral,
-                    &id,
-                    TeamCode::parse("REAB").unwrap(),
-                    ServiceKind::Reablement,
-                    Pathway::P1,
-                    Text::parse("needs reablement").unwrap(),
-                    fixtures::nurse(),
-                    fixtures::now(),
-                )
-                .await
-            }
-        };
+        let raise = raise_for(&h.bus, referral.as_str(), &id);
         let (discharged, raised) = tokio::join!(discharge, raise);
         discharged.unwrap();
         match raised {
@@ -446,24 +429,8 @@ async fn one_spell_has_one_active_referral_per_team(backend: Backend) {
         .spell(&id, issued(admit("refs", 9, "W1", 9)), None)
         .await
         .unwrap();
-    let raise = |n: u32| {
-        let bus = h.bus.clone();
-        let id = id.clone();
-        async move {
-            bus.raise_referral(
-                &ReferralId::parse(format!("r{n}")).unwrap(),
-                &id,
-                TeamCode::parse("REAB").unwrap(),
-                ServiceKind::Reablement,
-                Pathway::P1,
-                Text::parse("x").unwrap(),
-                fixtures::nurse(),
-                fixtures::now(),
-            )
-            .await
-        }
-    };
-    let results = join_all((0..6).map(raise)).await;
+    let names: Vec<String> = (0..6).map(|n| format!("r{n}")).collect();
+    let results = join_all(names.iter().map(|name| raise_for(&h.bus, name, &id))).await;
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),
         1,
@@ -477,21 +444,23 @@ async fn one_spell_has_one_active_referral_per_team(backend: Backend) {
     )));
 }
 
-async fn raise_for(h: &Harness, referral: &str, spell: &SpellId) -> Result<(), String> {
-    h.bus
-        .raise_referral(
-            &ReferralId::parse(referral).unwrap(),
-            spell,
-            TeamCode::parse("REAB").unwrap(),
-            ServiceKind::Reablement,
-            Pathway::P1,
-            Text::parse("needs reablement").unwrap(),
-            fixtures::nurse(),
-            fixtures::now(),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{e:?}"))
+/// Raises a referral to the reablement team for `spell`.
+async fn raise_for(
+    bus: &CommandBus,
+    referral: &str,
+    spell: &SpellId,
+) -> Result<infra::commands::Committed, CommandError<RaiseRefusal>> {
+    bus.raise_referral(
+        &ReferralId::parse(referral).unwrap(),
+        spell,
+        TeamCode::parse("REAB").unwrap(),
+        ServiceKind::Reablement,
+        Pathway::P1,
+        Text::parse("needs reablement").unwrap(),
+        fixtures::nurse(),
+        fixtures::now(),
+    )
+    .await
 }
 
 fn cancel_admission() -> domain::Issued<SpellCommand> {
@@ -507,7 +476,7 @@ async fn an_admission_is_cancelled_only_once_its_referrals_have_ended(backend: B
         .spell(&id, issued(admit("oops", 11, "W1", 11)), None)
         .await
         .unwrap();
-    raise_for(&h, "oops-r", &id).await.unwrap();
+    raise_for(&h.bus, "oops-r", &id).await.unwrap();
     let refused = h.bus.spell(&id, cancel_admission(), None).await;
     assert!(
         matches!(
@@ -557,7 +526,7 @@ async fn a_referral_racing_a_cancelled_admission_leaves_no_referral_for_it(backe
         let referral = format!("void-r{round}");
         let (cancelled, raised) = tokio::join!(
             h.bus.spell(&id, cancel_admission(), None),
-            raise_for(&h, &referral, &id)
+            raise_for(&h.bus, &referral, &id)
         );
         // Exactly one of the two stands, never both.
         match (cancelled.is_ok(), raised.is_ok()) {
