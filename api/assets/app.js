@@ -488,6 +488,7 @@ async function spellPanel(ward, spellId) {
   }
   const board = await api('GET', `/api/v1/boards/wards/${ward.code}`);
   const row = board.ok ? board.body.beds.find((b) => b.spell_id === spellId) : null;
+  let activeReferrals = 0;
   for (const referral of row ? row.referrals : []) {
     const details = await api('GET', `/api/v1/referrals/${referral.referral_id}`);
     if (!details.ok) continue;
@@ -499,6 +500,7 @@ async function spellPanel(ward, spellId) {
         send: async (v) => refresh(await api('POST', `/api/v1/referrals/${r.id}/provide-information`, { answer: v.answer })) }));
     }
     if (!['rejected', 'cancelled', 'completed'].includes(r.status)) {
+      activeReferrals += 1;
       forms.push(commandForm({ command: 'withdraw', title: `Withdraw the referral to ${r.team} (${r.status})`, submit: 'Withdraw',
         fields: [{ name: 'reason', label: 'Why', type: 'textarea' }],
         send: async (v) => refresh(await api('POST', `/api/v1/referrals/${r.id}/withdraw`, { reason: v.reason })) }));
@@ -510,7 +512,11 @@ async function spellPanel(ward, spellId) {
   const corrections = [];
   if (s.status === 'discharged') corrections.push(correction('cancel-discharge', 'Cancel the discharge', 'cancel-discharge'));
   if (open && s.transfers.length) corrections.push(correction('cancel-transfer', 'Cancel the last transfer', 'cancel-transfer'));
-  if (open) corrections.push(correction('cancel-admission', 'Cancel the admission (entered in error)', 'cancel-admission'));
+  if (open) {
+    // The API refuses this while referrals are active (409): say so first.
+    if (activeReferrals) corrections.push(h('p', { class: 'hint', id: 'cancel-admission-hint' }, 'An admission with active referrals cannot be cancelled: withdraw them above first, so each team is told.'));
+    corrections.push(correction('cancel-admission', 'Cancel the admission (entered in error)', 'cancel-admission'));
+  }
   openPanel(`${p.family_name}, ${p.given_name}`,
     h('p', {}, `NHS number ${nhs(p.nhs_number)}, born ${new Date(`${p.date_of_birth}T12:00:00`).toLocaleDateString('en-GB', { day: 'numeric', month: 'short', year: 'numeric' })}. Bed ${s.placement.bed}, ${wardName(s.placement.ward)}. Status: ${s.status}.`),
     ...forms,

@@ -402,6 +402,8 @@ await scenario('4. A change from another session shows live and keeps what is be
         .catch(() => { throw new Error(`form[data-command="${command}"] has no submit button`); });
     }
   }, ward);
+  await step('with a referral active, the panel says to withdraw it before cancelling the admission', () =>
+    panel(ward).locator('#cancel-admission-hint').waitFor({ state: 'attached', timeout: 2_000 }), ward);
   await step('screenshot of the ward with the actions panel open', () => shot(ward, 'ward-actions.png'), ward);
   const p = PEOPLE.other;
   await step('session B signs in (ward, POOLE) and opens ward W1', async () => {
