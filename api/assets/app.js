@@ -493,7 +493,9 @@ async function spellPanel(ward, spellId) {
     const details = await api('GET', `/api/v1/referrals/${referral.referral_id}`);
     if (!details.ok) continue;
     const r = details.body;
-    const pending = (r.exchanges || []).find((x) => !x.answer);
+    // Only an on-hold referral takes an answer: a team that accepted or
+    // declined without one has moved on.
+    const pending = r.status === 'on-hold' ? (r.exchanges || []).find((x) => !x.answer) : null;
     if (pending) {
       forms.push(commandForm({ command: 'answer', title: `${r.team} asks: ${pending.question}`, submit: 'Send answer',
         fields: [{ name: 'answer', label: 'Answer', type: 'textarea' }],

@@ -150,9 +150,10 @@ pub enum ReservationChange {
         /// The key.
         key: ReservationKey,
     },
-    /// Fail while anyone holds a key of the family. Stores check it after
-    /// the commit's releases, so a commit racing one that claims such a key
-    /// either sees that claim or makes it fail.
+    /// Fail while anyone holds a key of the family. Checked after every
+    /// other change of the commit (its releases above all), so a commit
+    /// racing one that claims such a key either sees that claim or makes it
+    /// fail.
     RequireNone {
         /// The family.
         family: KeyFamily,
@@ -222,10 +223,14 @@ impl Ledger {
                         return Err(key.conflict());
                     }
                 }
-                ReservationChange::RequireNone { family } => {
-                    if next.keys().any(|key| family.contains(key)) {
-                        return Err(family.conflict());
-                    }
+                // Checked last, as the stores do; see `RequireNone`.
+                ReservationChange::RequireNone { .. } => {}
+            }
+        }
+        for change in changes {
+            if let ReservationChange::RequireNone { family } = change {
+                if next.keys().any(|key| family.contains(key)) {
+                    return Err(family.conflict());
                 }
             }
         }
@@ -349,6 +354,25 @@ mod tests {
         assert!(referral("s1")
             .storage_key()
             .starts_with(&KeyFamily::ActiveReferralsOf { spell }.storage_prefix()));
+    }
+
+    #[test]
+    fn requiring_none_is_checked_after_the_commits_other_changes_wherever_it_is_listed() {
+        let mut ledger = Ledger::default();
+        let key = ReservationKey::ActiveReferral {
+            spell: SpellId::parse("s1").unwrap(),
+            team: TeamCode::parse("REAB").unwrap(),
+        };
+        ledger.apply(&[claim(key, "r1")]).unwrap();
+        let none = ReservationChange::RequireNone {
+            family: KeyFamily::ActiveReferralsOf {
+                spell: SpellId::parse("s1").unwrap(),
+            },
+        };
+        let release = ReservationChange::ReleaseAll {
+            holder: "r1".into(),
+        };
+        assert_eq!(ledger.apply(&[none, release]), Ok(()));
     }
 
     #[test]

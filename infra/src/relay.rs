@@ -461,7 +461,9 @@ impl Relay {
 /// JetStream's de-duplication (by `Nats-Msg-Id`, checked before expectations)
 /// answers those already stored. The fresh acknowledgement re-anchors the
 /// chain. A deposed leader still publishing breaks the chain too, which
-/// sends both to this careful mode: it fences the stream against interleaving.
+/// sends both to this careful mode. There each relay sends a row only once
+/// the one before it is stored, so two relays can only interleave copies of
+/// the same rows in the same order, and de-duplication drops the copies.
 #[derive(Debug, Default, Clone)]
 pub struct Chain {
     last: Option<Anchor>,
@@ -519,6 +521,10 @@ async fn publish(
             Err(error) => Err(error),
         };
         match ack {
+            Ok(ack) if is_in_process(&ack) => {
+                out.failure = Some(IN_PROCESS.to_owned());
+                return out;
+            }
             Ok(ack) => {
                 out.acked += 1;
                 if ack.duplicate {
@@ -565,9 +571,16 @@ async fn publish(
                     message_id,
                 });
             }
+            Ok(ack) if is_in_process(&ack) => {
+                chain.last = None;
+                out.failure.get_or_insert(IN_PROCESS.to_owned());
+                break;
+            }
             Ok(_) => {
-                // Stored before, by someone else: the chain's arithmetic no
-                // longer holds, so the rest will be refused; re-anchor.
+                // Stored before (by another relay, or by this one when its
+                // acknowledgement to the database failed): the chain's
+                // arithmetic no longer holds, so the rest will be refused;
+                // re-anchor.
                 out.acked += 1;
                 out.duplicates += 1;
                 chain.last = None;
@@ -590,6 +603,18 @@ async fn publish(
         chain.last = None;
     }
     out
+}
+
+const IN_PROCESS: &str =
+    "JetStream answered a duplicate with no sequence (a message id still in process); retrying";
+
+/// A "duplicate" with no stream sequence: some nats-server versions answer
+/// so for a message id they recorded but did not store (a clustered stream
+/// refusing an expectation). Counting it as stored would delete an outbox
+/// row whose event never reached the stream, so it is treated as a failure
+/// and the row is sent again later.
+fn is_in_process(ack: &jetstream::publish::PublishAck) -> bool {
+    ack.duplicate && ack.sequence == 0
 }
 
 async fn send(

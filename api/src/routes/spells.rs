@@ -425,7 +425,9 @@ spell_command!(
     |r| SpellCommand::DischargePatient { at: utc(r.at), destination: r.destination }
 );
 spell_command!(
-    /// Correction: the admission was entered in error.
+    /// Correction: the admission was entered in error. Refused with 409
+    /// `referrals_still_active` while referrals for the spell are active:
+    /// withdraw them first, so each team is told.
     cancel_admission, "/api/v1/spells/{id}/cancel-admission", "cancel-admission", ReasonRequest,
     |r| SpellCommand::CancelAdmission { reason: text("reason", &r.reason)? }
 );

@@ -107,7 +107,11 @@ async fn apply_reservations(
         ReservationChange::ReleaseAll { .. } | ReservationChange::RequireNone { .. } => true,
     });
     if !distinct {
-        for change in changes {
+        // `RequireNone` last, as `apply_sets` checks it.
+        let (last, first): (Vec<_>, Vec<_>) = changes
+            .iter()
+            .partition(|c| matches!(c, ReservationChange::RequireNone { .. }));
+        for change in first.into_iter().chain(last) {
             apply_sets(tx, std::slice::from_ref(change)).await?;
         }
         return Ok(());

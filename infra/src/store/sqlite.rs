@@ -120,18 +120,21 @@ async fn apply_reservations(
                     return Err(refused(key));
                 }
             }
-            ReservationChange::RequireNone { family } => {
-                let prefix = family.storage_prefix();
-                let held: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM reservations WHERE substr(key, 1, length(?1)) = ?1 LIMIT 1",
-                )
-                .bind(prefix)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(persistence_error)?;
-                if held.is_some() {
-                    return Err(PersistenceError::UnknownError(Box::new(family.conflict())));
-                }
+            // Checked after every other change, as on PostgreSQL.
+            ReservationChange::RequireNone { .. } => {}
+        }
+    }
+    for change in changes {
+        if let ReservationChange::RequireNone { family } = change {
+            let held: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM reservations WHERE substr(key, 1, length(?1)) = ?1 LIMIT 1",
+            )
+            .bind(family.storage_prefix())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(persistence_error)?;
+            if held.is_some() {
+                return Err(PersistenceError::UnknownError(Box::new(family.conflict())));
             }
         }
     }
