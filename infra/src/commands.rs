@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, SerializedEvent};
 use cqrs_es::EventStore;
@@ -32,6 +33,34 @@ pub type Store<D> = PersistedEventStore<BatonRepository, EsAggregate<D>>;
 /// How many times a command is decided again after losing a race with
 /// another process (within one process, commands on one aggregate queue).
 pub const MAX_ATTEMPTS: u32 = 16;
+
+/// How long a command may take, waiting for its turn included, before it
+/// fails as unavailable. Pooled connections used within the last second
+/// are not pinged before use (`store::PING_WHEN_IDLE_FOR`), so a network
+/// that silently drops packets would otherwise hold a command until TCP
+/// gives up, which takes minutes. A command that times out during its commit
+/// may still have been stored: a retry with the same `Idempotency-Key`
+/// finds the first answer.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A command ran out of time (see [`COMMAND_DEADLINE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the event store did not answer within {0:?}")]
+pub struct DeadlinePassed(pub Duration);
+
+/// Runs `work` within `deadline`, failing it as unavailable after that.
+async fn within<T, E: std::error::Error>(
+    deadline: Duration,
+    work: impl std::future::Future<Output = Result<T, CommandError<E>>>,
+) -> Result<T, CommandError<E>> {
+    tokio::time::timeout(deadline, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(CommandError::Unavailable(Box::new(DeadlinePassed(
+                deadline,
+            ))))
+        })
+}
 
 /// Commands on one aggregate within this process take turns on one of these
 /// locks (chosen by hashing the id), so they queue instead of racing to the
@@ -236,6 +265,7 @@ pub struct CommandBus {
     referrals: Arc<Store<Referral>>,
     reference: Arc<dyn ReferenceData>,
     turns: Arc<Turns>,
+    deadline: Duration,
 }
 
 impl fmt::Debug for CommandBus {
@@ -254,7 +284,14 @@ impl CommandBus {
             referrals: Arc::new(PersistedEventStore::new_event_store(repository)),
             reference,
             turns: Arc::new(Turns::new()),
+            deadline: COMMAND_DEADLINE,
         }
+    }
+
+    /// The same bus with another deadline per command (tests shorten it).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Executes a spell command.
@@ -280,15 +317,18 @@ impl CommandBus {
                 return Err(CommandError::IdMismatch);
             }
         }
-        let _turn = self.turns.of(Spell::TYPE, id.as_str()).lock().await;
-        execute(
-            &self.spells,
-            &self.db,
-            &self.reference,
-            id.as_str(),
-            command,
-            options,
-        )
+        within(self.deadline, async {
+            let _turn = self.turns.of(Spell::TYPE, id.as_str()).lock().await;
+            execute(
+                &self.spells,
+                &self.db,
+                &self.reference,
+                id.as_str(),
+                command,
+                options,
+            )
+            .await
+        })
         .await
     }
 
@@ -315,15 +355,18 @@ impl CommandBus {
                 return Err(CommandError::IdMismatch);
             }
         }
-        let _turn = self.turns.of(Referral::TYPE, id.as_str()).lock().await;
-        execute(
-            &self.referrals,
-            &self.db,
-            &self.reference,
-            id.as_str(),
-            command,
-            options,
-        )
+        within(self.deadline, async {
+            let _turn = self.turns.of(Referral::TYPE, id.as_str()).lock().await;
+            execute(
+                &self.referrals,
+                &self.db,
+                &self.reference,
+                id.as_str(),
+                command,
+                options,
+            )
+            .await
+        })
         .await
     }
 
@@ -374,8 +417,7 @@ impl CommandBus {
         if let Some(answer) = replay(&self.db, options.idempotency.as_ref()).await? {
             return Ok(answer);
         }
-        let (spell, _) = self
-            .load_spell(&spell_id)
+        let (spell, _) = within(self.deadline, self.load_spell(&spell_id))
             .await
             .map_err(|e| e.map_refusal(RaiseRefusal::Spell))?;
         let subject: ReferralSubject = spell

@@ -1,6 +1,8 @@
 //! A TCP proxy a test can cut and restore, to take a service away from one
 //! test without stopping the server other tests share. Cutting drops every
 //! open connection and refuses new ones, as a database that went down would.
+//! Freezing keeps connections open but passes no more bytes, as a network
+//! that silently drops packets would.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +15,7 @@ use tokio::task::JoinHandle;
 pub struct TcpProxy {
     port: u16,
     up: Arc<AtomicBool>,
+    frozen: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -23,22 +26,29 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
+        let frozen = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(Mutex::new(Vec::new()));
         let target = target.to_owned();
         let accept = {
             let up = up.clone();
+            let frozen = frozen.clone();
             let connections = connections.clone();
             tokio::spawn(async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
+                while let Ok((inbound, _)) = listener.accept().await {
                     if !up.load(Ordering::SeqCst) {
                         drop(inbound);
                         continue;
                     }
                     let target = target.clone();
+                    let frozen = frozen.clone();
                     let task = tokio::spawn(async move {
-                        if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        if let Ok(outbound) = TcpStream::connect(&target).await {
+                            let (in_read, in_write) = inbound.into_split();
+                            let (out_read, out_write) = outbound.into_split();
+                            tokio::join!(
+                                pass(in_read, out_write, frozen.clone()),
+                                pass(out_read, in_write, frozen)
+                            );
                         }
                     });
                     connections.lock().unwrap().push(task);
@@ -48,6 +58,7 @@ impl TcpProxy {
         Self {
             port,
             up,
+            frozen,
             connections,
             accept,
         }
@@ -70,6 +81,38 @@ impl TcpProxy {
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+
+    /// Passes no more bytes either way, closing nothing.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Passes bytes again.
+    pub fn thaw(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Copies bytes one way, holding them while the proxy is frozen.
+async fn pass(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        while frozen.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 impl Drop for TcpProxy {

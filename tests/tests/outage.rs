@@ -117,3 +117,47 @@ async fn with_postgres_down_commands_fail_fast_and_service_resumes_by_itself() {
     .await;
     assert_eq!(count(&direct, "SELECT COUNT(*) FROM events").await, 3);
 }
+
+/// Connections used within the last second are not pinged before use, so a
+/// network that silently drops packets must not hold a command for minutes:
+/// it fails as unavailable at the bus's deadline, and service resumes when
+/// packets flow again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_command_on_a_network_that_drops_packets_fails_at_its_deadline() {
+    let pg = TestDatabase::create().await;
+    let direct = Database::postgres(&pg.url, 4).unwrap();
+    direct.migrate().await.unwrap();
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let via_proxy = pg.url.replace(":5432/", &format!(":{}/", proxy.port()));
+    let db = Database::postgres(&via_proxy, 4).unwrap();
+    let repo = BatonRepository::new(db.clone(), ReservationRules::baton());
+    let deadline = Duration::from_secs(1);
+    let bus = CommandBus::new(repo, catalogue()).with_deadline(deadline);
+    let id = spell_id("warm");
+    bus.spell(&id, issued(admit("warm", 1, "W1", 1)), None)
+        .await
+        .unwrap();
+
+    proxy.freeze();
+    let started = Instant::now();
+    let edd = || {
+        issued(SpellCommand::SetExpectedDischargeDate {
+            date: chrono::Utc::now().date_naive() + chrono::Duration::days(2),
+        })
+    };
+    let result = bus.spell(&id, edd(), None).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(CommandError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(took >= deadline && took < deadline * 3, "took {took:?}");
+
+    proxy.thaw();
+    eventually(
+        "a command to succeed once packets flow again",
+        Duration::from_secs(20),
+        || async { bus.spell(&id, edd(), None).await.is_ok() },
+    )
+    .await;
+}
