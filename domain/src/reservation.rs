@@ -160,6 +160,19 @@ pub enum ReservationChange {
     },
 }
 
+/// A commit's changes in the order every store applies them: as declared,
+/// but each `RequireNone` after all the others (see there). The one place
+/// that order is defined; the ledger and both stores go through it.
+pub fn in_applying_order(
+    changes: &[ReservationChange],
+) -> impl Iterator<Item = &ReservationChange> {
+    let last = |c: &&ReservationChange| matches!(c, ReservationChange::RequireNone { .. });
+    changes
+        .iter()
+        .filter(move |c| !last(c))
+        .chain(changes.iter().filter(last))
+}
+
 /// Why a commit was refused by a cross-aggregate rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReservationConflict {
@@ -204,7 +217,7 @@ impl Ledger {
     /// Applies all changes, or none of them when one conflicts.
     pub fn apply(&mut self, changes: &[ReservationChange]) -> Result<(), ReservationConflict> {
         let mut next = self.held.clone();
-        for change in changes {
+        for change in in_applying_order(changes) {
             match change {
                 ReservationChange::Claim { key, holder } => match next.get(key) {
                     Some(current) if current != holder => return Err(key.conflict()),
@@ -223,14 +236,10 @@ impl Ledger {
                         return Err(key.conflict());
                     }
                 }
-                // Checked last, as the stores do; see `RequireNone`.
-                ReservationChange::RequireNone { .. } => {}
-            }
-        }
-        for change in changes {
-            if let ReservationChange::RequireNone { family } = change {
-                if next.keys().any(|key| family.contains(key)) {
-                    return Err(family.conflict());
+                ReservationChange::RequireNone { family } => {
+                    if next.keys().any(|key| family.contains(key)) {
+                        return Err(family.conflict());
+                    }
                 }
             }
         }

@@ -2,7 +2,9 @@
 //! notification, in a single transaction.
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
-use domain::reservation::{ReservationChange, ReservationKey};
+use domain::reservation::{
+    in_applying_order, ReservationChange, ReservationConflict, ReservationKey,
+};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::errors::persistence_error;
@@ -82,8 +84,8 @@ pub(super) fn sequence(event: &SerializedEvent) -> Result<i64, PersistenceError>
     i64::try_from(event.sequence).map_err(|e| PersistenceError::UnknownError(Box::new(e)))
 }
 
-fn refused(key: &ReservationKey) -> PersistenceError {
-    PersistenceError::UnknownError(Box::new(key.conflict()))
+fn refused(conflict: ReservationConflict) -> PersistenceError {
+    PersistenceError::UnknownError(Box::new(conflict))
 }
 
 /// Applies reservation changes. A claim on a key another holder has, or a
@@ -107,11 +109,7 @@ async fn apply_reservations(
         ReservationChange::ReleaseAll { .. } | ReservationChange::RequireNone { .. } => true,
     });
     if !distinct {
-        // `RequireNone` last, as `apply_sets` checks it.
-        let (last, first): (Vec<_>, Vec<_>) = changes
-            .iter()
-            .partition(|c| matches!(c, ReservationChange::RequireNone { .. }));
-        for change in first.into_iter().chain(last) {
+        for change in in_applying_order(changes) {
             apply_sets(tx, std::slice::from_ref(change)).await?;
         }
         return Ok(());
@@ -179,7 +177,7 @@ async fn apply_sets(
             .iter()
             .find(|(k, _)| !taken.contains(&k.storage_key()))
         {
-            return Err(refused(key));
+            return Err(refused(key.conflict()));
         }
     }
     if !requires.is_empty() {
@@ -193,12 +191,12 @@ async fn apply_sets(
                 .await
                 .map_err(persistence_error)?;
         if let Some(key) = requires.iter().find(|k| !held.contains(&k.storage_key())) {
-            return Err(refused(key));
+            return Err(refused(key.conflict()));
         }
     }
-    // After the releases: a commit claiming a key of the family that raced
-    // a release above has either committed (and is seen here, since each
-    // statement reads afresh) or will find the released key gone.
+    // Last, as `in_applying_order` defines: a commit claiming a key of the
+    // family that raced a release above has either committed (and is seen
+    // here, since each statement reads afresh) or will find the key gone.
     for family in vacant {
         let held: Option<String> =
             sqlx::query_scalar("SELECT key FROM reservations WHERE starts_with(key, $1) LIMIT 1")
@@ -207,7 +205,7 @@ async fn apply_sets(
                 .await
                 .map_err(persistence_error)?;
         if held.is_some() {
-            return Err(PersistenceError::UnknownError(Box::new(family.conflict())));
+            return Err(refused(family.conflict()));
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! serial and outbox positions follow commit order.
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
-use domain::reservation::{ReservationChange, ReservationKey};
+use domain::reservation::{in_applying_order, ReservationChange, ReservationConflict};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::errors::persistence_error;
@@ -67,8 +67,8 @@ pub(super) async fn commit(
     tx.commit().await.map_err(persistence_error)
 }
 
-fn refused(key: &ReservationKey) -> PersistenceError {
-    PersistenceError::UnknownError(Box::new(key.conflict()))
+fn refused(conflict: ReservationConflict) -> PersistenceError {
+    PersistenceError::UnknownError(Box::new(conflict))
 }
 
 async fn apply_reservations(
@@ -76,7 +76,7 @@ async fn apply_reservations(
     changes: &[ReservationChange],
     now: &str,
 ) -> Result<(), PersistenceError> {
-    for change in changes {
+    for change in in_applying_order(changes) {
         match change {
             ReservationChange::Claim { key, holder } => {
                 let taken: Option<i32> = sqlx::query_scalar(
@@ -91,7 +91,7 @@ async fn apply_reservations(
                 .await
                 .map_err(persistence_error)?;
                 if taken.is_none() {
-                    return Err(refused(key));
+                    return Err(refused(key.conflict()));
                 }
             }
             ReservationChange::Release { key, holder } => {
@@ -117,24 +117,20 @@ async fn apply_reservations(
                         .await
                         .map_err(persistence_error)?;
                 if held.is_none() {
-                    return Err(refused(key));
+                    return Err(refused(key.conflict()));
                 }
             }
-            // Checked after every other change, as on PostgreSQL.
-            ReservationChange::RequireNone { .. } => {}
-        }
-    }
-    for change in changes {
-        if let ReservationChange::RequireNone { family } = change {
-            let held: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM reservations WHERE substr(key, 1, length(?1)) = ?1 LIMIT 1",
-            )
-            .bind(family.storage_prefix())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(persistence_error)?;
-            if held.is_some() {
-                return Err(PersistenceError::UnknownError(Box::new(family.conflict())));
+            ReservationChange::RequireNone { family } => {
+                let held: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM reservations WHERE substr(key, 1, length(?1)) = ?1 LIMIT 1",
+                )
+                .bind(family.storage_prefix())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(persistence_error)?;
+                if held.is_some() {
+                    return Err(refused(family.conflict()));
+                }
             }
         }
     }
