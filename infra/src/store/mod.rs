@@ -79,8 +79,9 @@ impl Database {
     /// answers 503) while the database is down, and recovers by itself.
     ///
     /// sqlx pings every connection it hands out by default: a round trip
-    /// per acquire, two per command, which a profile of `bench-http` showed
-    /// as nearly a fifth of the process's time. A connection used within
+    /// per acquire, two per command. In a profile of `bench-http` those
+    /// pings (Baton's and the bare pool's together) took nearly a fifth of
+    /// the process's samples. A connection used within
     /// the last [`PING_WHEN_IDLE_FOR`] is handed out as it is; one idle for
     /// longer (say, across a database restart) is still pinged first.
     pub fn postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
