@@ -39,6 +39,10 @@ const TICK: Duration = Duration::from_secs(1);
 const BUSY: Duration = Duration::from_millis(5);
 /// How long a busy relay waits for more rows before a pass.
 const LINGER: Duration = Duration::from_millis(1);
+/// Rows the sink has acknowledged are removed from the outbox by the next
+/// pass's read (`outbox::POSTGRES_READY`); when no commit wakes the relay
+/// sooner, a pass runs after this long to remove them.
+const REMOVE_WITHIN: Duration = Duration::from_millis(20);
 /// A leader whose heartbeat is older than this may be replaced (a SQLite
 /// lease taken over; a PostgreSQL leader's session ended).
 const LEASE: Duration = Duration::from_secs(5);
@@ -299,12 +303,15 @@ impl Relay {
         }
         // Each leadership starts unsure of the stream's end.
         let mut chain = Chain::default();
+        // Acknowledged by the sink, still in the outbox until the next pass.
+        let mut relayed = Vec::new();
         let mut failures: u32 = 0;
         let mut last_pass = tokio::time::Instant::now() - BUSY;
         let mut last_rows = 0usize;
         let mut last_beat = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
+                self.remove(&relayed).await;
                 return true;
             }
             // Under a steady stream of commits (the last pass was moments ago
@@ -318,10 +325,11 @@ impl Relay {
             // Drain everything that is ready, renewing leadership as it goes
             // so a long drain never lets a lease lapse.
             loop {
-                match self.pass(&mut stream_ready, &mut chain).await {
+                match self.pass(&mut stream_ready, &mut chain, &mut relayed).await {
                     Ok(n) if n >= BATCH as usize => {
                         if last_beat.elapsed() >= TICK {
                             if !self.still_leading(&mut leadership).await {
+                                self.remove(&relayed).await;
                                 return false;
                             }
                             last_beat = tokio::time::Instant::now();
@@ -344,6 +352,7 @@ impl Relay {
             }
             if last_beat.elapsed() >= TICK || failures > 0 {
                 if !self.still_leading(&mut leadership).await {
+                    self.remove(&relayed).await;
                     return false;
                 }
                 self.count_depth().await;
@@ -351,6 +360,8 @@ impl Relay {
             }
             let pause = if failures > 0 {
                 Duration::from_millis(100 * u64::from(failures.min(20)))
+            } else if !relayed.is_empty() {
+                REMOVE_WITHIN
             } else {
                 TICK
             };
@@ -381,9 +392,26 @@ impl Relay {
         }
     }
 
-    /// One pass: the oldest ready rows to the sink. Returns how many.
-    async fn pass(&self, stream_ready: &mut bool, chain: &mut Chain) -> Result<usize, RelayError> {
-        let rows = outbox::ready(&self.db, BATCH).await?;
+    /// Removes rows the sink acknowledged, when the relay stops leading
+    /// (best effort: rows left behind are relayed again and dropped by
+    /// JetStream as copies).
+    async fn remove(&self, relayed: &[OutboxRow]) {
+        if let Err(error) = outbox::acknowledge(&self.db, relayed).await {
+            tracing::debug!(%error, "could not remove relayed outbox rows");
+        }
+    }
+
+    /// One pass: removes `relayed` from the outbox and sends the oldest
+    /// ready rows to the sink, leaving those it acknowledged in `relayed`.
+    /// Returns how many rows it sent.
+    async fn pass(
+        &self,
+        stream_ready: &mut bool,
+        chain: &mut Chain,
+        relayed: &mut Vec<OutboxRow>,
+    ) -> Result<usize, RelayError> {
+        let rows = outbox::ready(&self.db, BATCH, relayed).await?;
+        relayed.clear();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -404,7 +432,7 @@ impl Relay {
                 }
                 let published = publish(context, settings, &rows, chain).await;
                 let acked = published.acked;
-                outbox::acknowledge(&self.db, &rows[..acked]).await?;
+                relayed.extend_from_slice(&rows[..acked]);
                 self.record(&rows[..acked], published.duplicates);
                 match published.failure {
                     Some(reason) => Err(RelayError::Publish(reason)),

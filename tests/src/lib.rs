@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support
 
 pub mod bench;
+pub mod cpu;
 pub mod fixtures;
 pub mod http;
 pub mod nats;

@@ -611,13 +611,49 @@ async fn the_relays_read_looks_events_up_by_key_however_large_the_table() {
     let plan: Vec<String> =
         sqlx::query_scalar(&format!("EXPLAIN {}", infra::outbox::POSTGRES_READY))
             .bind(512_i64)
+            .bind(vec![1_i64, 2])
+            .bind(2_i64)
+            .bind(2_i64)
             .fetch_all(pool)
             .await
             .unwrap();
     let plan = plan.join("\n");
     assert!(plan.contains("Index Scan using events_pkey"), "{plan}");
     assert!(!plan.contains("Seq Scan on events"), "{plan}");
-    let rows = infra::outbox::ready(&db, 512).await.unwrap();
+    let rows = infra::outbox::ready(&db, 512, &[]).await.unwrap();
     assert_eq!(rows.len(), 10);
     assert!(rows.windows(2).all(|w| w[0].position < w[1].position));
+}
+
+/// Each pass removes the rows the sink acknowledged since the last one in
+/// the same statement as its read, and records the progress; the read does
+/// not hand them out again although its snapshot still holds them.
+#[tokio::test]
+async fn the_relays_read_removes_the_rows_the_sink_acknowledged() {
+    let pg = TestDatabase::create().await;
+    let db = Database::postgres(&pg.url, 2).unwrap();
+    db.migrate().await.unwrap();
+    let Database::Postgres(pool) = &db else {
+        unreachable!()
+    };
+    sqlx::raw_sql(
+        "INSERT INTO events SELECT 'Spell', 'S' || g, 1, 'X', '1', '{}', '{}' \
+         FROM generate_series(1, 10) g; \
+         INSERT INTO outbox (aggregate_type, aggregate_id, sequence) \
+         SELECT 'Spell', 'S' || g, 1 FROM generate_series(1, 10) g;",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let first = infra::outbox::ready(&db, 4, &[]).await.unwrap();
+    assert_eq!(first.len(), 4);
+
+    let next = infra::outbox::ready(&db, 512, &first).await.unwrap();
+
+    assert_eq!(next.len(), 6);
+    assert!(next.iter().all(|row| !first.contains(row)));
+    let status = infra::outbox::status(&db).await.unwrap();
+    assert_eq!(status.depth, 6);
+    assert_eq!(status.last_published_position, first[3].position);
+    assert_eq!(status.published_total, 4);
 }

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use baton_tests::bench::{bare_framework, cycle, issued, ms, percentile, BareCqrs};
+use baton_tests::cpu::{CpuTimes, PerCommand};
 use baton_tests::fixtures::catalogue;
 use baton_tests::nats::NatsServer;
 use baton_tests::postgres::TestDatabase;
@@ -119,6 +120,8 @@ struct Row {
     writers: u32,
     bare: f64,
     baton: f64,
+    bare_cpu: PerCommand,
+    baton_cpu: PerCommand,
     p50: Duration,
     p99: Duration,
 }
@@ -233,9 +236,11 @@ async fn suite(nats: &NatsServer, title: &'static str, url_options: &str, tag: &
     for writers in [1u32, 16, 64] {
         let (mut bare_n, mut bare_t, mut baton_n, mut baton_t) =
             (0, Duration::ZERO, 0, Duration::ZERO);
+        let (mut bare_cpu, mut baton_cpu) = (CpuTimes::default(), CpuTimes::default());
         latencies.lock().unwrap().clear();
         for slice in 0..SLICES {
             drained().await;
+            let before = CpuTimes::now();
             let (n, t) = drive(
                 &bare,
                 writers,
@@ -246,6 +251,8 @@ async fn suite(nats: &NatsServer, title: &'static str, url_options: &str, tag: &
             .await;
             bare_n += n;
             bare_t += t;
+            let between = CpuTimes::now();
+            bare_cpu = bare_cpu.plus(&between.since(&before));
             let (n, t) = drive(
                 &baton,
                 writers,
@@ -256,6 +263,15 @@ async fn suite(nats: &NatsServer, title: &'static str, url_options: &str, tag: &
             .await;
             baton_n += n;
             baton_t += t;
+            // Baton's CPU includes relaying what its slice committed; the
+            // machine's busy share is over the slice alone, not the drain's
+            // idle wait.
+            let driven = CpuTimes::now();
+            drained().await;
+            let mut spent = CpuTimes::now().since(&between);
+            let slice = driven.since(&between);
+            (spent.machine_busy, spent.machine_total) = (slice.machine_busy, slice.machine_total);
+            baton_cpu = baton_cpu.plus(&spent);
         }
         drained().await;
         let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
@@ -266,7 +282,13 @@ async fn suite(nats: &NatsServer, title: &'static str, url_options: &str, tag: &
             baton: baton_n as f64 / baton_t.as_secs_f64(),
             p50: percentile(&lat, 0.50),
             p99: percentile(&lat, 0.99),
+            bare_cpu: bare_cpu.per_command(bare_n),
+            baton_cpu: baton_cpu.per_command(baton_n),
         };
+        println!(
+            "     CPU per command: bare {}; Baton {}",
+            row.bare_cpu, row.baton_cpu
+        );
         println!(
             "{writers:>3} writers: bare {:>7.0}/s  baton {:>7.0}/s  ({:+.1}%)  commit-to-stream p50 {} ms p99 {} ms ({} samples)",
             row.bare,
@@ -366,6 +388,19 @@ fn write_report(suites: &[Suite]) {
                 (row.baton / row.bare - 1.0) * 100.0,
                 ms(row.p50),
                 ms(row.p99)
+            );
+        }
+        let _ = writeln!(
+            report,
+            "\nCPU per command, from /proc (PostgreSQL's processes + nats-server + the benchmark's \
+             process, in µs; Baton's includes relaying its slice), and how busy the machine was:\n\n\
+             | writers | bare | Baton |\n|---|---|---|"
+        );
+        for row in &suite.rows {
+            let _ = writeln!(
+                report,
+                "| {} | {} | {} |",
+                row.writers, row.bare_cpu, row.baton_cpu
             );
         }
         let _ = writeln!(

@@ -1,0 +1,155 @@
+//! CPU time by process group, read from `/proc`, for the benchmark
+//! commands: on a two-core machine a path's throughput is bounded by the CPU
+//! each command costs across every process it touches (PostgreSQL's
+//! backends, nats-server, the benchmark's own process), so a benchmark that
+//! only compares throughputs cannot say where a gap comes from. Linux only;
+//! elsewhere every reading is zero.
+
+use std::time::Duration;
+
+/// Who spent CPU: the groups a benchmark report splits by.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct CpuTimes {
+    /// Every PostgreSQL process (backends, WAL writer, checkpointer...).
+    pub postgres: Duration,
+    /// Every nats-server process.
+    pub nats: Duration,
+    /// The benchmark's own process (Baton's code and the load generator).
+    pub this: Duration,
+    /// Every CPU on the machine that was not idle, whoever used it.
+    pub machine_busy: Duration,
+    /// Every CPU-second the machine had, busy or idle.
+    pub machine_total: Duration,
+}
+
+impl CpuTimes {
+    /// A reading now.
+    pub fn now() -> Self {
+        let mut times = Self::default();
+        let tick = clock_tick();
+        if let Ok(stat) = std::fs::read_to_string("/proc/stat") {
+            if let Some(cpu) = stat.lines().next() {
+                let fields: Vec<u64> = cpu
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|f| f.parse().ok())
+                    .collect();
+                let total: u64 = fields.iter().take(8).sum();
+                // idle and iowait
+                let idle =
+                    fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+                times.machine_total = tick * u32::try_from(total).unwrap_or(u32::MAX);
+                times.machine_busy =
+                    tick * u32::try_from(total.saturating_sub(idle)).unwrap_or(u32::MAX);
+            }
+        }
+        let me = std::process::id().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return times;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ... utime stime": comm may hold spaces,
+            // so split after its closing parenthesis.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let comm = &stat[open + 1..close];
+            let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            let ticks = |i: usize| rest.get(i).and_then(|f| f.parse::<u32>().ok()).unwrap_or(0);
+            // Fields 14 and 15 of stat; `rest` starts at field 3.
+            let used = tick * (ticks(11) + ticks(12));
+            if pid == me {
+                times.this += used;
+            } else if comm == "postgres" {
+                times.postgres += used;
+            } else if comm == "nats-server" {
+                times.nats += used;
+            }
+        }
+        times
+    }
+
+    /// What was spent between `earlier` and this reading.
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            postgres: self.postgres.saturating_sub(earlier.postgres),
+            nats: self.nats.saturating_sub(earlier.nats),
+            this: self.this.saturating_sub(earlier.this),
+            machine_busy: self.machine_busy.saturating_sub(earlier.machine_busy),
+            machine_total: self.machine_total.saturating_sub(earlier.machine_total),
+        }
+    }
+
+    /// The sum of two spans.
+    pub fn plus(&self, other: &Self) -> Self {
+        Self {
+            postgres: self.postgres + other.postgres,
+            nats: self.nats + other.nats,
+            this: self.this + other.this,
+            machine_busy: self.machine_busy + other.machine_busy,
+            machine_total: self.machine_total + other.machine_total,
+        }
+    }
+
+    /// Microseconds of CPU per command, by group, as
+    /// "PostgreSQL a, nats-server b, this process c: total d".
+    pub fn per_command(&self, commands: usize) -> PerCommand {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / commands.max(1) as f64;
+        PerCommand {
+            postgres: per(self.postgres),
+            nats: per(self.nats),
+            this: per(self.this),
+            busy: self.machine_busy.as_secs_f64() / self.machine_total.as_secs_f64().max(1e-9),
+        }
+    }
+}
+
+/// CPU microseconds per command, by group, and how busy the machine was.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct PerCommand {
+    /// PostgreSQL's processes.
+    pub postgres: f64,
+    /// nats-server.
+    pub nats: f64,
+    /// The benchmark's process.
+    pub this: f64,
+    /// The share of the machine's CPU that was busy (0 to 1).
+    pub busy: f64,
+}
+
+impl PerCommand {
+    /// All three groups.
+    pub fn total(&self) -> f64 {
+        self.postgres + self.nats + self.this
+    }
+}
+
+impl std::fmt::Display for PerCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} µs (PostgreSQL {:.0}, nats-server {:.0}, this process {:.0}; machine {:.0}% busy)",
+            self.total(),
+            self.postgres,
+            self.nats,
+            self.this,
+            self.busy * 100.0
+        )
+    }
+}
+
+/// The length of one clock tick, the unit of /proc's CPU times (almost
+/// always 10 ms; this module does not call libc to ask).
+fn clock_tick() -> Duration {
+    Duration::from_millis(10)
+}
