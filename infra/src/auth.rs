@@ -47,6 +47,15 @@ pub const LOCAL_KEY_FILE: &str = "baton-signing-key.pem";
 /// Clock skew tolerated on `exp` and `nbf`: servers and identity providers
 /// never agree to the second, and a minute is far below any token lifetime.
 const LEEWAY: Duration = Duration::from_secs(60);
+/// How long a verified token is remembered (never past its `exp`), so a
+/// client sending one token with every request pays for its signature
+/// check once in this time rather than on every request (an Ed25519 or RSA
+/// verification was a visible share of `bench-http`'s profile). A key
+/// withdrawn from a JWKS stops being trusted for cached tokens at most this
+/// long after Baton next fetches the set (the fetch clears the cache).
+pub const VERIFIED_FOR: Duration = Duration::from_secs(60);
+/// Most tokens remembered; past this the cache is emptied and starts again.
+const VERIFIED_MAX: usize = 10_000;
 /// Fewest seconds between two JWKS fetches caused by unknown `kid`s.
 const JWKS_MIN_REFRESH: Duration = Duration::from_secs(30);
 /// A JWKS fetch that takes longer than this is abandoned: at start it fails
@@ -337,19 +346,22 @@ impl Jwks {
     /// Fetches the JWKS again unless it was fetched less than `min_refresh`
     /// ago. A failed or empty fetch keeps the keys held so far: a provider's
     /// bad minute must not lock every caller out.
-    async fn refresh_if_due(&self) {
+    /// Returns whether the keys were replaced.
+    async fn refresh_if_due(&self) -> bool {
         let mut fetched_at = self.fetched_at.lock().await;
         if fetched_at.elapsed() < self.min_refresh {
-            return;
+            return false;
         }
         *fetched_at = Instant::now();
         match fetch_jwks(&self.client, &self.url).await {
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "JWKS fetched again");
                 *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+                true
             }
             Err(error) => {
                 tracing::warn!(url = %self.url, error = %error, "JWKS fetch failed; keeping the keys held");
+                false
             }
         }
     }
@@ -366,6 +378,45 @@ struct Inner {
     trust: Trust,
     issuer: Option<String>,
     audience: Option<String>,
+    verified: Verified,
+}
+
+/// Tokens verified lately (see [`VERIFIED_FOR`]), by their exact text: a
+/// token is only ever found again by itself, signature and all.
+#[derive(Default)]
+struct Verified(std::sync::Mutex<HashMap<Box<str>, (Principal, Instant)>>);
+
+impl Verified {
+    fn get(&self, token: &str) -> Option<Principal> {
+        let entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(token)
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(principal, _)| principal.clone())
+    }
+
+    /// Remembers `token` until `VERIFIED_FOR` from now or its `exp`
+    /// (seconds since the epoch), whichever is sooner.
+    fn insert(&self, token: &str, principal: &Principal, exp: i64) {
+        let left = exp.saturating_sub(chrono::Utc::now().timestamp());
+        let Ok(left) = u64::try_from(left) else {
+            return;
+        };
+        let until = Instant::now() + VERIFIED_FOR.min(Duration::from_secs(left));
+        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= VERIFIED_MAX {
+            let now = Instant::now();
+            entries.retain(|_, (_, until)| now < *until);
+            if entries.len() >= VERIFIED_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(token.into(), (principal.clone(), until));
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 /// Verifies bearer tokens against the configured source of trust. Cheap to
@@ -518,6 +569,7 @@ impl Authenticator {
                 trust,
                 issuer,
                 audience,
+                verified: Verified::default(),
             }),
         }
     }
@@ -529,6 +581,17 @@ impl Authenticator {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
+        if let Some(principal) = self.inner.verified.get(token) {
+            return Ok(principal);
+        }
+        let (principal, exp) = self.verify_afresh(token).await?;
+        self.inner.verified.insert(token, &principal, exp);
+        Ok(principal)
+    }
+
+    /// Verifies a token's signature and claims; returns who it is and its
+    /// `exp`.
+    async fn verify_afresh(&self, token: &str) -> Result<(Principal, i64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         match &self.inner.trust {
             Trust::Local { key, .. } | Trust::KeyFile { key, .. } => self.check(token, key),
@@ -551,7 +614,9 @@ impl Authenticator {
                 if let Some(key) = jwks.current().by_kid.get(&kid) {
                     return self.check(token, key);
                 }
-                jwks.refresh_if_due().await;
+                if jwks.refresh_if_due().await {
+                    self.inner.verified.clear();
+                }
                 match jwks.current().by_kid.get(&kid) {
                     Some(key) => self.check(token, key),
                     None => Err(AuthError::UnknownKey(kid)),
@@ -561,7 +626,7 @@ impl Authenticator {
     }
 
     /// Verifies `token` with one trusted key and reads its claims.
-    fn check(&self, token: &str, key: &TrustedKey) -> Result<Principal, AuthError> {
+    fn check(&self, token: &str, key: &TrustedKey) -> Result<(Principal, i64), AuthError> {
         let mut validation = Validation::new(key.algorithm);
         validation.leeway = LEEWAY.as_secs();
         validation.validate_nbf = true;
@@ -583,7 +648,9 @@ impl Authenticator {
         validation.set_required_spec_claims(&required);
         let data = jsonwebtoken::decode::<IncomingClaims>(token, &key.key, &validation)
             .map_err(refusal)?;
-        Ok(data.claims.into_principal()?)
+        // `exp` is required and was checked by the library.
+        let exp = data.claims.exp.unwrap_or(0);
+        Ok((data.claims.into_principal()?, exp))
     }
 
     /// True when only the local key is trusted (no external provider).
@@ -641,6 +708,7 @@ fn refusal(error: jsonwebtoken::errors::Error) -> AuthError {
 /// Unknown claims are ignored: identity providers add their own.
 #[derive(Deserialize)]
 struct IncomingClaims {
+    exp: Option<i64>,
     sub: Option<String>,
     name: Option<String>,
     role: Option<String>,
@@ -1148,6 +1216,8 @@ mod tests {
             .await
             .unwrap();
         let token = sign_local(dir.path(), &ward(), Duration::from_secs(600)).unwrap();
+        // Verified, and so remembered: its altered copies must still fail.
+        assert_eq!(auth.verify(&token).await.unwrap(), ward());
 
         let (message, signature) = token.rsplit_once('.').unwrap();
         let mut signature = signature.as_bytes().to_vec();
@@ -1666,6 +1736,43 @@ mod tests {
         ));
         let known = sign(&idp, Algorithm::RS256, Some("k1"), &claims);
         assert_eq!(auth.verify(&known).await.unwrap().sub, "u-7");
+    }
+
+    #[tokio::test]
+    async fn a_jwks_refresh_forgets_the_tokens_verified_with_the_keys_it_withdrew() {
+        let server = JwksServer::start(json!({"keys": [rsa_jwk("k1")]})).await;
+        let auth = jwks_authenticator(&server, Duration::ZERO).await;
+        let idp = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+        let claims = idp_claims("https://idp.example", "baton-api");
+        let old = sign(&idp, Algorithm::RS256, Some("k1"), &claims);
+        assert_eq!(auth.verify(&old).await.unwrap().sub, "u-7");
+
+        server.serve(json!({"keys": [rsa_jwk("k2")]}));
+        let new = sign(&idp, Algorithm::RS256, Some("k2"), &claims);
+        assert_eq!(auth.verify(&new).await.unwrap().sub, "u-7");
+
+        assert!(matches!(
+            auth.verify(&old).await,
+            Err(AuthError::UnknownKey(kid)) if kid == "k1"
+        ));
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_by_its_exact_text_and_never_past_its_exp() {
+        let verified = Verified::default();
+        let in_ten_minutes = chrono::Utc::now().timestamp() + 600;
+        verified.insert("h.p.s", &ward(), in_ten_minutes);
+        assert_eq!(verified.get("h.p.s"), Some(ward()));
+        assert_eq!(verified.get("h.p.t"), None);
+        assert_eq!(verified.get("h.p.s "), None);
+
+        verified.insert("h.p.expired", &ward(), chrono::Utc::now().timestamp() - 10);
+        assert_eq!(verified.get("h.p.expired"), None);
+
+        for n in 0..VERIFIED_MAX + 1 {
+            verified.insert(&format!("t{n}"), &ward(), in_ten_minutes);
+        }
+        assert!(verified.0.lock().unwrap().len() <= VERIFIED_MAX);
     }
 
     #[test]
