@@ -379,6 +379,10 @@ where
 {
     fn from(error: CommandError<E>) -> Self {
         match error {
+            CommandError::Denied(denied) => match denied.0.downcast::<ApiError>() {
+                Ok(refusal) => *refusal,
+                Err(other) => ApiError::internal(other),
+            },
             CommandError::Refused(e) => e.into(),
             CommandError::Reservation(conflict) => conflict.into(),
             CommandError::VersionMismatch { current } => ApiError::PreconditionFailed { current },

@@ -11,6 +11,7 @@ pub mod http;
 pub mod nats;
 pub mod postgres;
 pub mod proxy;
+pub mod wire;
 
 use std::future::Future;
 use std::time::Duration;

@@ -377,3 +377,66 @@ async fn each_sees_only_their_own_referrals_and_leaders_see_no_identities() {
     }
     app.stop().await;
 }
+
+/// The bus checks the caller on the record it loads for the command, and a
+/// body that makes no command is answered only once the caller is known to
+/// be allowed: a caller with no business with a record learns nothing about
+/// it, not even that their body would have been refused.
+#[tokio::test]
+async fn a_caller_without_access_learns_nothing_from_a_body_that_makes_no_command() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    app.seed_reference().await;
+    let poole = client(&app, Who::OwnWard);
+    let spell = poole
+        .post("/api/v1/spells", admission(3, "W1", 2))
+        .await
+        .expect(201)
+        .id();
+    let raised = poole.post("/api/v1/referrals", json!({ "spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "a" })).await.expect(201);
+    let referral = raised.id();
+    let blank = json!({ "reason": "   " });
+    let cancel = format!("/api/v1/spells/{spell}/cancel-admission");
+    let withdraw = format!("/api/v1/referrals/{referral}/withdraw");
+    let decline = format!("/api/v1/referrals/{referral}/decline");
+
+    for (who, path, status) in [
+        (Who::OtherWard, &cancel, 404),
+        (Who::OwnTeam, &cancel, 404),
+        (Who::System, &cancel, 403),
+        (Who::OwnWard, &cancel, 422),
+        (Who::OtherWard, &withdraw, 404),
+        (Who::OwnTeam, &withdraw, 403),
+        (Who::OwnWard, &withdraw, 422),
+        (Who::OtherTeam, &decline, 404),
+        (Who::OwnWard, &decline, 403),
+        (Who::OwnTeam, &decline, 422),
+    ] {
+        let answer = client(&app, who).post(path, blank.clone()).await;
+        assert_eq!(answer.status, status, "{who:?} {path}: {}", answer.body);
+    }
+    // And with a body that does make a command, the bus's check answers the
+    // same: nothing was recorded for any of them.
+    let valid = json!({ "reason": "entered in error" });
+    for (who, path, status) in [
+        (Who::OtherWard, &cancel, 404),
+        (Who::OwnTeam, &cancel, 404),
+        (Who::OtherWard, &withdraw, 404),
+        (Who::OwnTeam, &withdraw, 403),
+        (Who::OtherTeam, &decline, 404),
+        (Who::OwnWard, &decline, 403),
+    ] {
+        let answer = client(&app, who).post(path, valid.clone()).await;
+        assert_eq!(answer.status, status, "{who:?} {path}: {}", answer.body);
+    }
+    let history = poole
+        .get(&format!("/api/v1/spells/{spell}/history"))
+        .await
+        .expect(200);
+    assert_eq!(
+        history.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        history.body
+    );
+    app.stop().await;
+}

@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{NaiveDate, Utc};
-use domain::referral::{ReferralCommand, ReferralStatus};
+use domain::referral::{Referral, ReferralCommand, ReferralStatus};
 use domain::values::{HospitalCode, Pathway, ReferralId, ServiceKind, SpellId, TeamCode};
 use domain::Issued;
-use infra::commands::RaiseReferral;
+use infra::commands::{Denied, RaiseReferral};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -177,24 +177,44 @@ async fn run(
     command: impl FnOnce() -> Result<ReferralCommand, ApiError>,
 ) -> Result<Answered, ApiError> {
     let id = path_id(ReferralId::parse(id))?;
-    let scope = scope_of(state, &id).await?;
-    let scope = scope
-        .as_ref()
-        .map(|(team, hospital)| ReferralScope { team, hospital });
-    let action = if team_action {
-        Action::AnswerReferral(scope)
-    } else {
-        Action::WardReferralAction(scope)
+    let principal = &caller.principal;
+    let allowed = |scope: Option<(&TeamCode, &HospitalCode)>| {
+        let scope = scope.map(|(team, hospital)| ReferralScope { team, hospital });
+        authorize(
+            principal,
+            if team_action {
+                Action::AnswerReferral(scope)
+            } else {
+                Action::WardReferralAction(scope)
+            },
+        )
     };
-    authorize(&caller.principal, action)?;
-    let command = command()?;
+    // Who may act comes before what they sent (see `spells::run`).
+    let command = match command() {
+        Ok(command) => command,
+        Err(invalid) => {
+            let scope = scope_of(state, &id).await?;
+            allowed(scope.as_ref().map(|(team, hospital)| (team, hospital)))?;
+            return Err(invalid);
+        }
+    };
     let options = options(caller, headers, operation, id.as_str(), body, json!({}));
+    // The bus checks the caller on the referral it loads for the command.
+    let guard = |referral: &Referral| {
+        allowed(
+            referral
+                .state()
+                .map(|s| (&s.team, &s.subject.placement.hospital)),
+        )
+        .map_err(|refusal| Denied(Box::new(refusal)))
+    };
     let committed = state
         .bus
-        .referral_with(
+        .referral_guarded(
             &id,
             Issued::new(actor(caller), Utc::now(), command),
             options,
+            &guard,
         )
         .await?;
     Ok(answer(StatusCode::OK, committed, json!({})))

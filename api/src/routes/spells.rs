@@ -9,13 +9,13 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use domain::spell::{Patient, SpellCommand, SpellError};
+use domain::spell::{Patient, Spell, SpellCommand, SpellError};
 use domain::values::{
     BedLabel, DelayId, DelayReasonCode, Destination, HospitalCode, NhsNumber, Pathway, PersonName,
     SpellId, Text, WardCode,
 };
 use domain::Issued;
-use infra::commands::CommandError;
+use infra::commands::{CommandError, Denied};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -234,16 +234,34 @@ async fn run(
 ) -> Result<Answered, ApiError> {
     let id = path_id(SpellId::parse(id))?;
     // Who may act comes before what they sent: a caller with no business
-    // here learns nothing from validation.
-    allow(state, caller, &id).await?;
-    let command = command()?;
+    // here learns nothing from validation, so a body that does not make a
+    // command is answered only once the caller is known to be allowed.
+    let command = match command() {
+        Ok(command) => command,
+        Err(invalid) => {
+            allow(state, caller, &id).await?;
+            return Err(invalid);
+        }
+    };
     let options = options(caller, headers, operation, id.as_str(), body, json!({}));
+    // The bus checks the caller on the spell it loads for the command.
+    let principal = &caller.principal;
+    let guard = |spell: &Spell| {
+        authorize(
+            principal,
+            Action::Spell {
+                hospital: spell.stay().map(|stay| &stay.placement.hospital),
+            },
+        )
+        .map_err(|refusal| Denied(Box::new(refusal)))
+    };
     let committed = state
         .bus
-        .spell_with(
+        .spell_guarded(
             &id,
             Issued::new(actor(caller), Utc::now(), command),
             options,
+            &guard,
         )
         .await?;
     Ok(answer(StatusCode::OK, committed, json!({})))
@@ -455,15 +473,26 @@ async fn record_delay(
     JsonBody(req): JsonBody<DelayRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = path_id(SpellId::parse(id))?;
-    allow(&state, &caller, &id).await?;
-    let note = match &req.note {
-        Some(note) if !note.trim().is_empty() => Some(text("note", note)?),
-        _ => None,
+    let principal = &caller.principal;
+    let may_act = |spell: &Spell| {
+        authorize(
+            principal,
+            Action::Spell {
+                hospital: spell.stay().map(|stay| &stay.placement.hospital),
+            },
+        )
     };
+    let guard = |spell: &Spell| may_act(spell).map_err(|refusal| Denied(Box::new(refusal)));
     // The domain numbers delays D1, D2, ... in recording order. Decide the
     // new id against a known version, so the answer names the right one.
     for _ in 0..8 {
         let (spell, version) = state.bus.load_spell(&id).await?;
+        // Who may act comes before what they sent.
+        may_act(&spell)?;
+        let note = match &req.note {
+            Some(note) if !note.trim().is_empty() => Some(text("note", note)?),
+            _ => None,
+        };
         let next = spell.stay().map_or(0, |s| s.delays.len()) + 1;
         let delay_id = format!("D{next}");
         let mut options = options(
@@ -479,15 +508,16 @@ async fn record_delay(
         options.expected_version = Some(headers.if_match.unwrap_or(version));
         let command = SpellCommand::RecordDelay {
             reason_code: req.reason_code.clone(),
-            note: note.clone(),
+            note,
             at: utc(req.at),
         };
         match state
             .bus
-            .spell_with(
+            .spell_guarded(
                 &id,
                 Issued::new(actor(&caller), Utc::now(), command),
                 options,
+                &guard,
             )
             .await
         {

@@ -25,8 +25,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_tests::bench::{bare_framework, bed_of, cycle, issued, ms, percentile, BareCqrs};
-use baton_tests::http::{admission, Client, Stack, TestApp};
+use baton_tests::cpu::CpuTimes;
+use baton_tests::http::{admission, Stack, TestApp};
 use baton_tests::postgres::TestDatabase;
+use baton_tests::wire::WireClient;
 use infra::auth::Role;
 use serde_json::json;
 
@@ -36,7 +38,7 @@ const SLICES: u32 = 3;
 
 /// One spell's life over HTTP: the same 9 commands as `cycle`.
 async fn http_cycle(
-    client: &Client,
+    client: &mut WireClient,
     writer: u32,
     round: u32,
     latencies: &mut Vec<Duration>,
@@ -49,12 +51,12 @@ async fn http_cycle(
     let admitted = client
         .post(
             "/api/v1/spells",
-            admission(10_000 + writer + round * 100, ward, bed),
+            &admission(10_000 + writer + round * 100, ward, bed),
         )
         .await
-        .expect(201);
+        .ok();
     timed(started);
-    let id = admitted.id();
+    let id = admitted.json()["id"].as_str().unwrap().to_owned();
     let steps = [
         (
             "expected-discharge-date",
@@ -80,7 +82,7 @@ async fn http_cycle(
     for (tail, body) in steps {
         let started = Instant::now();
         client
-            .post(&format!("/api/v1/spells/{id}/{tail}"), body)
+            .post(&format!("/api/v1/spells/{id}/{tail}"), &body)
             .await
             .ok();
         timed(started);
@@ -89,16 +91,21 @@ async fn http_cycle(
 }
 
 async fn drive_http(app: &TestApp, round_base: u32) -> (usize, Duration, Vec<Duration>) {
-    let started = Instant::now();
-    let tasks = (0..WRITERS).map(|w| {
+    let mut clients = Vec::new();
+    for w in 0..WRITERS {
         let hospital = if bed_of(w).0 == "X1" { "DCH" } else { "POOLE" };
-        let client = app.as_(Role::Ward, Some(hospital));
+        let token = app.token(Role::Ward, Some(hospital));
+        clients.push(WireClient::connect(&app.base, &token).await);
+    }
+    let started = Instant::now();
+    let tasks = clients.into_iter().enumerate().map(|(w, mut client)| {
+        let w = u32::try_from(w).unwrap();
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut done = 0;
             let mut round = round_base;
             while started.elapsed() < SLICE {
-                done += http_cycle(&client, w, round, &mut latencies).await;
+                done += http_cycle(&mut client, w, round, &mut latencies).await;
                 round += 1;
             }
             (done, latencies)
@@ -177,20 +184,36 @@ async fn main() {
     let (mut http_n, mut http_t, mut http_lat) = (0, Duration::ZERO, Vec::new());
     let (mut bare_n, mut bare_t, mut bare_lat) = (0, Duration::ZERO, Vec::new());
     let (mut bus_n, mut bus_t, mut bus_lat) = (0, Duration::ZERO, Vec::new());
+    let (mut bus_cpu, mut bare_cpu, mut http_cpu) = Default::default();
     for slice in 0..SLICES {
+        let before = CpuTimes::now();
         let (n, t, l) = drive_commands(&Target::Bus(app.bus.clone()), &format!("bus{slice}")).await;
         bus_n += n;
         bus_t += t;
         bus_lat.extend(l);
+        let after_bus = CpuTimes::now();
         let (n, t, l) = drive_commands(&Target::Bare(bare.clone()), &format!("bare{slice}")).await;
         bare_n += n;
         bare_t += t;
         bare_lat.extend(l);
+        let after_bare = CpuTimes::now();
         let (n, t, l) = drive_http(&app, slice * 10_000).await;
         http_n += n;
         http_t += t;
         http_lat.extend(l);
+        let after_http = CpuTimes::now();
+        bus_cpu = after_bus.since(&before).plus(&bus_cpu);
+        bare_cpu = after_bare.since(&after_bus).plus(&bare_cpu);
+        http_cpu = after_http.since(&after_bare).plus(&http_cpu);
     }
+    let (bus_cpu, bare_cpu, http_cpu): (CpuTimes, CpuTimes, CpuTimes) =
+        (bus_cpu, bare_cpu, http_cpu);
+    let cpu_line = format!(
+        "CPU per command (from /proc; Baton and the clients share one process): HTTP {}; bus {}; bare {}",
+        http_cpu.per_command(http_n),
+        bus_cpu.per_command(bus_n),
+        bare_cpu.per_command(bare_n)
+    );
     http_lat.sort();
     bare_lat.sort();
     bus_lat.sort();
@@ -199,20 +222,25 @@ async fn main() {
     let bare_rate = bare_n as f64 / bare_t.as_secs_f64();
     let cost = (1.0 - http_rate / bare_rate) * 100.0;
     // Audited reads: one spell each, 64 clients, one slice.
-    let ward = app.as_(Role::Ward, Some("POOLE"));
-    let spell = ward
-        .post("/api/v1/spells", admission(99_999, "W1", 30))
-        .await;
-    let id = spell.id();
+    let ward = app.token(Role::Ward, Some("POOLE"));
+    let spell = WireClient::connect(&app.base, &ward)
+        .await
+        .post("/api/v1/spells", &admission(99_999, "W1", 30))
+        .await
+        .ok();
+    let path = format!("/api/v1/spells/{}", spell.json()["id"].as_str().unwrap());
+    let mut readers = Vec::new();
+    for _ in 0..WRITERS {
+        readers.push(WireClient::connect(&app.base, &ward).await);
+    }
     let started = Instant::now();
-    let readers = (0..WRITERS).map(|_| {
-        let ward = ward.clone();
-        let id = id.clone();
+    let readers = readers.into_iter().map(|mut reader| {
+        let path = path.clone();
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             while started.elapsed() < SLICE {
                 let t = Instant::now();
-                ward.get(&format!("/api/v1/spells/{id}")).await.expect(200);
+                reader.get(&path).await.ok();
                 latencies.push(t.elapsed());
             }
             latencies
@@ -241,8 +269,9 @@ async fn main() {
             ms(percentile(&bus_lat, 0.5)),
             ms(percentile(&bus_lat, 0.99)),
         ),
-        format!("HTTP against bare: {cost:.1}% less throughput (target: under 20%); of which the HTTP layer (the client, loopback TCP, HTTP parsing, JWT, policy, JSON; no idempotency keys are sent) against the bus: {:.1}%, and the write side (reservations, outbox, relay, boards) against bare: {:.1}%",
+        format!("HTTP against bare: {cost:.1}% less throughput (target: under 20%); of which the HTTP layer (the client, loopback TCP, HTTP parsing, JWT, policy, JSON, the request log; no idempotency keys are sent) against the bus: {:.1}%, and the write side (reservations, outbox, relay, boards) against bare: {:.1}%",
             (1.0 - http_rate / bus_rate) * 100.0, (1.0 - bus_rate / bare_rate) * 100.0),
+        cpu_line,
         format!(
             "audited spell reads ({WRITERS} clients): {read_rate:.0}/s, p50 {} ms, p99 {} ms",
             ms(percentile(&reads, 0.5)),
@@ -254,8 +283,9 @@ async fn main() {
     }
     let body = format!(
         "Command: `cargo run --release -p baton-tests --bin bench-http`, run on {} (2 cores; PostgreSQL 15, \
-         nats-server {} on the same machine; the client runs in the same process as Baton, so they share \
-         the two cores).\n\nEach client records whole spells over HTTP (admit, EDD, criteria review, pathway, \
+         nats-server {} on the same machine; the clients run in the same process as Baton, so they share \
+         the two cores; each client is one kept-alive HTTP/1.1 connection written and read with no \
+         general-purpose client library, `tests/src/wire.rs`).\n\nEach client records whole spells over HTTP (admit, EDD, criteria review, pathway, \
          delay, resolve, EDD, pathway, discharge: 9 commands) with a ward token, on its own bed; Baton runs \
          in production mode (PostgreSQL, JetStream relay, boards' runner). The bare figure is postgres-es's \
          `CqrsFramework` doing the same commands on a plain events table (no HTTP, auth, reservations or \
