@@ -51,8 +51,9 @@ const LEEWAY: Duration = Duration::from_secs(60);
 /// client sending one token with every request pays for its signature
 /// check once in this time rather than on every request (an Ed25519 or RSA
 /// verification was a visible share of `bench-http`'s profile). A key
-/// withdrawn from a JWKS stops being trusted for cached tokens at most this
-/// long after Baton next fetches the set (the fetch clears the cache).
+/// withdrawn from a JWKS stops being trusted for cached tokens as soon as
+/// Baton fetches the set again: the fetch empties the cache, and a check
+/// that began before it remembers nothing.
 pub const VERIFIED_FOR: Duration = Duration::from_secs(60);
 /// Most tokens remembered; past this the cache is emptied and starts again.
 const VERIFIED_MAX: usize = 10_000;
@@ -382,40 +383,58 @@ struct Inner {
 }
 
 /// Tokens verified lately (see [`VERIFIED_FOR`]), by their exact text: a
-/// token is only ever found again by itself, signature and all.
+/// token is only ever found again by itself, signature and all. The
+/// generation counts the times the cache was emptied for new keys.
 #[derive(Default)]
-struct Verified(std::sync::Mutex<HashMap<Box<str>, (Principal, Instant)>>);
+struct Verified(std::sync::Mutex<VerifiedTokens>);
+
+#[derive(Default)]
+struct VerifiedTokens {
+    generation: u64,
+    tokens: HashMap<Box<str>, (Principal, Instant)>,
+}
 
 impl Verified {
     fn get(&self, token: &str) -> Option<Principal> {
         let entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
         entries
+            .tokens
             .get(token)
             .filter(|(_, until)| Instant::now() < *until)
             .map(|(principal, _)| principal.clone())
     }
 
+    /// The generation to hand to `insert` for a check starting now.
+    fn generation(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).generation
+    }
+
     /// Remembers `token` until `VERIFIED_FOR` from now or its `exp`
-    /// (seconds since the epoch), whichever is sooner.
-    fn insert(&self, token: &str, principal: &Principal, exp: i64) {
-        let left = exp.saturating_sub(chrono::Utc::now().timestamp());
-        let Ok(left) = u64::try_from(left) else {
+    /// (seconds since the epoch), whichever is sooner, unless the cache was
+    /// emptied for new keys since the check began (`generation`).
+    fn insert(&self, token: &str, principal: &Principal, exp: u64, generation: u64) {
+        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+        let Some(left) = exp.checked_sub(now) else {
             return;
         };
         let until = Instant::now() + VERIFIED_FOR.min(Duration::from_secs(left));
         let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= VERIFIED_MAX {
-            let now = Instant::now();
-            entries.retain(|_, (_, until)| now < *until);
-            if entries.len() >= VERIFIED_MAX {
-                entries.clear();
-            }
+        if entries.generation != generation {
+            return;
         }
-        entries.insert(token.into(), (principal.clone(), until));
+        if entries.tokens.len() >= VERIFIED_MAX {
+            entries.tokens.clear();
+        }
+        entries
+            .tokens
+            .insert(token.into(), (principal.clone(), until));
     }
 
+    /// Empties the cache for new keys.
     fn clear(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        entries.tokens.clear();
+        entries.generation = entries.generation.wrapping_add(1);
     }
 }
 
@@ -584,14 +603,17 @@ impl Authenticator {
         if let Some(principal) = self.inner.verified.get(token) {
             return Ok(principal);
         }
+        let generation = self.inner.verified.generation();
         let (principal, exp) = self.verify_afresh(token).await?;
-        self.inner.verified.insert(token, &principal, exp);
+        self.inner
+            .verified
+            .insert(token, &principal, exp, generation);
         Ok(principal)
     }
 
     /// Verifies a token's signature and claims; returns who it is and its
     /// `exp`.
-    async fn verify_afresh(&self, token: &str) -> Result<(Principal, i64), AuthError> {
+    async fn verify_afresh(&self, token: &str) -> Result<(Principal, u64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         match &self.inner.trust {
             Trust::Local { key, .. } | Trust::KeyFile { key, .. } => self.check(token, key),
@@ -626,7 +648,7 @@ impl Authenticator {
     }
 
     /// Verifies `token` with one trusted key and reads its claims.
-    fn check(&self, token: &str, key: &TrustedKey) -> Result<(Principal, i64), AuthError> {
+    fn check(&self, token: &str, key: &TrustedKey) -> Result<(Principal, u64), AuthError> {
         let mut validation = Validation::new(key.algorithm);
         validation.leeway = LEEWAY.as_secs();
         validation.validate_nbf = true;
@@ -708,7 +730,7 @@ fn refusal(error: jsonwebtoken::errors::Error) -> AuthError {
 /// Unknown claims are ignored: identity providers add their own.
 #[derive(Deserialize)]
 struct IncomingClaims {
-    exp: Option<i64>,
+    exp: Option<u64>,
     sub: Option<String>,
     name: Option<String>,
     role: Option<String>,
@@ -1760,19 +1782,30 @@ mod tests {
     #[test]
     fn a_verified_token_is_remembered_by_its_exact_text_and_never_past_its_exp() {
         let verified = Verified::default();
-        let in_ten_minutes = chrono::Utc::now().timestamp() + 600;
-        verified.insert("h.p.s", &ward(), in_ten_minutes);
+        let in_ten_minutes = now() + 600;
+        verified.insert("h.p.s", &ward(), in_ten_minutes, 0);
         assert_eq!(verified.get("h.p.s"), Some(ward()));
         assert_eq!(verified.get("h.p.t"), None);
         assert_eq!(verified.get("h.p.s "), None);
 
-        verified.insert("h.p.expired", &ward(), chrono::Utc::now().timestamp() - 10);
+        verified.insert("h.p.expired", &ward(), now() - 10, 0);
         assert_eq!(verified.get("h.p.expired"), None);
 
         for n in 0..VERIFIED_MAX + 1 {
-            verified.insert(&format!("t{n}"), &ward(), in_ten_minutes);
+            verified.insert(&format!("t{n}"), &ward(), in_ten_minutes, 0);
         }
-        assert!(verified.0.lock().unwrap().len() <= VERIFIED_MAX);
+        assert!(verified.0.lock().unwrap().tokens.len() <= VERIFIED_MAX);
+    }
+
+    #[test]
+    fn a_check_that_began_before_new_keys_arrived_remembers_nothing() {
+        let verified = Verified::default();
+        let began = verified.generation();
+        verified.clear(); // a JWKS fetch replaced the keys meanwhile
+        verified.insert("h.p.s", &ward(), now() + 600, began);
+        assert_eq!(verified.get("h.p.s"), None);
+        verified.insert("h.p.s", &ward(), now() + 600, verified.generation());
+        assert_eq!(verified.get("h.p.s"), Some(ward()));
     }
 
     #[test]

@@ -566,6 +566,12 @@ where
     D: Decider,
     D::Command: Clone,
 {
+    if options.idempotency.is_some() {
+        // The caller's access before its stored answer: a key proves only
+        // who sent the first request, not that they may still see the record.
+        let context = store.load_aggregate(id).await.map_err(failure)?;
+        guard(&context.aggregate.0).map_err(CommandError::Denied)?;
+    }
     if let Some(answer) = replay(db, options.idempotency.as_ref()).await? {
         return Ok(answer);
     }

@@ -612,8 +612,6 @@ async fn the_relays_read_looks_events_up_by_key_however_large_the_table() {
         sqlx::query_scalar(&format!("EXPLAIN {}", infra::outbox::POSTGRES_READY))
             .bind(512_i64)
             .bind(vec![1_i64, 2])
-            .bind(2_i64)
-            .bind(2_i64)
             .fetch_all(pool)
             .await
             .unwrap();
@@ -655,5 +653,11 @@ async fn the_relays_read_removes_the_rows_the_sink_acknowledged() {
     let status = infra::outbox::status(&db).await.unwrap();
     assert_eq!(status.depth, 6);
     assert_eq!(status.last_published_position, first[3].position);
+    assert_eq!(status.published_total, 4);
+
+    // Removing them again (a read whose answer was lost) counts nothing twice.
+    infra::outbox::ready(&db, 512, &first).await.unwrap();
+    let status = infra::outbox::status(&db).await.unwrap();
+    assert_eq!(status.depth, 6);
     assert_eq!(status.published_total, 4);
 }

@@ -440,3 +440,55 @@ async fn a_caller_without_access_learns_nothing_from_a_body_that_makes_no_comman
     );
     app.stop().await;
 }
+
+/// An idempotency key proves only who sent the first request: a caller
+/// whose scope has since changed gets no stored answer for a record outside
+/// it, but the same 404 as anyone else.
+#[tokio::test]
+async fn a_stored_answer_is_not_replayed_to_a_caller_who_may_no_longer_see_the_record() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    app.seed_reference().await;
+    let as_nurse_at = |hospital: &str| {
+        let mut client = app.anonymous();
+        let nurse = infra::auth::Principal {
+            sub: "nurse-7".to_owned(),
+            name: "Nurse Seven".to_owned(),
+            role: Role::Ward,
+            hospital: Some(hospital.to_owned()),
+            team: None,
+        };
+        client.token = Some(
+            infra::auth::sign_local(
+                &app.config.data_dir,
+                &nurse,
+                std::time::Duration::from_secs(600),
+            )
+            .unwrap(),
+        );
+        client
+    };
+    let at_poole = as_nurse_at("POOLE");
+    let spell = at_poole
+        .post("/api/v1/spells", admission(4, "W1", 3))
+        .await
+        .expect(201)
+        .id();
+    let path = format!("/api/v1/spells/{spell}/pathway");
+    let body = json!({ "pathway": "P1" });
+    let key = [("Idempotency-Key", "7d6c1f0e-2b1a-4c5d-9e8f-0a1b2c3d4e5f")];
+    at_poole
+        .send(reqwest::Method::POST, &path, Some(body.clone()), &key)
+        .await
+        .expect(200);
+    at_poole
+        .send(reqwest::Method::POST, &path, Some(body.clone()), &key)
+        .await
+        .expect(200);
+
+    let moved = as_nurse_at("DCH")
+        .send(reqwest::Method::POST, &path, Some(body), &key)
+        .await;
+
+    assert_eq!(moved.status, 404, "{}", moved.body);
+    app.stop().await;
+}
