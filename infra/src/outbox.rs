@@ -293,6 +293,24 @@ pub async fn move_to_log(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::
     }
 }
 
+/// Vacuums the outbox (PostgreSQL; nothing to do on SQLite). The outbox
+/// is a queue: each row is deleted moments after it is written, and the
+/// relay's read walks the primary key from its low end, over every row
+/// deleted since the last vacuum. Autovacuum visits a table at most once a
+/// minute (`autovacuum_naptime`), by which time a busy outbox holds tens of
+/// thousands of dead rows for every pass to step over, so the relay
+/// vacuums it itself while rows flow (`relay`).
+pub async fn vacuum(db: &Database) -> Result<(), sqlx::Error> {
+    match db {
+        // VACUUM cannot run in a transaction block: the simple protocol.
+        Database::Postgres(pool) => sqlx::raw_sql("VACUUM outbox")
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        Database::Sqlite(_) => Ok(()),
+    }
+}
+
 /// What `baton outbox status` shows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OutboxStatus {

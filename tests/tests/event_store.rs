@@ -660,4 +660,8 @@ async fn the_relays_read_removes_the_rows_the_sink_acknowledged() {
     let status = infra::outbox::status(&db).await.unwrap();
     assert_eq!(status.depth, 6);
     assert_eq!(status.published_total, 4);
+
+    // The relay vacuums the queue itself; the rows waiting stay.
+    infra::outbox::vacuum(&db).await.unwrap();
+    assert_eq!(infra::outbox::ready(&db, 512, &[]).await.unwrap(), next);
 }

@@ -40,9 +40,11 @@ use infra::stream::{StreamSettings, Target};
 
 /// Each row alternates bare and Baton in slices of this length, `SLICES`
 /// times each, so both see the same disk: this machine's fsync time drifts
-/// by a factor of two from minute to minute.
+/// by a factor of two from minute to minute. Which goes first alternates
+/// too (bare, Baton, Baton, bare, ...), so a drift within a row, or a
+/// checkpoint, favours neither.
 const SLICE: Duration = Duration::from_secs(2);
-const SLICES: u32 = 3;
+const SLICES: u32 = 6;
 
 #[derive(Clone)]
 enum Path {
@@ -239,39 +241,43 @@ async fn suite(nats: &NatsServer, title: &'static str, url_options: &str, tag: &
         let (mut bare_cpu, mut baton_cpu) = (CpuTimes::default(), CpuTimes::default());
         latencies.lock().unwrap().clear();
         for slice in 0..SLICES {
-            drained().await;
-            let before = CpuTimes::now();
-            let (n, t) = drive(
-                &bare,
-                writers,
-                &format!("{tag}bare{writers}x{slice}"),
-                None,
-                &commits,
-            )
-            .await;
-            bare_n += n;
-            bare_t += t;
-            let between = CpuTimes::now();
-            bare_cpu = bare_cpu.plus(&between.since(&before));
-            let (n, t) = drive(
-                &baton,
-                writers,
-                &format!("{tag}baton{writers}x{slice}"),
-                None,
-                &commits,
-            )
-            .await;
-            baton_n += n;
-            baton_t += t;
-            // Baton's CPU includes relaying what its slice committed; the
-            // machine's busy share is over the slice alone, not the drain's
-            // idle wait.
-            let driven = CpuTimes::now();
-            drained().await;
-            let mut spent = CpuTimes::now().since(&between);
-            let slice = driven.since(&between);
-            (spent.machine_busy, spent.machine_total) = (slice.machine_busy, slice.machine_total);
-            baton_cpu = baton_cpu.plus(&spent);
+            let order = if slice % 2 == 0 {
+                [&bare, &baton]
+            } else {
+                [&baton, &bare]
+            };
+            for path in order {
+                let is_baton = matches!(path, Path::Baton(_));
+                drained().await;
+                let before = CpuTimes::now();
+                let name = if is_baton { "baton" } else { "bare" };
+                let (n, t) = drive(
+                    path,
+                    writers,
+                    &format!("{tag}{name}{writers}x{slice}"),
+                    None,
+                    &commits,
+                )
+                .await;
+                let driven = CpuTimes::now();
+                if is_baton {
+                    baton_n += n;
+                    baton_t += t;
+                    // Baton's CPU includes relaying what its slice
+                    // committed; the machine's busy share is over the
+                    // slice alone, not the drain's idle wait.
+                    drained().await;
+                    let mut spent = CpuTimes::now().since(&before);
+                    let slice = driven.since(&before);
+                    (spent.machine_busy, spent.machine_total) =
+                        (slice.machine_busy, slice.machine_total);
+                    baton_cpu = baton_cpu.plus(&spent);
+                } else {
+                    bare_n += n;
+                    bare_t += t;
+                    bare_cpu = bare_cpu.plus(&driven.since(&before));
+                }
+            }
         }
         drained().await;
         let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
@@ -358,7 +364,8 @@ fn write_report(suites: &[Suite]) {
         "Each writer records whole spells (admit, EDD, criteria review, pathway, delay, resolve, \
          EDD, pathway, discharge: 9 commands) on its own beds. Each row alternates bare and Baton \
          in {} slices of {} s each, so both meet the same disk (this machine's fsync time drifts \
-         by a factor of two from minute to minute). *Bare* is postgres-es's `CqrsFramework` on a \
+         by a factor of two from minute to minute), and which goes first alternates too, so a \
+         drift within a row favours neither. *Bare* is postgres-es's `CqrsFramework` on a \
          plain events table: no reservations, no outbox, no relay. *Baton* is the command bus: \
          the same events plus reservations and outbox rows in the same transaction, with the \
          relay publishing to JetStream meanwhile, on the same two cores. Commit-to-stream is \
