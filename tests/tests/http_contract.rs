@@ -164,9 +164,13 @@ async fn a_patient_journey(stack: Stack) {
         .await
         .expect(200);
 
-    // The leaders' charts: today's discharge counts.
+    // The leaders' charts: today's discharge counts, once the boards hold
+    // the discharge (the board trails the commit).
+    let discharged = again.token();
     let daily = system
-        .get("/api/v1/boards/system/daily?days=30")
+        .get(&format!(
+            "/api/v1/boards/system/daily?days=30&consistency_token={discharged}"
+        ))
         .await
         .expect(200);
     let days = daily.body["days"].as_array().unwrap();

@@ -49,15 +49,26 @@ async fn with_postgres_down_a_command_gets_a_503_problem_and_service_resumes() {
     assert_eq!(ready.body["event_store"], false);
 
     proxy.restore();
+    let admitted = std::sync::Mutex::new(None);
     baton_tests::eventually("the database is back", Duration::from_secs(30), || async {
-        ward.post("/api/v1/spells", admission(3, "W1", 3))
-            .await
-            .status
-            == 201
+        let answer = ward.post("/api/v1/spells", admission(3, "W1", 3)).await;
+        let back = answer.status == 201;
+        if back {
+            *admitted.lock().unwrap() = Some(answer.token());
+        }
+        back
     })
     .await;
-    // Nothing half-written: the refused admission left no patient behind.
-    let board = ward.get("/api/v1/boards/wards/W1").await.expect(200);
+    // Nothing half-written: the refused admission left no patient behind,
+    // on a board that holds the admission made after it.
+    let token = admitted.lock().unwrap().clone().unwrap();
+    let board = ward
+        .get(&format!(
+            "/api/v1/boards/wards/W1?consistency_token={token}"
+        ))
+        .await
+        .expect(200);
+    assert!(!board.body["beds"][2]["spell_id"].is_null());
     let beds = board.body["beds"].as_array().unwrap();
     assert!(
         beds[1]["spell_id"].is_null(),
