@@ -222,6 +222,16 @@ async fn allow(state: &AppState, caller: &Caller, id: &SpellId) -> Result<(), Ap
     )
 }
 
+/// Checks the caller may act on the spell as loaded.
+fn may_act(caller: &Caller, spell: &Spell) -> Result<(), ApiError> {
+    authorize(
+        &caller.principal,
+        Action::Spell {
+            hospital: spell.stay().map(|stay| &stay.placement.hospital),
+        },
+    )
+}
+
 /// Runs a command on a spell the caller may change.
 async fn run(
     state: &AppState,
@@ -245,16 +255,7 @@ async fn run(
     };
     let options = options(caller, headers, operation, id.as_str(), body, json!({}));
     // The bus checks the caller on the spell it loads for the command.
-    let principal = &caller.principal;
-    let guard = |spell: &Spell| {
-        authorize(
-            principal,
-            Action::Spell {
-                hospital: spell.stay().map(|stay| &stay.placement.hospital),
-            },
-        )
-        .map_err(|refusal| Denied(Box::new(refusal)))
-    };
+    let guard = |spell: &Spell| may_act(caller, spell).map_err(|refusal| Denied(Box::new(refusal)));
     let committed = state
         .bus
         .spell_guarded(
@@ -473,22 +474,14 @@ async fn record_delay(
     JsonBody(req): JsonBody<DelayRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = path_id(SpellId::parse(id))?;
-    let principal = &caller.principal;
-    let may_act = |spell: &Spell| {
-        authorize(
-            principal,
-            Action::Spell {
-                hospital: spell.stay().map(|stay| &stay.placement.hospital),
-            },
-        )
-    };
-    let guard = |spell: &Spell| may_act(spell).map_err(|refusal| Denied(Box::new(refusal)));
+    let guard =
+        |spell: &Spell| may_act(&caller, spell).map_err(|refusal| Denied(Box::new(refusal)));
     // The domain numbers delays D1, D2, ... in recording order. Decide the
     // new id against a known version, so the answer names the right one.
     for _ in 0..8 {
         let (spell, version) = state.bus.load_spell(&id).await?;
         // Who may act comes before what they sent.
-        may_act(&spell)?;
+        may_act(&caller, &spell)?;
         let note = match &req.note {
             Some(note) if !note.trim().is_empty() => Some(text("note", note)?),
             _ => None,
