@@ -346,20 +346,8 @@ impl CommandBus {
                 return Err(CommandError::IdMismatch);
             }
         }
-        within(self.deadline, async {
-            let _turn = self.turns.of(Spell::TYPE, id.as_str()).lock().await;
-            execute(
-                &self.spells,
-                &self.db,
-                &self.reference,
-                id.as_str(),
-                command,
-                options,
-                guard,
-            )
+        self.take_turn(&self.spells, id.as_str(), command, options, guard)
             .await
-        })
-        .await
     }
 
     /// Executes a referral command.
@@ -398,13 +386,31 @@ impl CommandBus {
                 return Err(CommandError::IdMismatch);
             }
         }
+        self.take_turn(&self.referrals, id.as_str(), command, options, guard)
+            .await
+    }
+
+    /// Executes a command once the aggregate's turn comes, within the
+    /// deadline.
+    async fn take_turn<D>(
+        &self,
+        store: &Store<D>,
+        id: &str,
+        command: Issued<D::Command>,
+        options: CommandOptions,
+        guard: Guard<'_, D>,
+    ) -> Result<Committed, CommandError<D::Error>>
+    where
+        D: Decider<Services = dyn ReferenceData>,
+        D::Command: Clone,
+    {
         within(self.deadline, async {
-            let _turn = self.turns.of(Referral::TYPE, id.as_str()).lock().await;
+            let _turn = self.turns.of(D::TYPE, id).lock().await;
             execute(
-                &self.referrals,
+                store,
                 &self.db,
                 &self.reference,
-                id.as_str(),
+                id,
                 command,
                 options,
                 guard,

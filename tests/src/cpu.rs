@@ -26,7 +26,7 @@ impl CpuTimes {
     /// A reading now.
     pub fn now() -> Self {
         let mut times = Self::default();
-        let tick = clock_tick();
+        let tick = CLOCK_TICK;
         if let Ok(stat) = std::fs::read_to_string("/proc/stat") {
             if let Some(cpu) = stat.lines().next() {
                 let fields: Vec<u64> = cpu
@@ -150,6 +150,4 @@ impl std::fmt::Display for PerCommand {
 
 /// The length of one clock tick, the unit of /proc's CPU times (almost
 /// always 10 ms; this module does not call libc to ask).
-fn clock_tick() -> Duration {
-    Duration::from_millis(10)
-}
+const CLOCK_TICK: Duration = Duration::from_millis(10);
