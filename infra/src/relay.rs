@@ -42,9 +42,10 @@ const LINGER: Duration = Duration::from_millis(1);
 /// A relay lingers after a pass that found at least this many rows, if it
 /// is woken again within `BUSY`. Even one writer commits faster than a pass
 /// per commit can keep up with cheaply: without lingering after single-row
-/// passes, one writer ran 11-15% slower than bare postgres-es, with it 2-5%
-/// faster (measured with `bench-pipeline`, Baton's CPU per command falling
-/// from about 1,400 µs to about 1,100 µs), at the price of a millisecond or
+/// passes, one writer ran 11-15% slower than bare postgres-es; with it,
+/// +5% and +2% in two one-writer runs of `bench-pipeline` and -7% in the
+/// full run in docs/benchmarks.md (Baton's CPU per command fell from about
+/// 1,400 µs to about 1,100 µs), at the price of a millisecond or
 /// two of commit-to-stream latency (p50 about 2 ms to about 3.5 ms at a
 /// paced 1,000 commands/s).
 const LINGER_AFTER: usize = 1;
