@@ -84,6 +84,45 @@ function nhs(n) {
 
 // ---------- live updates ----------
 
+// A board shown as live while it is stale is the most dangerous thing Baton
+// can do: the server says how current its boards are with every event and
+// every 5 s, and the page says "not up to date since HH:MM" whenever the
+// server says they are behind, or when it has heard nothing for 15 s.
+const stale = document.getElementById('stale');
+const SILENT_AFTER_MS = 15000;
+let freshness = { current: false, up_to_date_at: null };
+let lastHeard = 0;
+let freshnessTimer = null;
+
+function clock(value) {
+  return new Date(value).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
+}
+
+function showFreshness() {
+  const silent = lastHeard > 0 && Date.now() - lastHeard > SILENT_AFTER_MS;
+  if (freshness.current && !silent) {
+    stale.hidden = true;
+    stale.textContent = '';
+    if (source && source.readyState === EventSource.OPEN) { live.textContent = 'Live'; live.className = 'live'; }
+    return;
+  }
+  const since = freshness.current ? new Date(lastHeard).toISOString() : freshness.up_to_date_at;
+  const why = silent ? 'Baton has not been heard from since then' : 'Baton is catching up with the record';
+  const text = since
+    ? `Not up to date since ${clock(since)}. ${why}: changes recorded after ${clock(since)} may be missing here. Check before acting on a bed.`
+    : `Not up to date: ${why}. Changes may be missing here. Check before acting on a bed.`;
+  if (stale.textContent !== text) stale.textContent = text;
+  stale.hidden = false;
+  live.textContent = since ? `Not up to date since ${clock(since)}` : 'Not up to date';
+  live.className = 'live off';
+}
+
+function heard(data) {
+  lastHeard = Date.now();
+  if (data && typeof data.current === 'boolean') freshness = data;
+  showFreshness();
+}
+
 function subscribe(board, onBoard) {
   if (source) source.close();
   live.textContent = 'Connecting…';
@@ -91,11 +130,20 @@ function subscribe(board, onBoard) {
   const url = `/api/v1/boards/stream?board=${encodeURIComponent(board)}&access_token=${encodeURIComponent(token())}`;
   source = new EventSource(url);
   const handle = (event) => {
-    try { onBoard(JSON.parse(event.data).board); } catch (_) { /* keep the last board */ }
+    try {
+      const data = JSON.parse(event.data);
+      onBoard(data.board);
+      heard(data.freshness);
+    } catch (_) { /* keep the last board */ }
   };
   source.addEventListener('board', handle);
   source.addEventListener('change', handle);
-  source.onopen = () => { live.textContent = 'Live'; live.className = 'live'; };
+  source.addEventListener('freshness', (event) => {
+    try { heard(JSON.parse(event.data)); } catch (_) { /* the next one will do */ }
+  });
+  clearInterval(freshnessTimer);
+  freshnessTimer = setInterval(showFreshness, 1000);
+  source.onopen = () => { showFreshness(); };
   source.onerror = async () => {
     live.textContent = 'Reconnecting…';
     live.className = 'live off';
@@ -110,6 +158,12 @@ function subscribe(board, onBoard) {
 function unsubscribe() {
   if (source) source.close();
   source = null;
+  clearInterval(freshnessTimer);
+  freshnessTimer = null;
+  lastHeard = 0;
+  freshness = { current: false, up_to_date_at: null };
+  stale.hidden = true;
+  stale.textContent = '';
   live.textContent = '';
   live.className = 'live';
 }

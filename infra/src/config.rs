@@ -34,8 +34,20 @@ pub struct Config {
     pub database_url: Option<String>,
     /// PostgreSQL pool size.
     pub database_max_connections: u32,
-    /// NATS URL; when set, committed events are published to JetStream.
+    /// NATS servers, comma-separated (`nats://a:4222,nats://b:4222`: every
+    /// seed of a cluster); when set, committed events go to JetStream.
     pub nats_url: Option<String>,
+    /// A NATS credentials file (`.creds`: user JWT and NKey seed).
+    pub nats_credentials_file: Option<PathBuf>,
+    /// CA certificates (PEM) that NATS servers' TLS certificates must chain to.
+    pub nats_tls_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS servers that ask for one.
+    pub nats_tls_cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub nats_tls_key_file: Option<PathBuf>,
+    /// Refuse a NATS connection that is not TLS (implied by `tls://` URLs
+    /// and by a CA or client certificate).
+    pub nats_tls_required: bool,
     /// JetStream stream name.
     pub stream: String,
     /// Subject prefix of the stream.
@@ -65,6 +77,11 @@ impl Default for Config {
             database_url: None,
             database_max_connections: 16,
             nats_url: None,
+            nats_credentials_file: None,
+            nats_tls_ca_file: None,
+            nats_tls_cert_file: None,
+            nats_tls_key_file: None,
+            nats_tls_required: false,
             stream: stream.name,
             subject_prefix: stream.subject_prefix,
             stream_replicas: stream.replicas,
@@ -83,12 +100,17 @@ impl Default for Config {
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(#[from] Box<figment::Error>);
 
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 19] = [
     "listen",
     "data_dir",
     "database_url",
     "database_max_connections",
     "nats_url",
+    "nats_credentials_file",
+    "nats_tls_ca_file",
+    "nats_tls_cert_file",
+    "nats_tls_key_file",
+    "nats_tls_required",
     "stream",
     "subject_prefix",
     "stream_replicas",

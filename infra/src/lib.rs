@@ -15,6 +15,8 @@
 //!   consumer or local log), so neither they nor the API know which runs.
 //! - [`stream`]: the JetStream stream and message format (a public contract).
 //! - [`metrics`]: relay counters and latency, as Prometheus text.
+//! - [`nats`]: the NATS connection as deployments configure it (a list of
+//!   seeds, a credentials file, TLS).
 //! - [`pipeline`]: assembles store, bus, relay and feed for a [`config`];
 //!   the one place that knows whether the embedded or production mode runs.
 //! - [`reference`]: hospitals, wards and teams, stored in the event store's
@@ -29,6 +31,7 @@ pub mod cqrs;
 pub mod feed;
 pub mod idempotency;
 pub mod metrics;
+pub mod nats;
 pub mod outbox;
 pub mod pipeline;
 pub mod reference;

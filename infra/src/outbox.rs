@@ -334,6 +334,25 @@ pub struct OutboxStatus {
     pub relay_heartbeat_at: Option<DateTime<Utc>>,
 }
 
+/// When the oldest row still waiting in the outbox was committed (none when
+/// it is empty): the boards cannot include that commit yet. For up to 20 ms
+/// a row the sink already has may still be counted (see `POSTGRES_READY`).
+pub async fn oldest_waiting(db: &Database) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    match db {
+        Database::Postgres(pool) => {
+            sqlx::query_scalar("SELECT MIN(committed_at) FROM outbox")
+                .fetch_one(pool)
+                .await
+        }
+        Database::Sqlite(pool) => {
+            let oldest: Option<String> = sqlx::query_scalar("SELECT MIN(committed_at) FROM outbox")
+                .fetch_one(pool)
+                .await?;
+            oldest.map(|t| parse_time(&t)).transpose()
+        }
+    }
+}
+
 /// Reads the outbox's state.
 pub async fn status(db: &Database) -> Result<OutboxStatus, sqlx::Error> {
     let now = Utc::now();

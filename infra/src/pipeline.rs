@@ -27,10 +27,10 @@ pub enum PipelineError {
     /// The stored reference data could not be loaded.
     #[error(transparent)]
     Reference(#[from] ReferenceStoreError),
-    /// The NATS URL could not be used.
+    /// The NATS configuration could not be used.
     #[error("cannot use NATS at {url}: {reason}")]
     Nats {
-        /// The URL, without credentials.
+        /// The servers, without credentials.
         url: String,
         /// Why.
         reason: String,
@@ -87,15 +87,17 @@ impl Pipeline {
         let (appended, appended_rx) = watch::channel(0);
         let (sink, feed, bus_words) = match &config.nats_url {
             Some(url) => {
-                let client = async_nats::ConnectOptions::new()
-                    .name("baton")
-                    .retry_on_initial_connect()
-                    .connect(url.as_str())
+                let unusable = |reason: String| PipelineError::Nats {
+                    url: crate::nats::describe(url),
+                    reason,
+                };
+                let (options, servers) = crate::nats::options(config, url)
                     .await
-                    .map_err(|e| PipelineError::Nats {
-                        url: redact(url),
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| unusable(e.to_string()))?;
+                let client = options
+                    .connect(servers)
+                    .await
+                    .map_err(|e| unusable(e.to_string()))?;
                 let target = Arc::new(Target {
                     context: async_nats::jetstream::new(client),
                     settings: config.stream_settings(),
@@ -103,7 +105,7 @@ impl Pipeline {
                 let words = format!(
                     "published to NATS JetStream stream {} at {}",
                     config.stream,
-                    redact(url)
+                    crate::nats::describe(url)
                 );
                 (
                     Sink::JetStream(target.clone()),

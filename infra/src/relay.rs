@@ -8,7 +8,9 @@
 //! session advisory lock on a connection of its own: if the process dies,
 //! PostgreSQL ends the session and the lock with it, and another process
 //! takes over at its next try (every second). On SQLite a lease in the
-//! relay row serves, renewed every pass and taken over when stale.
+//! relay row serves, taken over when stale. Either way a heartbeat task of
+//! its own renews leadership every second, whatever the sink is doing, so
+//! a leader that cannot reach NATS keeps its lease.
 //!
 //! A commit wakes the relay at once: an in-process signal when the relay of
 //! the committing process leads, else a NOTIFY sent after the commit (never
@@ -53,6 +55,9 @@ const LINGER_AFTER: usize = 1;
 /// pass's read (`outbox::POSTGRES_READY`); when no commit wakes the relay
 /// sooner, a pass runs after this long to remove them.
 const REMOVE_WITHIN: Duration = Duration::from_millis(20);
+/// A heartbeat renewal that takes longer than this counts as failed: the
+/// relay stops leading before a follower would unseat it (`LEASE`).
+const RENEW_WITHIN: Duration = Duration::from_secs(3);
 /// A leader whose heartbeat is older than this may be replaced (a SQLite
 /// lease taken over; a PostgreSQL leader's session ended).
 const LEASE: Duration = Duration::from_secs(5);
@@ -83,6 +88,15 @@ pub enum RelayError {
 enum Leadership {
     Postgres(PgConnection),
     Sqlite,
+}
+
+/// A leadership kept alive by its heartbeat task.
+struct Lease {
+    /// Turns true when a renewal failed: stop relaying.
+    lost: watch::Receiver<bool>,
+    /// Ends the heartbeat task (and with it the leadership's connection).
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// The relay of one process.
@@ -280,10 +294,56 @@ impl Relay {
         }
     }
 
+    /// Renews `leadership`'s heartbeat every `TICK` on a task of its own,
+    /// until `stop` or until a renewal fails or takes longer than
+    /// `RENEW_WITHIN`, when it reports the loss. The relay's passes can wait
+    /// seconds on JetStream (a publish waits for its acknowledgement); with
+    /// the heartbeat on the same task, a leader that was alive but could
+    /// not reach NATS let its lease lapse and was unseated every few
+    /// seconds. Dropping the leadership at the end closes its connection,
+    /// which releases the advisory lock.
+    fn keep_leading(&self, mut leadership: Leadership) -> Lease {
+        let (lost_tx, lost) = watch::channel(false);
+        let (stop, mut stopped) = watch::channel(false);
+        let relay = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(TICK) => {}
+                    _ = stopped.changed() => return,
+                }
+                let renewed =
+                    tokio::time::timeout(RENEW_WITHIN, relay.still_leading(&mut leadership))
+                        .await
+                        .unwrap_or(false);
+                if !renewed {
+                    let _ = lost_tx.send(true);
+                    return;
+                }
+            }
+        });
+        Lease { lost, stop, task }
+    }
+
     /// Relays until leadership is lost (false) or shutdown (true).
     async fn relay_while_leading(
         &self,
-        mut leadership: Leadership,
+        leadership: Leadership,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let mut lease = self.keep_leading(leadership);
+        let stopped = self.relay_under(&mut lease.lost, shutdown).await;
+        let _ = lease.stop.send(true);
+        if let Err(error) = lease.task.await {
+            tracing::warn!(%error, "the relay's heartbeat task ended abnormally");
+        }
+        stopped
+    }
+
+    /// The relay's loop while `lost` stays false.
+    async fn relay_under(
+        &self,
+        lost: &mut watch::Receiver<bool>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         let mut listener = match &self.db {
@@ -328,6 +388,10 @@ impl Relay {
                 self.remove(&relayed).await;
                 return true;
             }
+            if *lost.borrow() {
+                self.remove(&relayed).await;
+                return false;
+            }
             // Under a steady stream of commits (the last pass was moments ago
             // and found rows), wait a moment for more
             // before a pass, so each pass carries several rows instead of one:
@@ -336,20 +400,20 @@ impl Relay {
             if last_rows >= LINGER_AFTER && last_pass.elapsed() < BUSY {
                 tokio::time::sleep(LINGER).await;
             }
-            // Drain everything that is ready, renewing leadership as it goes
-            // so a long drain never lets a lease lapse.
+            // Drain everything that is ready. A pass stuck on JetStream is
+            // abandoned when leadership is lost: its rows stay in the outbox
+            // and the next leader sends them (JetStream drops copies).
             loop {
-                match self.pass(&mut stream_ready, &mut chain, &mut relayed).await {
-                    Ok(n) if n >= BATCH as usize => {
-                        if last_beat.elapsed() >= TICK {
-                            if !self.still_leading(&mut leadership).await {
-                                self.remove(&relayed).await;
-                                return false;
-                            }
-                            last_beat = tokio::time::Instant::now();
-                        }
-                        continue;
-                    }
+                let pass = tokio::select! {
+                    pass = self.pass(&mut stream_ready, &mut chain, &mut relayed) => Some(pass),
+                    () = until_lost(lost) => None,
+                };
+                let Some(pass) = pass else {
+                    self.remove(&relayed).await;
+                    return false;
+                };
+                match pass {
+                    Ok(n) if n >= BATCH as usize => continue,
                     Ok(n) => {
                         failures = 0;
                         last_pass = tokio::time::Instant::now();
@@ -364,11 +428,7 @@ impl Relay {
                     }
                 }
             }
-            if last_beat.elapsed() >= TICK || failures > 0 {
-                if !self.still_leading(&mut leadership).await {
-                    self.remove(&relayed).await;
-                    return false;
-                }
+            if last_beat.elapsed() >= TICK {
                 self.count_depth().await;
                 let published = self.metrics.published.load(Ordering::Relaxed);
                 if published != published_at_vacuum {
@@ -399,6 +459,7 @@ impl Relay {
                 _ = self.signals.committed.notified(), if failures == 0 => {}
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.changed() => {}
+                _ = lost.changed() => {}
             }
         }
     }
@@ -492,6 +553,13 @@ impl Relay {
         self.metrics
             .duplicates
             .fetch_add(duplicates, Ordering::Relaxed);
+    }
+}
+
+/// Returns once `lost` turns true (never, if its sender is gone first).
+async fn until_lost(lost: &mut watch::Receiver<bool>) {
+    if lost.wait_for(|lost| *lost).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

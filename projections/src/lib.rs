@@ -12,6 +12,9 @@
 //! - [`runner`]: the only part with I/O: feeds the fold from the event feed
 //!   with checkpoints, announces changed boards, answers consistency-token
 //!   waits, and rebuilds from the start on demand.
+//! - [`watchdog`]: whether the boards are up to date with the record (every
+//!   page and live stream says when they are not), the alarm when they stop
+//!   converging, and the nudge that makes a stopped feed resubscribe.
 //! - [`sla`]: the SLA clock, escalating unacknowledged referrals exactly once
 //!   however many processes run it.
 
@@ -20,6 +23,7 @@ pub mod envelope;
 pub mod flow;
 pub mod runner;
 pub mod sla;
+pub mod watchdog;
 
 pub use envelope::{decode, Change, Envelope};
 pub use flow::Flow;

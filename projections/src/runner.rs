@@ -26,9 +26,26 @@ use tokio::sync::{broadcast, watch, Notify};
 
 use crate::envelope::{decode, Change, Envelope};
 use crate::flow::Flow;
+use crate::watchdog::{self, Freshness};
 
 /// Most events the runner applies under one lock.
 const READY_CHUNK: usize = 512;
+/// A subscription the feed has not set up within this long is abandoned
+/// and tried again: the runner never waits on one for ever.
+const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(10);
+
+/// The feed skipped positions: the boards stop before the gap and the
+/// runner subscribes again from their position. Feed positions are dense
+/// (a JetStream stream that denies deletes, or the local log), so a gap
+/// means the feed lost its place; stepping over it would lose events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the feed jumped from position {after} to {next}")]
+pub struct FeedGap {
+    /// The boards' position.
+    pub after: u64,
+    /// The position the feed delivered next.
+    pub next: u64,
+}
 
 /// A board, as live-update subscribers name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -71,6 +88,9 @@ pub enum BoardsError {
     /// A snapshot could not be read or written.
     #[error("snapshot encoding: {0}")]
     Encoding(#[from] serde_json::Error),
+    /// The feed skipped positions.
+    #[error(transparent)]
+    Gap(#[from] FeedGap),
 }
 
 /// The live boards of one process.
@@ -80,6 +100,10 @@ pub struct Boards {
     changes: broadcast::Sender<BoardChange>,
     progress: watch::Sender<u64>,
     applied: AtomicU64,
+    freshness: watch::Sender<Freshness>,
+    resubscribed: AtomicU64,
+    gaps: AtomicU64,
+    alarms: AtomicU64,
 }
 
 fn placements(event: &SpellEvent) -> Vec<&Placement> {
@@ -107,7 +131,50 @@ impl Boards {
             changes: broadcast::channel(1024).0,
             progress: watch::channel(0).0,
             applied: AtomicU64::new(0),
+            freshness: watch::channel(Freshness::default()).0,
+            resubscribed: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            alarms: AtomicU64::new(0),
         })
+    }
+
+    /// How current the boards are, as the watchdog last found them.
+    pub fn freshness(&self) -> Freshness {
+        self.freshness.borrow().clone()
+    }
+
+    /// Changes of [`Boards::freshness`].
+    pub fn watch_freshness(&self) -> watch::Receiver<Freshness> {
+        self.freshness.subscribe()
+    }
+
+    /// Records what the watchdog found.
+    pub fn set_freshness(&self, freshness: Freshness) {
+        self.freshness.send_if_modified(|f| {
+            let changed = *f != freshness;
+            *f = freshness;
+            changed
+        });
+    }
+
+    /// Times the runner subscribed again because the feed had stopped
+    /// delivering or skipped positions.
+    pub fn resubscribed_count(&self) -> u64 {
+        self.resubscribed.load(Ordering::Relaxed)
+    }
+
+    /// Gaps the feed delivered (each answered by subscribing again).
+    pub fn gap_count(&self) -> u64 {
+        self.gaps.load(Ordering::Relaxed)
+    }
+
+    /// Times the watchdog raised the alarm (boards not up to date).
+    pub fn alarm_count(&self) -> u64 {
+        self.alarms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_alarm(&self) {
+        self.alarms.fetch_add(1, Ordering::Relaxed);
     }
 
     fn read_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
@@ -162,15 +229,17 @@ impl Boards {
 
     /// Applies one feed event. One at or below the boards' position is a
     /// redelivery and changes nothing; an undecodable one is logged and
-    /// skipped.
-    pub fn apply(&self, event: &FeedEvent) {
-        self.apply_all(std::slice::from_ref(event));
+    /// skipped (its position counts as applied); one past the next position
+    /// is a gap and is not applied.
+    pub fn apply(&self, event: &FeedEvent) -> Result<(), FeedGap> {
+        self.apply_all(std::slice::from_ref(event))
     }
 
     /// Applies feed events in order, as [`Boards::apply`] would one by one,
     /// but under one write lock and with one progress announcement: a
-    /// runner catching up applies what the feed has ready in one go.
-    pub fn apply_all(&self, events: &[FeedEvent]) {
+    /// runner catching up applies what the feed has ready in one go. At a
+    /// gap it stops, keeping what came before it.
+    pub fn apply_all(&self, events: &[FeedEvent]) -> Result<(), FeedGap> {
         let decoded: Vec<Option<Envelope>> = events
             .iter()
             .map(|event| {
@@ -191,11 +260,19 @@ impl Boards {
             .collect();
         let mut changes = Vec::new();
         let mut applied = 0;
+        let mut gap = None;
         let position = {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             for (event, envelope) in events.iter().zip(decoded) {
                 if event.position <= state.position {
                     continue;
+                }
+                if event.position > state.position + 1 {
+                    gap = Some(FeedGap {
+                        after: state.position,
+                        next: event.position,
+                    });
+                    break;
                 }
                 state.position = event.position;
                 applied += 1;
@@ -213,14 +290,20 @@ impl Boards {
             }
             state.position
         };
-        if applied == 0 {
-            return;
+        if applied > 0 {
+            self.applied.fetch_add(applied, Ordering::Relaxed);
+            self.progress.send_modify(|p| *p = position);
+            for change in changes {
+                // Nobody listening is fine.
+                let _ = self.changes.send(change);
+            }
         }
-        self.applied.fetch_add(applied, Ordering::Relaxed);
-        self.progress.send_modify(|p| *p = position);
-        for change in changes {
-            // Nobody listening is fine.
-            let _ = self.changes.send(change);
+        match gap {
+            Some(gap) => {
+                self.gaps.fetch_add(1, Ordering::Relaxed);
+                Err(gap)
+            }
+            None => Ok(()),
         }
     }
 
@@ -283,7 +366,7 @@ pub async fn rebuild(feed: &Feed) -> Result<State, BoardsError> {
         while let Some(event) = events.next().await {
             let event = event?;
             let position = event.position;
-            fresh.apply(&event);
+            fresh.apply(&event)?;
             if position >= head {
                 break;
             }
@@ -301,6 +384,7 @@ pub struct Runner {
     db: Database,
     snapshot_every: Duration,
     rebuild: Arc<Notify>,
+    resubscribe: Arc<Notify>,
 }
 
 impl Runner {
@@ -312,6 +396,7 @@ impl Runner {
             db,
             snapshot_every: Duration::from_secs(30),
             rebuild: Arc::new(Notify::new()),
+            resubscribe: Arc::new(Notify::new()),
         }
     }
 
@@ -377,10 +462,31 @@ impl Runner {
             .is_ok_and(|stored| stored > generation)
     }
 
+    /// Notify this to drop the feed's subscription and subscribe again from
+    /// the boards' position (the watchdog does, when the feed stops).
+    pub fn resubscribe_trigger(&self) -> Arc<Notify> {
+        self.resubscribe.clone()
+    }
+
     /// Runs until `shutdown` turns true, then checkpoints. A rebuild stored
     /// by another process (`baton projections rebuild`) is swapped in at the
-    /// next checkpoint tick.
+    /// next checkpoint tick. The watchdog runs beside it on a task of its
+    /// own, so a runner stuck on its feed is still watched.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let watchdog = tokio::spawn(watchdog::watch(
+            self.boards.clone(),
+            self.feed.clone(),
+            self.db.clone(),
+            self.resubscribe.clone(),
+            shutdown.clone(),
+        ));
+        self.follow(&mut shutdown).await;
+        if let Err(error) = watchdog.await {
+            tracing::warn!(%error, "the boards' watchdog ended abnormally");
+        }
+    }
+
+    async fn follow(&self, shutdown: &mut watch::Receiver<bool>) {
         let mut generation = self.restore().await;
         let mut checkpointed = self.boards.position();
         let mut ticker = tokio::time::interval(self.snapshot_every);
@@ -389,10 +495,23 @@ impl Runner {
             if *shutdown.borrow() {
                 break;
             }
-            let events = match self.feed.subscribe(self.boards.position()).await {
-                Ok(events) => events,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot read the feed; retrying");
+            let position = self.boards.position();
+            let subscribed = tokio::select! {
+                subscribed = tokio::time::timeout(SUBSCRIBE_WITHIN, self.feed.subscribe(position)) => subscribed,
+                _ = shutdown.changed() => break 'subscribe,
+            };
+            let events = match subscribed {
+                Ok(Ok(events)) => events,
+                failed => {
+                    match failed {
+                        Ok(Err(error)) => {
+                            tracing::warn!(%error, position, "cannot read the feed; retrying")
+                        }
+                        _ => tracing::warn!(
+                            position,
+                            "the feed did not answer a subscription; retrying"
+                        ),
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => continue 'subscribe,
                         _ = shutdown.changed() => break 'subscribe,
@@ -416,7 +535,11 @@ impl Runner {
                                     }
                                 }
                             }
-                            self.boards.apply_all(&ok);
+                            if let Err(gap) = self.boards.apply_all(&ok) {
+                                tracing::warn!(%gap, "the feed skipped events; subscribing again from the boards' position");
+                                self.boards.resubscribed.fetch_add(1, Ordering::Relaxed);
+                                continue 'subscribe;
+                            }
                             if let Some(error) = failure {
                                 tracing::warn!(%error, "the feed failed; resubscribing");
                                 continue 'subscribe;
@@ -456,6 +579,10 @@ impl Runner {
                             }
                             Err(error) => tracing::error!(%error, "rebuild failed; keeping the live boards"),
                         }
+                    }
+                    () = self.resubscribe.notified() => {
+                        self.boards.resubscribed.fetch_add(1, Ordering::Relaxed);
+                        continue 'subscribe;
                     }
                     _ = shutdown.changed() => break 'subscribe,
                 }

@@ -714,15 +714,41 @@ fn applying_a_chunk_equals_applying_its_events_one_by_one_and_skips_redeliveries
     ];
     let one_by_one = projections::runner::Boards::new();
     for event in &events {
-        one_by_one.apply(event);
+        one_by_one.apply(event).unwrap();
     }
     let chunked = projections::runner::Boards::new();
-    chunked.apply_all(&events[..2]);
-    chunked.apply_all(&events[1..]);
+    chunked.apply_all(&events[..2]).unwrap();
+    chunked.apply_all(&events[1..]).unwrap();
     assert_eq!(chunked.position(), 3);
     assert_eq!(chunked.applied_count(), 3);
     let state = |b: &projections::runner::Boards| -> serde_json::Value {
         serde_json::from_str(&b.snapshot(0).unwrap().state).unwrap()
     };
     assert_eq!(state(&chunked), state(&one_by_one));
+}
+
+#[test]
+fn the_boards_never_step_over_a_position_the_feed_skipped() {
+    let admitted = |id: &str, nhs: &str, bed: &str| SpellEvent::PatientAdmitted {
+        spell_id: SpellId::parse(id).unwrap(),
+        patient: patient(nhs),
+        placement: place("W1", bed),
+        admitted_at: t("2026-03-01T09:00:00Z"),
+    };
+    let events = [
+        feed_event(1, "s1", 1, admitted("s1", "9912003888", "1")),
+        feed_event(2, "s2", 1, admitted("s2", "9434765919", "2")),
+        feed_event(3, "s3", 1, admitted("s3", "9876543210", "3")),
+    ];
+    let boards = projections::runner::Boards::new();
+    let gap = boards
+        .apply_all(&[events[0].clone(), events[2].clone()])
+        .unwrap_err();
+    assert_eq!(gap, projections::runner::FeedGap { after: 1, next: 3 });
+    assert_eq!(boards.position(), 1, "what came before the gap is kept");
+    assert_eq!(boards.gap_count(), 1);
+    // Subscribing again from position 1 delivers 2 and 3.
+    boards.apply_all(&events[1..]).unwrap();
+    assert_eq!(boards.position(), 3);
+    assert_eq!(boards.applied_count(), 3);
 }

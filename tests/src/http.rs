@@ -392,6 +392,22 @@ impl Events {
         }
     }
 
+    /// Waits for an event (name and data) that satisfies `condition`.
+    pub async fn until_event(
+        &mut self,
+        within: Duration,
+        condition: impl Fn(&str, &Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (name, data) = self.next(left).await;
+            if condition(&name, &data) {
+                return data;
+            }
+        }
+    }
+
     /// Waits for a `change` event whose board satisfies `condition`.
     pub async fn until(&mut self, within: Duration, condition: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + within;

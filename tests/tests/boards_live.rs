@@ -146,7 +146,7 @@ async fn a_redelivered_event_changes_nothing() {
     let mut again = l.feed.subscribe(0).await.unwrap();
     for _ in 0..5 {
         let event = again.next().await.unwrap().unwrap();
-        r.boards.apply(&event);
+        r.boards.apply(&event).unwrap();
     }
     assert_eq!(r.boards.read(Clone::clone), before);
     assert_eq!(r.boards.applied_count(), applied);

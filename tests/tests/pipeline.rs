@@ -290,6 +290,51 @@ async fn one_relay_leads_and_another_takes_over_when_it_dies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_that_cannot_reach_nats_keeps_its_lease() {
+    let s = stack().await;
+    let first = start_relay(&s.db, &s.repo, &s.sink);
+    let second = start_relay(&s.db, &s.repo, &s.sink);
+    let batch = commit_events(&s.bus, "k", 0, 4, 0).await;
+    eventually(
+        "the first batch on the stream",
+        Duration::from_secs(30),
+        || async { stream_len(&s).await == batch as u64 },
+    )
+    .await;
+    let owner = outbox::status(&s.db).await.unwrap().relay_owner;
+    assert!(owner.is_some());
+    // NATS hangs: every publish now waits for an acknowledgement that never
+    // comes, while the leader is alive and reaches the database.
+    s.nats.freeze();
+    let more = commit_events(&s.bus, "l", 4, 6, 1).await;
+    // Three leases' worth of watching: the leader must stay the leader.
+    let until = tokio::time::Instant::now() + Duration::from_secs(15);
+    while tokio::time::Instant::now() < until {
+        assert_eq!(
+            outbox::status(&s.db).await.unwrap().relay_owner,
+            owner,
+            "leadership changed hands while NATS was frozen"
+        );
+        assert_eq!(
+            first.metrics.leader.load(Ordering::Relaxed)
+                + second.metrics.leader.load(Ordering::Relaxed),
+            1
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    s.nats.thaw();
+    eventually(
+        "everything on the stream once NATS answers",
+        Duration::from_secs(60),
+        || async { stream_len(&s).await == (batch + more) as u64 },
+    )
+    .await;
+    assert_eq!(outbox::status(&s.db).await.unwrap().relay_owner, owner);
+    let events = read_feed(&s.feed, 0, batch + more).await;
+    assert_exactly_once_in_order(&events, batch + more);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_feed_resumes_after_a_checkpoint_and_delivers_new_events_live() {
     let s = stack().await;
     let _relay = start_relay(&s.db, &s.repo, &s.sink);

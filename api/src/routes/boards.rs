@@ -101,6 +101,12 @@ async fn system_daily(
     Ok(Json(serde_json::json!({ "days": figures })))
 }
 
+/// How current the boards are, as every read and live stream tells it
+/// (`projections::watchdog`).
+fn freshness(state: &AppState) -> Value {
+    serde_json::to_value(state.boards.freshness()).unwrap_or_default()
+}
+
 /// Which board, checked against the caller's scope. Unknown codes are 404.
 fn resolve(catalogue: &Catalogue, caller: &Caller, key: &BoardKey) -> Result<(), ApiError> {
     let p = &caller.principal;
@@ -180,9 +186,12 @@ async fn read_board(
     let catalogue = state.reference.snapshot();
     resolve(&catalogue, &caller, &key)?;
     await_token(&state, query.consistency_token.as_deref()).await?;
-    let (board, patients) = render(&state, &catalogue, &key);
+    let (mut board, patients) = render(&state, &catalogue, &key);
     if matches!(key, BoardKey::Ward(_) | BoardKey::Team(_)) {
         audit::record(&state.db, &caller, action, &resource, &patients).await?;
+    }
+    if let Value::Object(fields) = &mut board {
+        fields.insert("freshness".to_owned(), freshness(&state));
     }
     Ok(Json(board))
 }
@@ -341,7 +350,7 @@ fn changed_rows(previous: &Value, next: &Value) -> (Value, Value) {
 
 /// Live updates of one board (server-sent events).
 #[utoipa::path(get, path = "/api/v1/boards/stream", tag = "boards", params(StreamQuery),
-    responses((status = 200, description = "text/event-stream: `board` then `change` events"),
+    responses((status = 200, description = "text/event-stream: `board`, then `change` events and a `freshness` event every 5 s and whenever the boards fall behind or catch up"),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn stream(
     State(state): State<AppState>,
@@ -378,6 +387,23 @@ struct Live {
     receiver: tokio::sync::broadcast::Receiver<projections::runner::BoardChange>,
     closing: tokio::sync::watch::Receiver<bool>,
     ends_at: tokio::time::Instant,
+    freshness: tokio::sync::watch::Receiver<projections::watchdog::Freshness>,
+    /// Whether the page was last told the boards are current.
+    shown_current: bool,
+    tell_freshness: tokio::time::Interval,
+}
+
+/// A live stream tells its page how current the boards are this often,
+/// and at once when that changes, so a page can tell a quiet board from a
+/// stream that stopped (it warns when it hears nothing for three times
+/// this).
+pub const FRESHNESS_EVERY: Duration = Duration::from_secs(5);
+
+fn freshness_event(state: &AppState) -> Event {
+    Event::default()
+        .event("freshness")
+        .json_data(freshness(state))
+        .unwrap_or_default()
 }
 
 fn live(
@@ -393,11 +419,23 @@ fn live(
         .event("board")
         .retry(Duration::from_millis(500))
         .id(position.to_string())
-        .json_data(serde_json::json!({ "position": position, "board": &first }))
+        .json_data(serde_json::json!({
+            "position": position,
+            "board": &first,
+            "freshness": freshness(&state),
+        }))
         .unwrap_or_default();
     let head = futures::stream::once(async move { Ok(opening) });
+    let mut freshness_changes = state.boards.watch_freshness();
+    let shown_current = freshness_changes.borrow_and_update().current;
     let live = Live {
         closing: state.closing.clone(),
+        freshness: freshness_changes,
+        shown_current,
+        tell_freshness: tokio::time::interval_at(
+            tokio::time::Instant::now() + FRESHNESS_EVERY,
+            FRESHNESS_EVERY,
+        ),
         state,
         caller,
         key,
@@ -413,6 +451,20 @@ fn live(
             }
             let next = tokio::select! {
                 next = live.receiver.recv() => next,
+                changed = live.freshness.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let current = live.freshness.borrow_and_update().current;
+                    if current == live.shown_current {
+                        continue;
+                    }
+                    live.shown_current = current;
+                    return Some((Ok(freshness_event(&live.state)), live));
+                }
+                _ = live.tell_freshness.tick() => {
+                    return Some((Ok(freshness_event(&live.state)), live));
+                }
                 _ = live.closing.changed() => return None,
                 _ = tokio::time::sleep_until(live.ends_at) => return None,
             };
@@ -458,6 +510,7 @@ fn live(
                     "rows": rows,
                     "removed": removed,
                     "board": &board,
+                    "freshness": freshness(&live.state),
                 }))
                 .unwrap_or_default();
             live.last = board;

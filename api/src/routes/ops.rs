@@ -45,6 +45,13 @@ pub struct Readiness {
     pub projections_caught_up: bool,
     /// How far behind the boards are (events).
     pub projection_lag: Option<u64>,
+    /// The boards' watchdog finds them up to date with the record (the
+    /// stream's head and the outbox): what every page shows.
+    pub boards_current: bool,
+    /// The latest moment the boards are known to include everything
+    /// recorded before it.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub boards_up_to_date_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 async fn store_ok(db: &Database) -> bool {
@@ -70,13 +77,16 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         .and_then(Result::ok);
     let lag = head.map(|h| h.saturating_sub(state.boards.position()));
     let caught_up = lag.is_some_and(|l| l <= READY_LAG);
-    let ready = event_store && head.is_some() && caught_up;
+    let freshness = state.boards.freshness();
+    let ready = event_store && head.is_some() && caught_up && freshness.current;
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         event_store,
         event_bus: head.is_some(),
         projections_caught_up: caught_up,
         projection_lag: lag,
+        boards_current: freshness.current,
+        boards_up_to_date_at: freshness.up_to_date_at,
     };
     let status = if ready {
         StatusCode::OK
@@ -103,6 +113,35 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "# HELP baton_projection_applied_total Events applied to the boards by this process.\n\
          # TYPE baton_projection_applied_total counter\nbaton_projection_applied_total {}",
         state.boards.applied_count()
+    );
+    let freshness = state.boards.freshness();
+    let stale_for = freshness
+        .up_to_date_at
+        .map(|t| (chrono::Utc::now() - t).as_seconds_f64().max(0.0));
+    let _ = writeln!(
+        out,
+        "# HELP baton_boards_current 1 while the watchdog finds the boards up to date with the record.\n\
+         # TYPE baton_boards_current gauge\nbaton_boards_current {}",
+        u8::from(freshness.current)
+    );
+    if let Some(seconds) = stale_for {
+        let _ = writeln!(
+            out,
+            "# HELP baton_boards_behind_seconds Time since the boards were last known to include everything recorded.\n\
+             # TYPE baton_boards_behind_seconds gauge\nbaton_boards_behind_seconds {seconds:.3}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP baton_boards_alarms_total Times the watchdog found the boards not up to date.\n\
+         # TYPE baton_boards_alarms_total counter\nbaton_boards_alarms_total {}\n\
+         # HELP baton_projection_resubscribes_total Times the runner subscribed again because the feed stopped or skipped.\n\
+         # TYPE baton_projection_resubscribes_total counter\nbaton_projection_resubscribes_total {}\n\
+         # HELP baton_projection_gaps_total Times the feed skipped positions (never applied).\n\
+         # TYPE baton_projection_gaps_total counter\nbaton_projection_gaps_total {}",
+        state.boards.alarm_count(),
+        state.boards.resubscribed_count(),
+        state.boards.gap_count()
     );
     if let Ok(Ok(head)) = tokio::time::timeout(Duration::from_secs(1), state.feed.head()).await {
         let _ = writeln!(

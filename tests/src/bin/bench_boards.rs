@@ -187,7 +187,7 @@ async fn main() {
     let boards = Boards::new();
     let started = Instant::now();
     for event in &events {
-        boards.apply(event);
+        boards.apply(event).unwrap();
     }
     let fold_rate = events.len() as f64 / started.elapsed().as_secs_f64();
     let rss_after = rss_bytes();
@@ -288,7 +288,7 @@ async fn main() {
     let mut stream = feed.subscribe(0).await.unwrap().ready_chunks(512);
     while let Some(chunk) = stream.next().await {
         let events: Vec<_> = chunk.into_iter().map(Result::unwrap).collect();
-        boards.apply_all(&events);
+        boards.apply_all(&events).unwrap();
         if boards.position() >= head {
             break;
         }
