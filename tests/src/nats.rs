@@ -33,6 +33,7 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -45,13 +46,24 @@ fn free_port() -> u16 {
 impl NatsServer {
     /// Starts a server on a free port and waits until JetStream is up.
     pub async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// Starts a server with more command-line arguments (TLS, say).
+    pub async fn start_with(extra: Vec<String>) -> Self {
         let mut server = Self {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
+            extra,
         };
         server.spawn().await;
         server
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The client URL.
@@ -71,6 +83,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

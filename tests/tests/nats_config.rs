@@ -1,0 +1,153 @@
+//! NATS as deployments configure it: every seed of a cluster in
+//! `BATON_NATS_URL`, and TLS with a private CA. Each test runs the real
+//! application against a real nats-server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use baton_tests::http::{admission, TestApp};
+use baton_tests::nats::NatsServer;
+use baton_tests::postgres::TestDatabase;
+use infra::auth::Role;
+use infra::config::Config;
+
+fn config(data_dir: &Path, db: &TestDatabase, nats_url: String) -> Config {
+    Config {
+        listen: "127.0.0.1:0".to_owned(),
+        data_dir: data_dir.to_path_buf(),
+        database_url: Some(db.url.clone()),
+        nats_url: Some(nats_url),
+        ..Config::default()
+    }
+}
+
+/// Admits a patient and reads the ward board with the command's token:
+/// the event went through the stream to the boards.
+async fn a_command_reaches_the_boards(app: &TestApp) {
+    app.seed_reference().await;
+    let nurse = app.as_(Role::Ward, Some("POOLE"));
+    let token = nurse
+        .post("/api/v1/spells", admission(1, "W1", 1))
+        .await
+        .expect(201)
+        .token();
+    let board = nurse
+        .get(&format!(
+            "/api/v1/boards/wards/W1?consistency_token={token}"
+        ))
+        .await
+        .ok();
+    assert_eq!(board.body["totals"]["occupied"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_list_of_servers_is_accepted_and_a_dead_seed_is_passed_over() {
+    let db = Arc::new(TestDatabase::create().await);
+    let nats = Arc::new(NatsServer::start().await);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let list = format!("nats://127.0.0.1:{dead}, {}", nats.url());
+    let config = config(data.path(), &db, list);
+    let app = TestApp::start(config, data, Some(db), Some(nats)).await;
+    a_command_reaches_the_boards(&app).await;
+    app.stop().await;
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is required to make the test's certificates");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// A CA, and a certificate it signed for 127.0.0.1.
+fn certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=Baton test CA",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nats_server_that_requires_tls_is_reached_through_a_private_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let path = |name: &str| certs.path().join(name).display().to_string();
+    let nats = Arc::new(
+        NatsServer::start_with(vec![
+            "--tls".into(),
+            "--tlscert".into(),
+            path("server.pem"),
+            "--tlskey".into(),
+            path("server.key"),
+        ])
+        .await,
+    );
+    let db = Arc::new(TestDatabase::create().await);
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let mut config = config(data.path(), &db, nats.url());
+    config.nats_tls_ca_file = Some(certs.path().join("ca.pem"));
+    let app = TestApp::start(config, data, Some(db), Some(nats)).await;
+    a_command_reaches_the_boards(&app).await;
+    app.stop().await;
+}
