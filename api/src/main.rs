@@ -140,7 +140,7 @@ struct ServeArgs {
     /// PostgreSQL URL (`BATON_DATABASE_URL`).
     #[arg(long)]
     database_url: Option<String>,
-    /// NATS URL (`BATON_NATS_URL`).
+    /// NATS servers, comma-separated (`BATON_NATS_URL`).
     #[arg(long)]
     nats_url: Option<String>,
     /// JetStream stream (`BATON_STREAM`).
