@@ -252,3 +252,70 @@ async fn every_page_works_in_a_real_browser() {
     }
     eprintln!("{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_says_it_is_not_up_to_date_while_the_boards_lag_and_stops_once_they_catch_up() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let chromium =
+        std::env::var("BATON_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    preflight(&browser_dir, &chromium);
+    let app = TestApp::spawn(Stack::Production).await;
+    app.seed_reference().await;
+    let nurse = app.as_(Role::Ward, Some("POOLE"));
+    admit(&nurse, 1, "Hartley", "Ann", "W1", 1, 2).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let screenshots: PathBuf = if std::env::var("BATON_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    } else {
+        scratch.path().join("screenshots")
+    };
+    let mut child = tokio::process::Command::new("node")
+        .arg(browser_dir.join("stale.mjs"))
+        .current_dir(&browser_dir)
+        .env("BATON_URL", &app.base)
+        .env("BATON_CHROMIUM", &chromium)
+        .env("BATON_WARD_TOKEN", app.token(Role::Ward, Some("POOLE")))
+        .env("BATON_SECOND_FAMILY", "Okafor")
+        .env("BATON_SCREENSHOTS", &screenshots)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start node: {e}"));
+    let mut to_script = child.stdin.take().unwrap();
+    let mut from_script = BufReader::new(child.stdout.take().unwrap()).lines();
+    let nats = app.nats.clone().unwrap();
+    let mut said = Vec::new();
+    let script = async {
+        while let Some(line) = from_script.next_line().await.unwrap() {
+            said.push(line.clone());
+            match line.as_str() {
+                "LIVE" => {
+                    nats.freeze();
+                    admit(&nurse, 2, "Okafor", "Ben", "W1", 2, 0).await;
+                    to_script.write_all(b"FROZEN\n").await.unwrap();
+                }
+                "STALE" => {
+                    nats.thaw();
+                    to_script.write_all(b"THAWED\n").await.unwrap();
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(SCRIPT_LIMIT, script)
+        .await
+        .unwrap_or_else(|_| panic!("tests/browser/stale.mjs did not finish: {said:#?}"));
+    let status = child.wait().await.unwrap();
+    // Thawed whatever happened, so the server shuts down cleanly.
+    nats.thaw();
+    assert!(
+        status.success() && said.iter().any(|l| l == "CURRENT"),
+        "the stale-board scenario failed ({status}):\n{}",
+        said.join("\n")
+    );
+    eprintln!("{}", said.join("\n"));
+    app.stop().await;
+}
