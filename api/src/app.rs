@@ -70,9 +70,61 @@ pub struct Application {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl AppError {
+    /// True when Baton could not start because its database cannot be
+    /// reached (yet): down, refusing connections, or still recovering after
+    /// a crash. `baton serve` then answers "not ready" and tries again.
+    pub fn is_store_unreachable(&self) -> bool {
+        use infra::reference::ReferenceStoreError;
+        use infra::store::StoreError;
+        // Not a wrong password, a missing database or a bad migration:
+        // those are for the operator, and Baton stops saying so.
+        let unreachable = |e: &sqlx::Error| match e {
+            // Refused, reset, timed out, or a peer that hung up mid-greeting
+            // (a proxy or load balancer in front of a server that is down).
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Protocol(_) => true,
+            // Connection exceptions (08...), and cannot_connect_now,
+            // admin_shutdown, crash_shutdown: a server starting up,
+            // recovering after a crash or going down.
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        };
+        match self {
+            AppError::Pipeline(PipelineError::Store(store)) => match store {
+                StoreError::Connect(e) | StoreError::Query(e) => unreachable(e),
+                StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => unreachable(e),
+                StoreError::Migrate(_) | StoreError::DataDir { .. } => false,
+            },
+            AppError::Pipeline(PipelineError::Reference(ReferenceStoreError::Database(e))) => {
+                unreachable(e)
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Application {
     /// Opens the store, starts relay, runner and SLA clock, and binds.
     pub async fn build(config: Config) -> Result<Self, AppError> {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                address: config.listen.clone(),
+                source,
+            })?;
+        Self::build_on(config, listener).await
+    }
+
+    /// As [`Application::build`], on a listener already bound.
+    pub async fn build_on(
+        config: Config,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Self, AppError> {
         let pipeline = Pipeline::start(&config).await?;
         tracing::info!(mode = %pipeline.mode, "Baton is starting");
         let auth = Authenticator::from_config(&config).await?;
@@ -113,12 +165,6 @@ impl Application {
             closing: closing.subscribe(),
         };
         let router = router(state.clone());
-        let listener = tokio::net::TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                address: config.listen.clone(),
-                source,
-            })?;
         let port = listener
             .local_addr()
             .map_err(|source| AppError::Bind {
@@ -215,6 +261,44 @@ async fn reload_reference(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// What Baton serves while it cannot reach its event store yet: alive, not
+/// ready, and a plain 503 (a page for browsers) for everything else, so a
+/// load balancer and the staff both see it is coming up rather than gone.
+pub fn starting_router() -> Router {
+    async fn readyz() -> Response {
+        let body = routes::ops::Readiness::starting();
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+    async fn other(request: Request) -> Response {
+        let wants_page = request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+        if wants_page {
+            let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+                <meta http-equiv=\"refresh\" content=\"5\"><title>Baton is starting</title></head>\
+                <body><main><h1>Baton is starting</h1><p>It cannot reach its event store yet and \
+                keeps trying by itself. This page reloads every 5 seconds.</p></main></body></html>";
+            let mut response =
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
+        }
+        ApiError::Unavailable("Baton is starting: its event store cannot be reached yet".into())
+            .into_response()
+    }
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "starting" })) }),
+        )
+        .route("/readyz", get(readyz))
+        .fallback(other)
 }
 
 /// The whole HTTP surface: API, operations, OpenAPI and docs.

@@ -285,9 +285,59 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// How often `serve` tries again to reach an event store it could not.
+const START_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serves Baton. If the event store cannot be reached at start (PostgreSQL
+/// down, or recovering after a crash), Baton still comes up: it answers
+/// `/readyz` with 503 and everything else with "starting", and keeps trying
+/// until the store answers, then serves on the same socket.
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let app = Application::build(config).await.context("starting Baton")?;
-    app.run_until_stopped(shutdown_signal()).await?;
+    let socket = std::net::TcpListener::bind(&config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    socket.set_nonblocking(true)?;
+    let listener = || -> anyhow::Result<tokio::net::TcpListener> {
+        Ok(tokio::net::TcpListener::from_std(socket.try_clone()?)?)
+    };
+    let mut shutdown = Box::pin(shutdown_signal());
+    let mut starting: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )> = None;
+    let app = loop {
+        match Application::build_on(config.clone(), listener()?).await {
+            Ok(app) => break app,
+            Err(error) if error.is_store_unreachable() => {
+                tracing::warn!(%error, "cannot reach the event store; answering not ready and trying again");
+                if starting.is_none() {
+                    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                    let waiting = listener()?;
+                    let task = tokio::spawn(async move {
+                        let served = axum::serve(waiting, api::app::starting_router())
+                            .with_graceful_shutdown(async move {
+                                let _ = stopped.await;
+                            })
+                            .await;
+                        if let Err(error) = served {
+                            tracing::warn!(%error, "the starting page failed");
+                        }
+                    });
+                    starting = Some((stop, task));
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(START_RETRY) => {}
+                    () = &mut shutdown => return Ok(()),
+                }
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context("starting Baton")),
+        }
+    };
+    if let Some((stop, task)) = starting {
+        let _ = stop.send(());
+        let _ = task.await;
+        tracing::info!("the event store answers: serving");
+    }
+    app.run_until_stopped(shutdown).await?;
     Ok(())
 }
 

@@ -54,6 +54,21 @@ pub struct Readiness {
     pub boards_up_to_date_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl Readiness {
+    /// Before the event store could be reached at all.
+    pub fn starting() -> Self {
+        Self {
+            status: "not_ready",
+            event_store: false,
+            event_bus: false,
+            projections_caught_up: false,
+            projection_lag: None,
+            boards_current: false,
+            boards_up_to_date_at: None,
+        }
+    }
+}
+
 async fn store_ok(db: &Database) -> bool {
     let ping = async {
         match db {
