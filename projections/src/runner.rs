@@ -30,6 +30,9 @@ use crate::watchdog::{self, Freshness};
 
 /// Most events the runner applies under one lock.
 const READY_CHUNK: usize = 512;
+/// A rebuild whose feed delivers nothing for this long fails instead of
+/// waiting for ever (the live boards are kept).
+const REBUILD_STALL: Duration = Duration::from_secs(30);
 /// A subscription the feed has not set up within this long is abandoned
 /// and tried again: the runner never waits on one for ever.
 const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(10);
@@ -91,6 +94,14 @@ pub enum BoardsError {
     /// The feed skipped positions.
     #[error(transparent)]
     Gap(#[from] FeedGap),
+    /// The feed delivered nothing for `REBUILD_STALL` before the head.
+    #[error("the feed stopped delivering at position {position} of {head}")]
+    Stalled {
+        /// How far the rebuild got.
+        position: u64,
+        /// The head it was replaying to.
+        head: u64,
+    },
 }
 
 /// The live boards of one process.
@@ -363,7 +374,14 @@ pub async fn rebuild(feed: &Feed) -> Result<State, BoardsError> {
     let fresh = Boards::new();
     if head > 0 {
         let mut events = feed.subscribe(0).await?;
-        while let Some(event) = events.next().await {
+        loop {
+            let next = tokio::time::timeout(REBUILD_STALL, events.next())
+                .await
+                .map_err(|_| BoardsError::Stalled {
+                    position: fresh.position(),
+                    head,
+                })?;
+            let Some(event) = next else { break };
             let event = event?;
             let position = event.position;
             fresh.apply(&event)?;
