@@ -43,7 +43,12 @@ pub struct ReferenceStore {
     /// Serialises this process's changes, so two admins' edits are each
     /// validated against the other's result.
     writing: tokio::sync::Mutex<()>,
+    /// When a look-up last missed and re-read the database.
+    missed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// A look-up that misses re-reads the database at most this often.
+const MISS_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A change to the catalogue.
 #[derive(Debug, Clone)]
@@ -101,6 +106,7 @@ impl ReferenceStore {
             db,
             current: RwLock::new(Arc::new(catalogue)),
             writing: tokio::sync::Mutex::new(()),
+            missed_at: std::sync::Mutex::new(None),
         }))
     }
 
@@ -126,6 +132,31 @@ impl ReferenceStore {
         let catalogue = read(&self.db).await?;
         self.swap(catalogue);
         Ok(())
+    }
+
+    /// The catalogue, re-read from the database first when `knows` finds
+    /// what the caller needs missing from it (at most once a second): a ward
+    /// or team another process (`baton demo`, an admin on another node)
+    /// added moments ago is found at once, not at the next reload.
+    pub async fn snapshot_knowing(&self, knows: impl Fn(&Catalogue) -> bool) -> Arc<Catalogue> {
+        let catalogue = self.snapshot();
+        if knows(&catalogue) {
+            return catalogue;
+        }
+        let due = {
+            let mut missed = self.missed_at.lock().unwrap_or_else(|e| e.into_inner());
+            let due = missed.is_none_or(|at| at.elapsed() >= MISS_RELOAD_EVERY);
+            if due {
+                *missed = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            if let Err(error) = self.reload().await {
+                tracing::debug!(%error, "could not re-read reference data after a miss");
+            }
+        }
+        self.snapshot()
     }
 
     /// Validates and stores a change, then serves it.

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -107,6 +108,19 @@ fn freshness(state: &AppState) -> Value {
     serde_json::to_value(state.boards.freshness()).unwrap_or_default()
 }
 
+/// The catalogue, re-read first if it does not know the board's code yet.
+async fn catalogue_for(state: &AppState, key: &BoardKey) -> Arc<Catalogue> {
+    state
+        .reference
+        .snapshot_knowing(|catalogue| match key {
+            BoardKey::Ward(code) => catalogue.ward(code).is_some(),
+            BoardKey::Hospital(code) => catalogue.hospital(code).is_some(),
+            BoardKey::Team(code) => catalogue.team(code).is_some(),
+            BoardKey::System => true,
+        })
+        .await
+}
+
 /// Which board, checked against the caller's scope. Unknown codes are 404.
 fn resolve(catalogue: &Catalogue, caller: &Caller, key: &BoardKey) -> Result<(), ApiError> {
     let p = &caller.principal;
@@ -183,7 +197,7 @@ async fn read_board(
     action: &str,
     resource: String,
 ) -> Result<impl IntoResponse, ApiError> {
-    let catalogue = state.reference.snapshot();
+    let catalogue = catalogue_for(&state, &key).await;
     resolve(&catalogue, &caller, &key)?;
     await_token(&state, query.consistency_token.as_deref()).await?;
     let (mut board, patients) = render(&state, &catalogue, &key);
@@ -358,7 +372,7 @@ async fn stream(
     QueryParams(query): QueryParams<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let key = parse_board(&query.board)?;
-    let catalogue = state.reference.snapshot();
+    let catalogue = catalogue_for(&state, &key).await;
     resolve(&catalogue, &caller, &key)?;
     let changes = state.boards.subscribe();
     let (first, patients) = render(&state, &catalogue, &key);

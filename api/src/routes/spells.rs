@@ -279,7 +279,10 @@ async fn admit(
 ) -> Result<impl IntoResponse, ApiError> {
     let nhs_number = NhsNumber::parse(&req.nhs_number)
         .map_err(|e| ApiError::refused_field("invalid_nhs_number", "nhs_number", e.to_string()))?;
-    let catalogue = state.reference.snapshot();
+    let catalogue = state
+        .reference
+        .snapshot_knowing(|c| domain::reference::ReferenceData::ward(c, &req.ward).is_some())
+        .await;
     let ward = domain::reference::ReferenceData::ward(catalogue.as_ref(), &req.ward)
         .ok_or_else(|| ApiError::refused_field("unknown_ward", "ward", "no such ward"))?;
     authorize(
