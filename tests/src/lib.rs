@@ -5,10 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support
 
 pub mod bench;
+pub mod cluster;
 pub mod cpu;
 pub mod fixtures;
 pub mod http;
 pub mod nats;
+pub mod pg_instance;
 pub mod postgres;
 pub mod proxy;
 pub mod wire;
