@@ -99,7 +99,12 @@ fn plain_message(error: &serde_json::Error) -> String {
 
 /// The field a "missing field `x`" or "unknown field `x`" message names.
 fn missing_or_unknown_field(error: &serde_json::Error) -> Option<String> {
-    let text = error.to_string();
+    named_field(&error.to_string())
+}
+
+/// The field a serde message ("missing field `x`", "unknown field `x`")
+/// names: serde reports those two at the level above the field.
+fn named_field(text: &str) -> Option<String> {
     let start = text.find("field `")? + "field `".len();
     let end = text[start..].find('`')? + start;
     Some(text[start..end].to_owned())
@@ -242,11 +247,36 @@ where
             .filter(|pair| !pair.starts_with("access_token=") || parts.uri.path() != STREAM_PATH)
             .collect::<Vec<_>>()
             .join("&");
-        serde_urlencoded::from_str(&query)
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
             .map(QueryParams)
-            .map_err(|error| ApiError::BadRequest {
-                detail: format!("query: {error}"),
-                errors: Vec::new(),
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let inner = error.into_inner().to_string();
+                // A missing or unknown parameter is reported at the top
+                // level; the message names it.
+                let field = if path == "." {
+                    named_field(&inner)
+                } else {
+                    Some(path)
+                };
+                let message = match &field {
+                    Some(_) if inner.contains("invalid digit") => {
+                        "must be a whole number".to_owned()
+                    }
+                    _ => inner.clone(),
+                };
+                match field {
+                    Some(field) => ApiError::BadRequest {
+                        detail: format!("query parameter {field}: {message}"),
+                        errors: vec![FieldError { field, message }],
+                    },
+                    None => ApiError::BadRequest {
+                        detail: format!("query: {inner}"),
+                        errors: Vec::new(),
+                    },
+                }
             })
     }
 }

@@ -260,7 +260,7 @@ fn patient_view(spell: &SpellFacts) -> PatientView {
     patient_of(&spell.patient)
 }
 
-fn patient_of(p: &domain::spell::Patient) -> PatientView {
+pub(crate) fn patient_of(p: &domain::spell::Patient) -> PatientView {
     PatientView {
         nhs_number: p.nhs_number.digits(),
         family_name: p.family_name.to_string(),

@@ -9,6 +9,8 @@
 //!   a board is read.
 //! - [`boards`]: the four boards, read from the fold at an explicit instant
 //!   (tests fix the clock by passing it).
+//! - [`lookup`]: finding a patient again (search by NHS number or name, a
+//!   ward's recent discharges), discharged spells included, for corrections.
 //! - [`runner`]: the only part with I/O: feeds the fold from the event feed
 //!   with checkpoints, announces changed boards, answers consistency-token
 //!   waits, and rebuilds from the start on demand.
@@ -21,6 +23,7 @@
 pub mod boards;
 pub mod envelope;
 pub mod flow;
+pub mod lookup;
 pub mod runner;
 pub mod sla;
 pub mod watchdog;

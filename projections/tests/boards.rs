@@ -752,3 +752,156 @@ fn the_boards_never_step_over_a_position_the_feed_skipped() {
     assert_eq!(boards.position(), 3);
     assert_eq!(boards.applied_count(), 3);
 }
+
+mod lookup {
+    use super::*;
+    use projections::lookup::{recent_discharges, search, Query, SpellStatus, SEARCH_LIMIT};
+
+    fn poole() -> HospitalCode {
+        HospitalCode::parse("POOLE").unwrap()
+    }
+
+    fn two_patients_one_discharged() -> Flow {
+        let mut script = Script::default();
+        script
+            .admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+            .admit("s2", "9434765919", "W1", "2", "2026-03-02T09:00:00Z")
+            .spell("s1", discharge("2026-03-04T15:00:00Z", "W1", "1"));
+        script.fold()
+    }
+
+    #[test]
+    fn what_a_user_types_is_an_nhs_number_when_it_is_digits_and_a_name_otherwise() {
+        assert_eq!(
+            Query::parse(" 991 200 3888 "),
+            Some(Query::NhsNumber("9912003888".into()))
+        );
+        assert_eq!(Query::parse("Smi"), Some(Query::Name("smi".into())));
+        assert_eq!(Query::parse("99"), Some(Query::NhsNumber("99".into())));
+        assert_eq!(Query::parse("9"), None);
+        assert_eq!(Query::parse("ab"), Some(Query::Name("ab".into())));
+        assert_eq!(Query::parse(" a "), None);
+        assert_eq!(Query::parse(""), None);
+        assert_eq!(Query::parse("99 1a"), Some(Query::Name("99 1a".into())));
+    }
+
+    #[test]
+    fn a_discharged_patient_is_found_again_by_nhs_number() {
+        let flow = two_patients_one_discharged();
+        let found = search(&flow, &poole(), &Query::parse("9912003888").unwrap());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].spell_id, "s1");
+        assert_eq!(found[0].status, SpellStatus::Discharged);
+        assert_eq!(found[0].version, 2);
+        assert_eq!(found[0].bed, "1");
+        assert_eq!(found[0].discharged_at, Some(t("2026-03-04T15:00:00Z")));
+        let by_prefix = search(&flow, &poole(), &Query::parse("943").unwrap());
+        assert_eq!(by_prefix.len(), 1);
+        assert_eq!(by_prefix[0].spell_id, "s2");
+        assert_eq!(by_prefix[0].status, SpellStatus::InHospital);
+    }
+
+    #[test]
+    fn a_name_search_ignores_case_and_lists_patients_in_hospital_first_then_the_newest() {
+        let mut script = Script::default();
+        script
+            .admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+            .admit("s2", "9434765919", "W1", "2", "2026-03-02T09:00:00Z")
+            .admit("s3", "9876543210", "W1", "3", "2026-03-03T09:00:00Z")
+            .spell("s3", discharge("2026-03-04T15:00:00Z", "W1", "3"));
+        let flow = script.fold();
+        let found = search(&flow, &poole(), &Query::parse("sMiTh").unwrap());
+        let ids: Vec<_> = found.iter().map(|r| r.spell_id.as_str()).collect();
+        assert_eq!(ids, ["s2", "s1", "s3"]);
+        assert!(search(&flow, &poole(), &Query::parse("ada").unwrap()).len() == 3);
+        assert!(search(&flow, &poole(), &Query::parse("jones").unwrap()).is_empty());
+    }
+
+    #[test]
+    fn another_hospitals_patients_are_never_found() {
+        let flow = two_patients_one_discharged();
+        let dch = HospitalCode::parse("DCH").unwrap();
+        assert!(search(&flow, &dch, &Query::parse("smith").unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_search_answers_at_most_its_limit() {
+        let mut script = Script::default();
+        let numbers: Vec<String> = (0..200u64)
+            .map(|n| format!("{:09}", 100_000_000 + n))
+            .filter_map(|nine| {
+                let sum: u32 = nine
+                    .chars()
+                    .zip((2..=10).rev())
+                    .map(|(c, w)| c.to_digit(10).unwrap() * w)
+                    .sum();
+                let check = 11 - (sum % 11);
+                match check {
+                    11 => Some(format!("{nine}0")),
+                    10 => None,
+                    c => Some(format!("{nine}{c}")),
+                }
+            })
+            .take(SEARCH_LIMIT + 1)
+            .collect();
+        for (i, nhs) in numbers.iter().enumerate() {
+            script.admit(&format!("s{i}"), nhs, "W1", "1", "2026-03-01T09:00:00Z");
+        }
+        let flow = script.fold();
+        assert_eq!(
+            search(&flow, &poole(), &Query::parse("smith").unwrap()).len(),
+            SEARCH_LIMIT
+        );
+    }
+
+    #[test]
+    fn recent_discharges_are_those_since_the_cut_off_newest_first_and_of_that_ward() {
+        let mut script = Script::default();
+        script
+            .admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+            .admit("s2", "9434765919", "W1", "2", "2026-03-01T09:00:00Z")
+            .admit("s3", "9876543210", "W2", "1", "2026-03-01T09:00:00Z")
+            .admit("s4", "4010232137", "W1", "3", "2026-03-01T09:00:00Z")
+            .spell("s1", discharge("2026-03-02T10:00:00Z", "W1", "1"))
+            .spell("s2", discharge("2026-03-04T10:00:00Z", "W1", "2"))
+            .spell("s3", discharge("2026-03-04T11:00:00Z", "W2", "1"));
+        let flow = script.fold();
+        let w1 = WardCode::parse("W1").unwrap();
+        let ids = |since: &str| -> Vec<String> {
+            recent_discharges(&flow, &w1, t(since))
+                .into_iter()
+                .map(|r| r.spell_id)
+                .collect()
+        };
+        assert_eq!(ids("2026-03-01T00:00:00Z"), ["s2", "s1"]);
+        // The cut-off itself is included.
+        assert_eq!(ids("2026-03-02T10:00:00Z"), ["s2", "s1"]);
+        assert_eq!(ids("2026-03-02T10:00:01Z"), ["s2"]);
+    }
+
+    #[test]
+    fn a_cancelled_discharge_puts_the_patient_back_in_hospital_for_the_search() {
+        let mut script = Script::default();
+        script
+            .admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+            .spell("s1", discharge("2026-03-04T15:00:00Z", "W1", "1"))
+            .spell(
+                "s1",
+                SpellEvent::DischargeCancelled {
+                    reason: Text::parse("wrong patient").unwrap(),
+                    placement: place("W1", "1"),
+                    discharge_at: t("2026-03-04T15:00:00Z"),
+                    nhs_number: NhsNumber::parse("9912003888").unwrap(),
+                },
+            );
+        let flow = script.fold();
+        let found = search(&flow, &poole(), &Query::parse("9912003888").unwrap());
+        assert_eq!(found[0].status, SpellStatus::InHospital);
+        assert!(recent_discharges(
+            &flow,
+            &WardCode::parse("W1").unwrap(),
+            t("2026-03-01T00:00:00Z")
+        )
+        .is_empty());
+    }
+}

@@ -42,6 +42,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(system_board))
         .routes(routes!(team_board))
         .routes(routes!(stream))
+        .routes(routes!(recent_discharges))
         .routes(routes!(hospital_daily))
         .routes(routes!(system_daily))
 }
@@ -280,6 +281,68 @@ async fn team_board(
     let resource = format!("/api/v1/boards/teams/{team}");
     let key = BoardKey::Team(path_id(TeamCode::parse(team))?);
     read_board(state, caller, key, query, "read_team_board", resource).await
+}
+
+/// `?hours=` of a ward's recent discharges.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DischargesQuery {
+    /// How far back, in hours (1 to 720; 72 when not given).
+    pub hours: Option<u32>,
+    /// A command's token: answer only once the read includes that command.
+    pub consistency_token: Option<String>,
+}
+
+/// Most hours of discharges one request may ask for (30 days).
+const DISCHARGES_MAX_HOURS: u32 = 720;
+
+/// Patients discharged from a ward lately, newest first, with what a
+/// correction needs (`spell_id`, `version`): a discharge made in error is
+/// cancelled from here.
+#[utoipa::path(get, path = "/api/v1/boards/wards/{ward}/recent-discharges", tag = "boards",
+    params(("ward" = String, Path), DischargesQuery),
+    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+async fn recent_discharges(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ward): Path<String>,
+    QueryParams(query): QueryParams<DischargesQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let code = path_id(WardCode::parse(ward))?;
+    let key = BoardKey::Ward(code.clone());
+    let catalogue = catalogue_for(&state, &key).await;
+    resolve(&catalogue, &caller, &key)?;
+    let hours = query.hours.unwrap_or(72);
+    if !(1..=DISCHARGES_MAX_HOURS).contains(&hours) {
+        return Err(ApiError::field(
+            "hours",
+            "a whole number of hours from 1 to 720",
+        ));
+    }
+    await_token(&state, query.consistency_token.as_deref()).await?;
+    let since = Utc::now() - chrono::Duration::hours(i64::from(hours));
+    let discharges = state
+        .boards
+        .read(|flow| projections::lookup::recent_discharges(flow, &code, since));
+    let patients: Vec<String> = discharges
+        .iter()
+        .map(|r| r.patient.nhs_number.clone())
+        .collect();
+    let resource = format!("/api/v1/boards/wards/{code}/recent-discharges");
+    audit::record(
+        &state.db,
+        &caller,
+        "read_recent_discharges",
+        &resource,
+        &patients,
+    )
+    .await?;
+    Ok(Json(serde_json::json!({
+        "ward": code.as_str(),
+        "hours": hours,
+        "discharges": discharges,
+    })))
 }
 
 /// `?board=` of the stream.

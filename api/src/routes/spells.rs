@@ -32,6 +32,7 @@ use crate::state::AppState;
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(admit))
+        .routes(routes!(search))
         .routes(routes!(get_spell))
         .routes(routes!(history))
         .routes(routes!(transfer))
@@ -44,6 +45,70 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_admission))
         .routes(routes!(cancel_transfer))
         .routes(routes!(cancel_discharge))
+}
+
+/// `?q=` of the patient search.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// An NHS number (spaces allowed; the first digits are enough) or part
+    /// of a family or given name; at least two characters.
+    pub q: String,
+}
+
+/// What the patient search found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResults {
+    /// In hospital first, then the most recently admitted; at most 50.
+    #[schema(value_type = Vec<Object>)]
+    pub results: Vec<projections::lookup::SpellRecord>,
+}
+
+/// Finds patients of the caller's hospital, in hospital or discharged, by
+/// NHS number or name: the way back to a discharge (or an admission, or a
+/// transfer) made in error.
+#[utoipa::path(get, path = "/api/v1/spells/search", tag = "spells", params(SearchQuery),
+    responses((status = 200, body = SearchResults), (status = 400, body = Problem),
+        (status = 403, body = Problem)))]
+async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<SearchQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let hospital = caller
+        .principal
+        .hospital
+        .as_deref()
+        .and_then(|h| HospitalCode::parse(h).ok())
+        .ok_or(ApiError::Forbidden)?;
+    authorize(
+        &caller.principal,
+        Action::WardBoard {
+            hospital: &hospital,
+        },
+    )?;
+    let wanted = projections::lookup::Query::parse(&query.q).ok_or_else(|| {
+        ApiError::field(
+            "q",
+            "enter at least two letters of a name, or the first digits of an NHS number",
+        )
+    })?;
+    let results = state
+        .boards
+        .read(|flow| projections::lookup::search(flow, &hospital, &wanted));
+    let patients: Vec<String> = results
+        .iter()
+        .map(|r| r.patient.nhs_number.clone())
+        .collect();
+    audit::record(
+        &state.db,
+        &caller,
+        "search_patients",
+        "/api/v1/spells/search",
+        &patients,
+    )
+    .await?;
+    Ok(Json(SearchResults { results }))
 }
 
 /// `POST /api/v1/spells`.
