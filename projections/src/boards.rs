@@ -243,6 +243,26 @@ pub struct TeamRow {
     pub ward: WardCode,
     /// Planned start, once accepted.
     pub planned_start: Option<NaiveDate>,
+    /// What the ward told the team.
+    pub summary: Option<String>,
+    /// Whether the patient is still in hospital: a discharge or a cancelled
+    /// admission since the referral changes what the team should do.
+    pub patient_status: PatientStatus,
+    /// When the patient was discharged, if so.
+    pub discharged_at: Option<Instant>,
+}
+
+/// Where a referred patient stands now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientStatus {
+    /// Still in hospital.
+    InHospital,
+    /// Discharged since the referral was raised.
+    Discharged,
+    /// The admission was cancelled (entered in error): the ward should
+    /// withdraw the referral.
+    AdmissionCancelled,
 }
 
 /// The team handover board.
@@ -564,6 +584,13 @@ impl Flow {
                 continue;
             }
             let breached = sla_breached(r, now);
+            let (patient_status, discharged_at) = match self.spell(&r.spell_id) {
+                None => (PatientStatus::AdmissionCancelled, None),
+                Some(s) => match s.discharged_at {
+                    Some(at) => (PatientStatus::Discharged, Some(at)),
+                    None => (PatientStatus::InHospital, None),
+                },
+            };
             rows.push(TeamRow {
                 id: id.to_owned(),
                 status: r.status,
@@ -579,6 +606,9 @@ impl Flow {
                 hospital: r.placement.hospital.clone(),
                 ward: r.placement.ward.clone(),
                 planned_start: r.planned_start,
+                summary: r.summary.as_ref().map(|t| t.as_str().to_owned()),
+                patient_status,
+                discharged_at,
             });
         }
         rows.sort_by(|a, b| {

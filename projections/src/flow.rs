@@ -14,7 +14,7 @@ use domain::reference::DelayReasonRef;
 use domain::referral::{ReferralEvent, ReferralStatus};
 use domain::spell::{Patient, Placement, SpellEvent};
 use domain::values::{
-    local_date, DelayId, HospitalCode, Instant, Pathway, ServiceKind, TeamCode, WardCode,
+    local_date, DelayId, HospitalCode, Instant, Pathway, ServiceKind, TeamCode, Text, WardCode,
 };
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +79,10 @@ pub struct ReferralFacts {
     pub escalated_at: Option<Instant>,
     /// Planned start, once accepted.
     pub planned_start: Option<NaiveDate>,
+    /// What the ward told the team (none in checkpoints written before it
+    /// was kept: a rebuild fills it in).
+    #[serde(default)]
+    pub summary: Option<Text>,
 }
 
 /// A ward's running figures, so totals are read without walking its spells
@@ -328,6 +332,7 @@ impl Flow {
             pathway,
             raised_at,
             respond_by,
+            summary,
             ..
         } = event
         {
@@ -346,6 +351,7 @@ impl Flow {
                     acknowledged_at: None,
                     escalated_at: None,
                     planned_start: None,
+                    summary: Some(summary.clone()),
                 },
             );
             self.by_team
@@ -397,6 +403,11 @@ impl Flow {
             .into_iter()
             .flat_map(|beds| beds.iter())
             .filter_map(|(bed, id)| self.spells.get(id).map(|s| (bed.as_str(), id.as_str(), s)))
+    }
+
+    /// A spell whose admission stands (open or discharged).
+    pub fn spell(&self, id: &str) -> Option<&SpellFacts> {
+        self.spells.get(id)
     }
 
     /// Every spell whose admission stands (open or discharged), by id.

@@ -905,3 +905,49 @@ mod lookup {
         .is_empty());
     }
 }
+
+#[test]
+fn a_team_sees_the_summary_and_whether_its_patient_is_still_in_hospital() {
+    use projections::boards::PatientStatus;
+    let reab = TeamCode::parse("REAB").unwrap();
+    let mut s = Script::default();
+    s.admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+        .referral("r1", raised("r1", "s1", "2026-03-05T09:00:00Z"));
+    let board = s.fold().team_board(&reab, t(NOW));
+    assert_eq!(
+        board.referrals[0].summary.as_deref(),
+        Some("needs help at home")
+    );
+    assert_eq!(board.referrals[0].patient_status, PatientStatus::InHospital);
+    assert_eq!(board.referrals[0].discharged_at, None);
+
+    let mut discharged = Script::default();
+    discharged
+        .admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+        .referral("r1", raised("r1", "s1", "2026-03-05T09:00:00Z"))
+        .spell("s1", discharge("2026-03-05T09:30:00Z", "W1", "1"));
+    let board = discharged.fold().team_board(&reab, t(NOW));
+    assert_eq!(board.referrals[0].patient_status, PatientStatus::Discharged);
+    assert_eq!(
+        board.referrals[0].discharged_at,
+        Some(t("2026-03-05T09:30:00Z"))
+    );
+
+    let mut cancelled = Script::default();
+    cancelled
+        .admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+        .referral("r1", raised("r1", "s1", "2026-03-05T09:00:00Z"))
+        .spell(
+            "s1",
+            SpellEvent::AdmissionCancelled {
+                reason: Text::parse("wrong patient").unwrap(),
+                placement: place("W1", "1"),
+                nhs_number: NhsNumber::parse("9912003888").unwrap(),
+            },
+        );
+    let board = cancelled.fold().team_board(&reab, t(NOW));
+    assert_eq!(
+        board.referrals[0].patient_status,
+        PatientStatus::AdmissionCancelled
+    );
+}
