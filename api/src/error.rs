@@ -128,6 +128,25 @@ impl ApiError {
         }
     }
 
+    /// Several refusals of one request as one answer: the first's rule and
+    /// detail, every one's fields (so a form shows each at its field).
+    pub fn together(errors: impl IntoIterator<Item = ApiError>) -> Self {
+        let mut all = errors.into_iter();
+        let Some(first) = all.next() else {
+            return ApiError::internal("no error to report");
+        };
+        all.fold(first, |mut acc, next| {
+            if let (
+                ApiError::Refused { errors, .. } | ApiError::BadRequest { errors, .. },
+                ApiError::Refused { errors: more, .. } | ApiError::BadRequest { errors: more, .. },
+            ) = (&mut acc, next)
+            {
+                errors.extend(more);
+            }
+            acc
+        })
+    }
+
     /// The same error, with its field `from` called `to` (a rule's field
     /// named as this request names it).
     pub fn renamed(self, from: &str, to: &str) -> Self {

@@ -21,7 +21,7 @@ pub struct JsonBody<T>(pub T);
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + utoipa::PartialSchema,
 {
     type Rejection = ApiError;
 
@@ -52,6 +52,19 @@ where
             }
             &bytes
         };
+        // Every field at fault at once, in plain words; what parses as JSON
+        // and fits the schema goes on to serde (and malformed JSON to its
+        // syntax error below).
+        if let Ok(body) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            let errors = crate::validate::check(&T::schema(), &body);
+            if !errors.is_empty() {
+                let detail = match errors.as_slice() {
+                    [one] => format!("{}: {}", one.field, one.message),
+                    many => format!("{} fields need attention", many.len()),
+                };
+                return Err(ApiError::BadRequest { detail, errors });
+            }
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let field = error.path().to_string();

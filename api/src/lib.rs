@@ -11,6 +11,8 @@
 //!   [`openapi`]'s document lists exactly what is served.
 //! - [`extract`]: strict JSON and query extractors, command headers and
 //!   the signed-in [`extract::Caller`]: every rejection is a problem answer.
+//! - [`validate`]: request bodies read against their schema first, so every
+//!   field at fault is answered at once, in plain words.
 //! - [`policy`]: the contract's roles and scopes, in one function.
 //! - [`audit`]: the append-only access log of patient-identifiable reads.
 //! - [`error`]: the one error type, answered as `application/problem+json`.
@@ -30,3 +32,4 @@ pub mod pages;
 pub mod policy;
 pub mod routes;
 pub mod state;
+pub mod validate;

@@ -10,8 +10,9 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use infra::auth::{Principal, Role};
 use serde::Deserialize;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(index))
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(style))
+        .route("/{*rest}", any(elsewhere))
 }
 
 /// Who is signed in, and the development sign-in.
@@ -71,6 +73,27 @@ fn with_headers(body: &'static str, content_type: &'static str) -> Response {
 }
 
 async fn index() -> Response {
+    with_headers(INDEX, "text/html; charset=utf-8")
+}
+
+/// Any other path. A browser asking for a page (`Accept: text/html`, GET)
+/// gets the shell, and the script shows a "page not found" page in it (with
+/// the header, the sign-in, and a way back) instead of raw problem JSON; API
+/// clients, and paths under `/api/`, `/fhir/`, `/auth/` and `/assets/`, get
+/// the usual problem+json 404. (The shell answers 200: the request log layer
+/// turns every non-JSON 4xx into a problem.)
+async fn elsewhere(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    let api = ["/api/", "/fhir/", "/auth/", "/assets/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix));
+    let wants_page = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if api || !wants_page || !(method == Method::GET || method == Method::HEAD) {
+        return ApiError::NotFound.into_response();
+    }
     with_headers(INDEX, "text/html; charset=utf-8")
 }
 

@@ -252,13 +252,25 @@ pub(crate) fn utc(at: DateTime<FixedOffset>) -> DateTime<Utc> {
     at.with_timezone(&Utc)
 }
 
+/// A text field's fault in plain words ("enter the reason").
+fn text_fault(field: &str, error: &domain::values::TextError) -> String {
+    let label = crate::validate::label(field);
+    match error {
+        domain::values::TextError::Blank => format!("enter the {label}"),
+        domain::values::TextError::TooLong { max } => {
+            format!("the {label} is longer than {max} characters")
+        }
+    }
+}
+
 pub(crate) fn text(field: &str, value: &str) -> Result<Text, ApiError> {
-    Text::parse(value).map_err(|e| ApiError::refused_field("invalid_text", field, e.to_string()))
+    Text::parse(value)
+        .map_err(|e| ApiError::refused_field("invalid_text", field, text_fault(field, &e)))
 }
 
 fn name(field: &str, value: &str) -> Result<PersonName, ApiError> {
     PersonName::parse(value)
-        .map_err(|e| ApiError::refused_field("invalid_name", field, e.to_string()))
+        .map_err(|e| ApiError::refused_field("invalid_name", field, text_fault(field, &e)))
 }
 
 /// The hospital of a spell, or `None` if there is no such spell.
@@ -342,8 +354,6 @@ async fn admit(
     headers: CommandHeaders,
     JsonBody(req): JsonBody<AdmitRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let nhs_number = NhsNumber::parse(&req.nhs_number)
-        .map_err(|e| ApiError::refused_field("invalid_nhs_number", "nhs_number", e.to_string()))?;
     let catalogue = state
         .reference
         .snapshot_knowing(|c| domain::reference::ReferenceData::ward(c, &req.ward).is_some())
@@ -356,10 +366,23 @@ async fn admit(
             hospital: &ward.hospital,
         },
     )?;
+    // Every value at fault in one answer.
+    let nhs_number = NhsNumber::parse(&req.nhs_number)
+        .map_err(|e| ApiError::refused_field("invalid_nhs_number", "nhs_number", e.to_string()));
+    let family_name = name("family_name", &req.family_name);
+    let given_name = name("given_name", &req.given_name);
+    let (nhs_number, family_name, given_name) = match (nhs_number, family_name, given_name) {
+        (Ok(n), Ok(f), Ok(g)) => (n, f, g),
+        (n, f, g) => {
+            return Err(ApiError::together(
+                [n.err(), f.err(), g.err()].into_iter().flatten(),
+            ))
+        }
+    };
     let patient = Patient {
         nhs_number,
-        family_name: name("family_name", &req.family_name)?,
-        given_name: name("given_name", &req.given_name)?,
+        family_name,
+        given_name,
         date_of_birth: req.date_of_birth,
     };
     let spell_id = path_id(SpellId::parse(uuid::Uuid::new_v4().simple().to_string()))?;
