@@ -4,8 +4,9 @@
 
 use std::fmt::Write;
 
+use utoipa::openapi::schema::{ArrayItems, Object, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
 /// The document's fixed parts; paths come from the routers.
@@ -57,6 +58,81 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A field's type in words: `string (date)`, `integer`, `string or null`.
+fn type_words(schema: &RefOr<Schema>) -> String {
+    let name = |t: &Type| {
+        match t {
+            Type::String => "string",
+            Type::Integer => "integer",
+            Type::Number => "number",
+            Type::Boolean => "boolean",
+            Type::Array => "list",
+            Type::Object => "object",
+            Type::Null => "null",
+        }
+        .to_owned()
+    };
+    match schema {
+        RefOr::Ref(r) => r
+            .ref_location
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        RefOr::T(Schema::Array(array)) => match &array.items {
+            ArrayItems::RefOrSchema(items) => format!("list of {}", type_words(items)),
+            ArrayItems::False => "empty list".to_owned(),
+        },
+        RefOr::T(Schema::Object(object)) => {
+            let base = match &object.schema_type {
+                SchemaType::Type(t) => name(t),
+                SchemaType::Array(ts) => ts.iter().map(name).collect::<Vec<_>>().join(" or "),
+                SchemaType::AnyValue => "any".to_owned(),
+            };
+            match &object.format {
+                Some(SchemaFormat::KnownFormat(format)) => {
+                    let format = serde_json::to_value(format)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    format!("{base} ({format})")
+                }
+                Some(SchemaFormat::Custom(format)) => format!("{base} ({format})"),
+                None => base,
+            }
+        }
+        RefOr::T(_) => "one of several shapes".to_owned(),
+    }
+}
+
+/// A request body's fields: name, type, whether required, what it is.
+fn body_fields(html: &mut String, object: &Object) {
+    html.push_str(
+        "<table><thead><tr><th scope=\"col\">Field</th><th scope=\"col\">Type</th>\
+         <th scope=\"col\">Required</th><th scope=\"col\">Meaning</th></tr></thead><tbody>",
+    );
+    for (field, schema) in &object.properties {
+        let required = if object.required.iter().any(|r| r == field) {
+            "required"
+        } else {
+            "optional"
+        };
+        let meaning = match schema {
+            RefOr::T(Schema::Object(o)) => o.description.clone().unwrap_or_default(),
+            RefOr::T(Schema::Array(a)) => a.description.clone().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{required}</td><td>{}</td></tr>",
+            escape(field),
+            escape(&type_words(schema)),
+            escape(&meaning)
+        );
+    }
+    html.push_str("</tbody></table>");
+}
+
 /// `/docs`: every operation, its parameters, body and answers.
 pub fn render_docs(doc: &Document) -> String {
     let mut html = String::from(
@@ -66,7 +142,8 @@ pub fn render_docs(doc: &Document) -> String {
          body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;color:#111}\
          code{background:#eef;padding:0 .2em}h2{border-bottom:1px solid #ccc}\
          .op{margin:1rem 0;padding:.5rem 1rem;border-left:4px solid #005eb8}\
-         .m{font-weight:bold;text-transform:uppercase}</style></head><body>\
+         .m{font-weight:bold;text-transform:uppercase}\
+         table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}</style></head><body>\
          <h1>Baton API</h1><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>. \
          Contract: errors are <code>application/problem+json</code>; commands accept \
          <code>Idempotency-Key</code> and <code>If-Match</code>; reads accept \
@@ -103,6 +180,10 @@ pub fn render_docs(doc: &Document) -> String {
                     {
                         let name = r.ref_location.rsplit('/').next().unwrap_or_default();
                         let _ = write!(html, "<p>Body: <code>{}</code></p>", escape(name));
+                        let schema = doc.components.as_ref().and_then(|c| c.schemas.get(name));
+                        if let Some(RefOr::T(Schema::Object(object))) = schema {
+                            body_fields(&mut html, object);
+                        }
                     }
                 }
             }

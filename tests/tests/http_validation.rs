@@ -90,3 +90,27 @@ async fn values_the_domain_refuses_are_answered_together_each_at_its_field() {
     assert_eq!(refused.body["rule"], "invalid_nhs_number");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_docs_show_each_bodys_fields_with_their_types_and_whether_required() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    let docs = app
+        .client
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for row in [
+        "<tr><td><code>date_of_birth</code></td><td>string (date)</td><td>required</td><td>Date of birth.</td></tr>",
+        "<tr><td><code>admitted_at</code></td><td>string (date-time)</td><td>required</td>",
+        "<tr><td><code>note</code></td><td>string or null</td><td>optional</td>",
+        "<tr><td><code>services</code></td><td>list of string</td><td>required</td>",
+        "<tr><td><code>beds</code></td><td>integer (int32)</td><td>required</td>",
+    ] {
+        assert!(docs.contains(row), "/docs lacks {row}");
+    }
+    app.stop().await;
+}
