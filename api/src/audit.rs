@@ -78,7 +78,9 @@ pub async fn record(
             tx.commit().await.map_err(failed)
         }
         Database::Sqlite(pool) => {
-            let mut tx = pool.begin().await.map_err(failed)?;
+            let mut tx = infra::store::begin_sqlite_write(pool)
+                .await
+                .map_err(failed)?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO access_log (at, actor, actor_name, role, action, resource, client, \
                  request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

@@ -234,12 +234,32 @@ pub async fn load(config: &Config, seed: u64) -> Result<String, DemoError> {
     }
     pipeline.stop().await;
     let (wards, loaded) = result?;
+    let next = if serving(&config.listen).await {
+        format!(
+            "Baton is already serving at http://{}/: its boards show the demo now (refresh \
+             the page).",
+            config.listen
+        )
+    } else {
+        "Start Baton with `cargo run --release -- serve`.".to_owned()
+    };
     Ok(format!(
         "loaded the demo: 3 hospitals, {wards} wards, 10 teams; {} patients in hospital \
-         ({} with no criteria to reside), {} referrals ({} commands refused). Start Baton with \
-         `baton serve` and sign in with `baton token`.",
+         ({} with no criteria to reside), {} referrals ({} commands refused). {next} Sign in \
+         at the web page, or take a token with `cargo run --release -- token --role ward \
+         --hospital POOLE`.",
         loaded.patients, loaded.nctr, loaded.referrals, loaded.refused
     ))
+}
+
+/// True when something answers at Baton's listening address (a `serve`
+/// already running), so the demo does not tell the user to start it.
+async fn serving(listen: &str) -> bool {
+    let connect = tokio::net::TcpStream::connect(listen);
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(1), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn populate(pipeline: &Pipeline, seed: u64) -> Result<(usize, Loaded), DemoError> {
@@ -346,10 +366,34 @@ async fn load_ward(bus: Arc<CommandBus>, plan: WardPlan) -> Result<Loaded, DemoE
     };
     for bed in plan.ward.bed_labels() {
         n += 1;
+        // Drawn first, so the bed's history can end before them.
+        let early = rng
+            .chance(6)
+            .then(|| now - Duration::hours(30 + rng.below(200) as i64));
+        let occupied = rng.chance(95);
+        // Most inpatients came in recently; a few have stayed for weeks.
+        let longest = rng.below(21) + 1;
+        let days_in = rng.below(longest) as i64;
+        let current_at = now - Duration::days(days_in) - Duration::hours(2 + rng.below(20) as i64);
+        let free_until = [early, occupied.then_some(current_at)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now);
+        history(
+            &bus,
+            &nurse,
+            &plan.ward,
+            &bed,
+            n,
+            free_until,
+            &mut rng,
+            &mut loaded,
+        )
+        .await?;
         // A few beds saw a discharge earlier today (the boards count them).
-        if rng.chance(6) {
+        if let Some(admitted_at) = early {
             let id = SpellId::parse(format!("demo-{n}-early")).map_err(bad)?;
-            let admitted_at = now - Duration::hours(30 + rng.below(200) as i64);
             let admitted = admit(
                 &bus,
                 &nurse,
@@ -385,12 +429,11 @@ async fn load_ward(bus: Arc<CommandBus>, plan: WardPlan) -> Result<Loaded, DemoE
             }
         }
         // About 95% occupancy.
-        if !rng.chance(95) {
+        if !occupied {
             continue;
         }
         let id = SpellId::parse(format!("demo-{n}")).map_err(bad)?;
-        let days_in = rng.below(21) as i64;
-        let admitted_at = now - Duration::days(days_in) - Duration::hours(2 + rng.below(20) as i64);
+        let admitted_at = current_at;
         if !admit(
             &bus,
             &nurse,
@@ -541,6 +584,88 @@ async fn load_ward(bus: Arc<CommandBus>, plan: WardPlan) -> Result<Loaded, DemoE
     }
     Ok(loaded)
 }
+
+/// How far back the demo's history goes: the leaders' charts show 30 days.
+const HISTORY_DAYS: i64 = 30;
+
+/// The bed's past 30 days up to `until`: patients admitted, some found no
+/// longer meeting the criteria to reside days before they left (with a
+/// delay recorded), and discharged, so the leaders' charts of NCTR, delay
+/// days and discharges per day show real shapes on a newcomer's first run.
+/// Clinical times are in the past; each command is recorded now.
+#[allow(clippy::too_many_arguments)]
+async fn history(
+    bus: &CommandBus,
+    nurse: &Actor,
+    ward: &Ward,
+    bed: &BedLabel,
+    n: u64,
+    until: chrono::DateTime<Utc>,
+    rng: &mut Rng,
+    loaded: &mut Loaded,
+) -> Result<(), DemoError> {
+    let now = Utc::now();
+    // Admitted before the window too: the first days see discharges.
+    let mut cursor = now - Duration::days(HISTORY_DAYS) - Duration::hours(rng.below(240) as i64);
+    for k in 0..12u64 {
+        let stay = Duration::days(1 + rng.below(10) as i64) + Duration::hours(rng.below(20) as i64);
+        let admitted_at = cursor;
+        let discharged_at = admitted_at + stay;
+        if discharged_at + Duration::hours(2) > until {
+            break;
+        }
+        let id = SpellId::parse(format!("demo-{n}-past-{k}")).map_err(bad)?;
+        if !admit(
+            bus,
+            nurse,
+            &id,
+            HISTORY_PATIENTS + n * 16 + k,
+            ward,
+            bed,
+            admitted_at,
+            rng,
+        )
+        .await
+        {
+            loaded.refused += 1;
+            break;
+        }
+        let spell = |command: SpellCommand| Issued::new(nurse.clone(), now, command);
+        let mut commands = Vec::new();
+        // Many stayed on past being ready to leave.
+        let waited = rng
+            .chance(40)
+            .then(|| Duration::days(1 + rng.below(5) as i64))
+            .filter(|waited| *waited + Duration::hours(4) < stay);
+        if let Some(waited) = waited {
+            let ready_at = discharged_at - waited;
+            commands.push(SpellCommand::RecordCriteriaReview {
+                meets_criteria_to_reside: false,
+                at: ready_at,
+            });
+            commands.push(SpellCommand::RecordDelay {
+                reason_code: DelayReasonCode::parse(*rng.weighted(&DELAYS)).map_err(bad)?,
+                note: None,
+                at: ready_at + Duration::minutes(10),
+            });
+        }
+        commands.push(SpellCommand::DischargePatient {
+            at: discharged_at,
+            destination: domain::values::Destination::UsualResidence,
+        });
+        for command in commands {
+            if let Err(error) = bus.spell(&id, spell(command), None).await {
+                tracing::warn!(%error, "demo history command refused");
+                loaded.refused += 1;
+            }
+        }
+        cursor = discharged_at + Duration::hours(2 + rng.below(10) as i64);
+    }
+    Ok(())
+}
+
+/// Patient numbers of the history, clear of the current patients'.
+const HISTORY_PATIENTS: u64 = 2_000_000;
 
 #[allow(clippy::too_many_arguments)]
 async fn admit(

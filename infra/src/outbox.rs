@@ -179,7 +179,7 @@ pub async fn acknowledge(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::
             Ok(())
         }
         Database::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::store::begin_sqlite_write(pool).await?;
             let list =
                 serde_json::to_string(&positions).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
             sqlx::query("DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))")
@@ -252,7 +252,7 @@ pub async fn move_to_log(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::
             tx.commit().await
         }
         Database::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::store::begin_sqlite_write(pool).await?;
             let mut next: i64 =
                 sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) + 1 FROM event_log")
                     .fetch_one(&mut *tx)

@@ -65,5 +65,38 @@ async fn the_demo_fills_the_boards_with_a_realistic_system() {
         .body;
     assert!(hospital["delays_by_reason"].as_object().unwrap().len() >= 3);
     assert!(hospital["pathways"]["P1"].as_u64().unwrap() > 0);
+    // Thirty days of history: the leaders' charts have shapes, not a line
+    // at zero with today's figures at the end.
+    let daily = system
+        .get("/api/v1/boards/system/daily?days=30")
+        .await
+        .expect(200)
+        .body;
+    let days = daily["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    let with = |field: &str| {
+        days.iter()
+            .filter(|d| d[field].as_u64().unwrap() > 0)
+            .count()
+    };
+    assert!(
+        with("discharges") >= 28,
+        "discharges on {} of 30 days",
+        with("discharges")
+    );
+    assert!(with("nctr") >= 25, "NCTR on {} of 30 days", with("nctr"));
+    assert!(
+        with("delay_days") >= 25,
+        "delay days on {} of 30 days",
+        with("delay_days")
+    );
+    let first_week: u64 = days[..7]
+        .iter()
+        .map(|d| d["discharges"].as_u64().unwrap())
+        .sum();
+    assert!(
+        first_week > 100,
+        "{first_week} discharges in the first week of the chart"
+    );
     app.stop().await;
 }

@@ -56,6 +56,17 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
+/// Begins a SQLite transaction that will write, taking the write lock at
+/// once (`BEGIN IMMEDIATE`). A deferred transaction that reads first and
+/// then writes cannot wait for another writer in WAL mode: SQLite answers
+/// "database is locked" at once instead of using the busy timeout, which
+/// `baton demo` loading beside a running `serve` showed as relay warnings.
+pub async fn begin_sqlite_write(
+    pool: &sqlx::SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
 /// How long a command waits for a database connection before it fails with
 /// "unavailable": long enough for a busy pool, short enough that a ward PC
 /// shows an error instead of a spinner when the database is down.

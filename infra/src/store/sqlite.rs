@@ -15,7 +15,9 @@ pub(super) async fn commit(
     changes: &[ReservationChange],
 ) -> Result<(), PersistenceError> {
     let now = chrono::Utc::now().to_rfc3339();
-    let mut tx = pool.begin().await.map_err(persistence_error)?;
+    let mut tx = super::begin_sqlite_write(pool)
+        .await
+        .map_err(persistence_error)?;
     // Same order as on PostgreSQL: idempotency key, reservations, then
     // events and outbox.
     if let Some((key, last)) = crate::idempotency::of_commit(events) {
