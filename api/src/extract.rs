@@ -21,7 +21,7 @@ pub struct JsonBody<T>(pub T);
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + utoipa::PartialSchema,
+    T: DeserializeOwned + utoipa::PartialSchema + 'static,
 {
     type Rejection = ApiError;
 
@@ -56,7 +56,7 @@ where
         // and fits the schema goes on to serde (and malformed JSON to its
         // syntax error below).
         if let Ok(body) = serde_json::from_slice::<serde_json::Value>(bytes) {
-            let errors = crate::validate::check(&T::schema(), &body);
+            let errors = crate::validate::check(&crate::validate::schema_of::<T>(), &body);
             if !errors.is_empty() {
                 let detail = match errors.as_slice() {
                     [one] => format!("{}: {}", one.field, one.message),

@@ -10,9 +10,14 @@
 //! once it knows the caller may act (docs/architecture.md, "Authorise,
 //! then validate").
 
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use serde_json::Value;
 use utoipa::openapi::schema::{KnownFormat, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::RefOr;
+use utoipa::PartialSchema;
 
 use crate::error::FieldError;
 
@@ -110,6 +115,20 @@ fn property(field: &str, schema: &Schema, value: &Value) -> Option<String> {
     }
 }
 
+/// The schema of a request type, built once per type (every command reads
+/// its body against it).
+pub fn schema_of<T: PartialSchema + 'static>() -> Arc<RefOr<Schema>> {
+    static SCHEMAS: OnceLock<Mutex<HashMap<TypeId, Arc<RefOr<Schema>>>>> = OnceLock::new();
+    let mut schemas = SCHEMAS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    schemas
+        .entry(TypeId::of::<T>())
+        .or_insert_with(|| Arc::new(T::schema()))
+        .clone()
+}
+
 /// Every field of `body` at fault against `schema` (an object schema), in
 /// the schema's order; unknown fields last. Empty when the body fits.
 pub fn check(schema: &RefOr<Schema>, body: &Value) -> Vec<FieldError> {
@@ -152,7 +171,6 @@ pub fn check(schema: &RefOr<Schema>, body: &Value) -> Vec<FieldError> {
 mod tests {
     use super::*;
     use serde_json::json;
-    use utoipa::PartialSchema;
 
     use crate::routes::spells::AdmitRequest;
 
