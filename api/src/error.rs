@@ -84,6 +84,9 @@ pub enum ApiError {
     /// 413: the body is larger than the limit.
     #[error("request body too large")]
     TooLarge,
+    /// 415: a body sent as something other than JSON.
+    #[error("send the body as JSON, with Content-Type: application/json")]
+    NotJson,
     /// 422: well-formed, but refused by a rule.
     #[error("{detail}")]
     Refused {
@@ -186,6 +189,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -204,6 +208,7 @@ impl ApiError {
             ApiError::Conflict { .. } => ("conflict", "Conflicting change"),
             ApiError::PreconditionFailed { .. } => ("version-mismatch", "The record has changed"),
             ApiError::TooLarge => ("too-large", "Request body too large"),
+            ApiError::NotJson => ("unsupported-media-type", "The body is not JSON"),
             ApiError::Refused { .. } => ("refused", "Refused by a rule"),
             ApiError::Unavailable(_) => ("unavailable", "Service temporarily unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
@@ -299,7 +304,8 @@ fn spell_field(error: &SpellError) -> Option<&'static str> {
         SpellError::BeforeAdmission { .. }
         | SpellError::InFuture { .. }
         | SpellError::OutOfOrder { .. } => "at",
-        SpellError::BornAfterAdmission => "date_of_birth",
+        SpellError::BornAfterAdmission | SpellError::BornTooLongAgo => "date_of_birth",
+        SpellError::TooFarAhead { field } => field,
         SpellError::UnknownDelayReason | SpellError::DelayAlreadyOpen => "reason_code",
         _ => return None,
     })

@@ -26,11 +26,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // `application/json`, with parameters (`; charset=utf-8`) or not;
+        // nothing else, and no body without saying what it is.
         let json = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.starts_with("application/json") || v.ends_with("+json"));
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+            });
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge
@@ -44,11 +50,8 @@ where
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
-            if json == Some(false) {
-                return Err(ApiError::BadRequest {
-                    detail: "the body must be JSON (Content-Type: application/json)".to_owned(),
-                    errors: Vec::new(),
-                });
+            if json != Some(true) {
+                return Err(ApiError::NotJson);
             }
             &bytes
         };

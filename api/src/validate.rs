@@ -99,10 +99,25 @@ fn property(field: &str, schema: &Schema, value: &Value) -> Option<String> {
             let whole = value
                 .as_i64()
                 .or_else(|| value.as_u64().map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
+            let bound = |n: &Option<utoipa::Number>| {
+                n.as_ref().map(|n| match n {
+                    utoipa::Number::Int(i) => i64::try_from(*i).unwrap_or(i64::MAX),
+                    utoipa::Number::UInt(u) => i64::try_from(*u).unwrap_or(i64::MAX),
+                    // Whole-number fields have whole bounds.
+                    utoipa::Number::Float(f) => f.round() as i64,
+                })
+            };
+            let (least, most) = (bound(&object.minimum), bound(&object.maximum));
             match whole {
                 None => Some(format!("enter the {name} as a whole number")),
-                Some(n) if n < 0 && object.minimum.is_some() => {
+                Some(n) if n < 0 && least == Some(0) => {
                     Some(format!("the {name} cannot be negative"))
+                }
+                Some(n) if least.is_some_and(|least| n < least) => {
+                    least.map(|least| format!("the {name} is at least {least}"))
+                }
+                Some(n) if most.is_some_and(|most| n > most) => {
+                    most.map(|most| format!("the {name} is at most {most}"))
                 }
                 Some(_) => None,
             }
@@ -296,10 +311,26 @@ mod tests {
     fn whole_numbers_must_be_whole_and_counts_not_negative() {
         let schema = crate::routes::reference::WardRequest::schema();
         let base = |beds: Value| json!({"name": "Ward", "hospital": "POOLE", "beds": beds});
-        assert!(check(&schema, &base(json!(0))).is_empty());
+        assert!(check(&schema, &base(json!(1))).is_empty());
+        // The schema's bound is the domain's.
+        let most = domain::reference::MAX_BEDS;
+        assert!(check(&schema, &base(json!(most))).is_empty());
         assert_eq!(
-            fields(&check(&schema, &base(json!(-1)))),
-            [("beds", "the number of beds cannot be negative")]
+            fields(&check(&schema, &base(json!(0)))),
+            [("beds", "the number of beds is at least 1")]
+        );
+        assert_eq!(
+            fields(&check(&schema, &base(json!(most + 1)))),
+            [("beds", "the number of beds is at most 120")]
+        );
+        let sla = crate::routes::reference::TeamRequest::schema();
+        let team = |minutes: Value| json!({"name": "Team", "services": ["reablement"], "response_sla_minutes": minutes});
+        assert_eq!(
+            fields(&check(&sla, &team(json!(-1)))),
+            [(
+                "response_sla_minutes",
+                "the response time in minutes cannot be negative"
+            )]
         );
         assert_eq!(
             fields(&check(&schema, &base(json!(2.5)))),

@@ -110,6 +110,10 @@ pub trait ReferenceData: Send + Sync {
     fn delay_reason(&self, code: &DelayReasonCode) -> Option<DelayReasonRef>;
 }
 
+/// The most beds a ward may have: the largest wards (a Nightingale ward, a
+/// big assessment unit) hold well under this.
+pub const MAX_BEDS: u16 = 120;
+
 /// Why a change to reference data was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
@@ -119,6 +123,10 @@ pub enum ReferenceError {
     /// A ward with no beds cannot hold a patient.
     #[error("a ward has at least one bed")]
     NoBeds,
+    /// No real ward holds more; a board of tens of thousands of beds would
+    /// make every read of it slow.
+    #[error("a ward has at most {MAX_BEDS} beds")]
+    TooManyBeds,
     /// A ward cannot move hospital: its spells' history names the old one.
     #[error("a ward cannot move to another hospital")]
     WardChangesHospital,
@@ -165,6 +173,9 @@ impl Catalogue {
         }
         if ward.beds == 0 {
             return Err(ReferenceError::NoBeds);
+        }
+        if ward.beds > MAX_BEDS {
+            return Err(ReferenceError::TooManyBeds);
         }
         if let Some(existing) = self.wards.get(&ward.code) {
             if existing.hospital != ward.hospital {
@@ -299,6 +310,18 @@ mod tests {
         c.put_hospital(hospital());
         assert_eq!(c.put_ward(ward(0)), Err(ReferenceError::NoBeds));
         assert_eq!(c.put_ward(ward(10)), Ok(()));
+    }
+
+    #[test]
+    fn refuses_a_ward_bigger_than_any_real_one() {
+        let mut c = Catalogue::default();
+        c.put_hospital(hospital());
+        assert_eq!(c.put_ward(ward(MAX_BEDS)), Ok(()));
+        assert_eq!(
+            c.put_ward(ward(MAX_BEDS + 1)),
+            Err(ReferenceError::TooManyBeds)
+        );
+        assert_eq!(c.put_ward(ward(u16::MAX)), Err(ReferenceError::TooManyBeds));
     }
 
     #[test]

@@ -122,6 +122,45 @@ mod admission {
     }
 
     #[test]
+    fn refuses_a_date_of_birth_before_1880_and_accepts_1880_itself() {
+        let command = |born: &str| {
+            let mut p = patient();
+            p.date_of_birth = d(born);
+            SpellCommand::AdmitPatient {
+                spell_id: spell_id("s1"),
+                patient: p,
+                ward: ward("W1"),
+                bed: bed("1"),
+                admitted_at: admitted_at(),
+            }
+        };
+        for born in ["1879-12-31", "0000-01-01", "-0001-01-01"] {
+            given::<Spell>([])
+                .when(command(born), now(), &refs())
+                .then_refused(SpellError::BornTooLongAgo);
+        }
+        let outcome = given::<Spell>([])
+            .when(command("1880-01-01"), now(), &refs())
+            .outcome();
+        assert_eq!(outcome.map(|events| events.len()), Ok(1));
+    }
+
+    #[test]
+    fn accepts_a_patient_born_on_the_day_of_admission() {
+        let mut p = patient();
+        p.date_of_birth = d("2026-03-01");
+        let command = SpellCommand::AdmitPatient {
+            spell_id: spell_id("s1"),
+            patient: p,
+            ward: ward("W1"),
+            bed: bed("1"),
+            admitted_at: admitted_at(),
+        };
+        let outcome = given::<Spell>([]).when(command, now(), &refs()).outcome();
+        assert_eq!(outcome.map(|events| events.len()), Ok(1));
+    }
+
+    #[test]
     fn refuses_a_second_admission_of_the_same_spell() {
         given::<Spell>([admitted()])
             .when(admit_command(), now(), &refs())
@@ -413,6 +452,39 @@ mod expected_discharge_date {
                 &refs(),
             )
             .then_refused(SpellError::BeforeAdmission { field: "date" });
+    }
+
+    #[test]
+    fn refuses_a_date_more_than_a_year_ahead_and_accepts_one_exactly_a_year_ahead() {
+        // now() is 2026-03-05.
+        given::<Spell>([admitted()])
+            .when(
+                SpellCommand::SetExpectedDischargeDate {
+                    date: d("2027-03-06"),
+                },
+                now(),
+                &refs(),
+            )
+            .then_refused(SpellError::TooFarAhead { field: "date" });
+        given::<Spell>([admitted()])
+            .when(
+                SpellCommand::SetExpectedDischargeDate {
+                    date: d("9999-12-31"),
+                },
+                now(),
+                &refs(),
+            )
+            .then_refused(SpellError::TooFarAhead { field: "date" });
+        let outcome = given::<Spell>([admitted()])
+            .when(
+                SpellCommand::SetExpectedDischargeDate {
+                    date: d("2027-03-05"),
+                },
+                now(),
+                &refs(),
+            )
+            .outcome();
+        assert_eq!(outcome.map(|events| events.len()), Ok(1));
     }
 }
 

@@ -213,7 +213,7 @@ async fn bad_input_gets_the_right_problem_and_never_a_500() {
             "POST",
             &s("pathway"),
             Some("pathway=P1".into()),
-            400,
+            415,
         ),
         case("an unknown spell", "GET", "/api/v1/spells/nope", None, 404),
         case(

@@ -49,6 +49,7 @@ pub struct WardRequest {
     #[schema(value_type = String)]
     pub hospital: HospitalCode,
     /// How many beds (labelled `1..beds`).
+    #[schema(minimum = 1, maximum = 120)]
     pub beds: u16,
 }
 
@@ -70,7 +71,7 @@ fn refused(error: ReferenceStoreError) -> ApiError {
         ReferenceStoreError::Refused(rule) => {
             let field = match rule {
                 ReferenceError::UnknownHospital | ReferenceError::WardChangesHospital => "hospital",
-                ReferenceError::NoBeds => "beds",
+                ReferenceError::NoBeds | ReferenceError::TooManyBeds => "beds",
                 ReferenceError::NoServices => "services",
                 ReferenceError::ZeroSla => "response_sla_minutes",
                 _ => "",

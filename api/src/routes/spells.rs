@@ -260,6 +260,14 @@ fn text_fault(field: &str, error: &domain::values::TextError) -> String {
         domain::values::TextError::TooLong { max } => {
             format!("the {label} is longer than {max} characters")
         }
+        domain::values::TextError::Control { code } => format!(
+            "the {label} contains a control character (U+{code:04X}): remove it and type the \
+             text again"
+        ),
+        domain::values::TextError::Bidirectional { code } => format!(
+            "the {label} contains a character that reverses how text is shown (U+{code:04X}): \
+             remove it"
+        ),
     }
 }
 

@@ -149,6 +149,14 @@ impl Spell {
     }
 }
 
+/// The earliest date of birth a record can hold.
+pub const EARLIEST_BIRTH: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(1880, 1, 1) {
+    Some(date) => date,
+    None => chrono::NaiveDate::MIN,
+};
+/// How far ahead an expected discharge date may be, in days from today.
+pub const EDD_HORIZON_DAYS: i64 = 365;
+
 fn admit(
     spell_id: SpellId,
     patient: Patient,
@@ -166,6 +174,9 @@ fn admit(
     }
     if patient.date_of_birth > local_date(admitted_at) {
         return Err(SpellError::BornAfterAdmission);
+    }
+    if patient.date_of_birth < EARLIEST_BIRTH {
+        return Err(SpellError::BornTooLongAgo);
     }
     Ok(vec![SpellEvent::PatientAdmitted {
         spell_id,
@@ -276,6 +287,9 @@ impl Stay {
             SpellCommand::SetExpectedDischargeDate { date } => {
                 if date < local_date(self.admitted_at) {
                     return Err(SpellError::BeforeAdmission { field: "date" });
+                }
+                if date > local_date(now) + chrono::Duration::days(EDD_HORIZON_DAYS) {
+                    return Err(SpellError::TooFarAhead { field: "date" });
                 }
                 if self.expected_discharge_date == Some(date) {
                     return Ok(Vec::new());

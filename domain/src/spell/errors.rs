@@ -57,6 +57,17 @@ pub enum SpellError {
     /// A patient is born before being admitted.
     #[error("the date of birth is after the admission")]
     BornAfterAdmission,
+    /// No one alive was born before 1880: a date like 0000-01-01 is a
+    /// typing mistake, not a record.
+    #[error("the date of birth is before 1880")]
+    BornTooLongAgo,
+    /// An expected discharge date is a plan for this stay, not for next
+    /// year: one further ahead than a year is a typing mistake.
+    #[error("{field} is more than a year ahead")]
+    TooFarAhead {
+        /// The command field at fault.
+        field: &'static str,
+    },
     /// The reason must be in the current delay reason list.
     #[error("there is no such delay reason in the current list")]
     UnknownDelayReason,

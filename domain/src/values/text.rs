@@ -18,6 +18,21 @@ pub enum TextError {
         /// The most characters allowed.
         max: usize,
     },
+    /// A control character (NUL, BEL, ESC, ...; in a name also a line break
+    /// or tab) is never part of what a person meant to write: PostgreSQL
+    /// cannot store NUL at all, and the others garble screens and logs.
+    #[error("this text contains a control character (U+{code:04X})")]
+    Control {
+        /// The character's code point.
+        code: u32,
+    },
+    /// Bidirectional overrides and isolates make text display in another
+    /// order than it is stored: a name could show as someone else's.
+    #[error("this text contains a bidirectional control (U+{code:04X})")]
+    Bidirectional {
+        /// The character's code point.
+        code: u32,
+    },
 }
 
 /// The longest free text Baton keeps (a summary of a referral).
@@ -33,7 +48,7 @@ pub struct Text(String);
 impl Text {
     /// Trims and validates.
     pub fn parse(text: impl AsRef<str>) -> Result<Self, TextError> {
-        bounded(text.as_ref(), MAX_TEXT).map(Self)
+        bounded(text.as_ref(), MAX_TEXT, Lines::Allowed).map(Self)
     }
 
     /// The text.
@@ -50,7 +65,7 @@ pub struct PersonName(String);
 impl PersonName {
     /// Trims and validates.
     pub fn parse(text: impl AsRef<str>) -> Result<Self, TextError> {
-        bounded(text.as_ref(), MAX_NAME).map(Self)
+        bounded(text.as_ref(), MAX_NAME, Lines::Refused).map(Self)
     }
 
     /// The name.
@@ -59,13 +74,36 @@ impl PersonName {
     }
 }
 
-fn bounded(text: &str, max: usize) -> Result<String, TextError> {
+/// Whether line breaks and tabs may stand in a text (a note, a summary) or
+/// not (a name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lines {
+    Allowed,
+    Refused,
+}
+
+/// U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069: the characters
+/// that change the order text is shown in.
+fn is_bidirectional_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn bounded(text: &str, max: usize, lines: Lines) -> Result<String, TextError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(TextError::Blank);
     }
     if text.chars().count() > max {
         return Err(TextError::TooLong { max });
+    }
+    for c in text.chars() {
+        let layout = matches!(c, '\n' | '\r' | '\t');
+        if c.is_control() && !(layout && lines == Lines::Allowed) {
+            return Err(TextError::Control { code: u32::from(c) });
+        }
+        if is_bidirectional_control(c) {
+            return Err(TextError::Bidirectional { code: u32::from(c) });
+        }
     }
     Ok(text.to_owned())
 }
@@ -96,6 +134,74 @@ impl<'de> Deserialize<'de> for PersonName {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn control_characters_are_refused_and_named_by_their_code_point() {
+        assert_eq!(Text::parse("a\u{0}b"), Err(TextError::Control { code: 0 }));
+        assert_eq!(
+            PersonName::parse("Smi\u{7}th"),
+            Err(TextError::Control { code: 7 })
+        );
+        assert_eq!(
+            Text::parse("esc \u{1b}[31m"),
+            Err(TextError::Control { code: 0x1b })
+        );
+        assert_eq!(
+            Text::parse("del \u{7f}"),
+            Err(TextError::Control { code: 0x7f })
+        );
+    }
+
+    #[test]
+    fn a_note_keeps_its_line_breaks_and_tabs_but_a_name_does_not() {
+        assert_eq!(
+            Text::parse("line one\r\nline two\tend").unwrap().as_str(),
+            "line one\r\nline two\tend"
+        );
+        assert_eq!(
+            PersonName::parse("Ann\nSmith"),
+            Err(TextError::Control { code: 0x0a })
+        );
+        assert_eq!(
+            PersonName::parse("Ann\tSmith"),
+            Err(TextError::Control { code: 0x09 })
+        );
+        assert_eq!(
+            PersonName::parse("Ann\rSmith"),
+            Err(TextError::Control { code: 0x0d })
+        );
+    }
+
+    #[test]
+    fn bidirectional_overrides_and_isolates_are_refused_at_both_ends_of_each_range() {
+        for code in [0x061C, 0x200E, 0x200F, 0x202A, 0x202E, 0x2066, 0x2069] {
+            let c = char::from_u32(code).unwrap();
+            assert_eq!(
+                PersonName::parse(format!("Ann{c}Smith")),
+                Err(TextError::Bidirectional { code }),
+                "U+{code:04X}"
+            );
+        }
+        // Their neighbours are ordinary (or at least not bidirectional).
+        for code in [0x061B, 0x200D, 0x2010, 0x2029, 0x202F, 0x2065, 0x206A] {
+            let c = char::from_u32(code).unwrap();
+            assert!(
+                !matches!(
+                    Text::parse(format!("a{c}b")),
+                    Err(TextError::Bidirectional { .. })
+                ),
+                "U+{code:04X}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_in_any_script_are_kept() {
+        for name in ["O'Brien", "Zoë", "Nguyễn", "محمد", "Łukasz-Smith"] {
+            assert_eq!(PersonName::parse(name).unwrap().as_str(), name);
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -1,0 +1,158 @@
+//! Hostile and loose input (issue 13): control characters and
+//! bidirectional overrides in text, dates no record can hold, bodies that
+//! are not JSON, and wards no hospital has. Each is a clear problem naming
+//! what is wrong, never a 500, the same on both stores.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use baton_tests::http::{admission, Stack, TestApp};
+use infra::auth::Role;
+use serde_json::json;
+
+async fn text_with_control_characters_is_refused_naming_the_field(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    app.seed_reference().await;
+    let ward = app.as_(Role::Ward, Some("POOLE"));
+    for (family, code) in [
+        ("Smi\u{0}th", "U+0000"),
+        ("Smi\u{7}th", "U+0007"),
+        ("Ann\u{202E}htimS", "U+202E"),
+    ] {
+        let mut body = admission(1, "W1", 1);
+        body["family_name"] = json!(family);
+        let refused = ward.post("/api/v1/spells", body).await.expect(422);
+        assert_eq!(refused.body["errors"][0]["field"], "family_name");
+        assert!(
+            refused.body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(code),
+            "{:#}",
+            refused.body
+        );
+    }
+    let spell = ward
+        .post("/api/v1/spells", admission(2, "W1", 2))
+        .await
+        .expect(201)
+        .id();
+    let note = ward
+        .post(
+            &format!("/api/v1/spells/{spell}/delays"),
+            json!({"reason_code": "A", "note": "waiting\u{0}", "at": chrono::Utc::now().to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(note.status, 422, "{:#}", note.body);
+    assert_eq!(note.body["errors"][0]["field"], "note");
+    let summary = ward
+        .post(
+            "/api/v1/referrals",
+            json!({"spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1",
+                   "summary": "needs\u{1b}[31m help"}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(summary.body["errors"][0]["field"], "summary");
+    // A note keeps its line breaks.
+    ward.post(
+        "/api/v1/referrals",
+        json!({"spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1",
+               "summary": "lives alone\nkey safe by the door"}),
+    )
+    .await
+    .expect(201);
+    let admin = app.as_(Role::Admin, None);
+    let ward_name = admin
+        .put(
+            "/api/v1/wards/W9",
+            json!({"name": "Ward\u{0}9", "hospital": "POOLE", "beds": 10}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(ward_name.body["errors"][0]["field"], "name");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn text_with_control_characters_is_refused_naming_the_field_on_the_embedded_default() {
+    text_with_control_characters_is_refused_naming_the_field(Stack::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn text_with_control_characters_is_refused_naming_the_field_on_postgres_and_jetstream() {
+    text_with_control_characters_is_refused_naming_the_field(Stack::Production).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dates_no_record_can_hold_bodies_that_are_not_json_and_impossible_wards_are_refused() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    app.seed_reference().await;
+    let ward = app.as_(Role::Ward, Some("POOLE"));
+    for born in ["0000-01-01", "1879-12-31"] {
+        let mut body = admission(3, "W1", 3);
+        body["date_of_birth"] = json!(born);
+        let refused = ward.post("/api/v1/spells", body).await.expect(422);
+        assert_eq!(refused.body["rule"], "born_too_long_ago");
+        assert_eq!(refused.body["errors"][0]["field"], "date_of_birth");
+    }
+    let spell = ward
+        .post("/api/v1/spells", admission(3, "W1", 3))
+        .await
+        .expect(201)
+        .id();
+    let edd = ward
+        .post(
+            &format!("/api/v1/spells/{spell}/expected-discharge-date"),
+            json!({"date": "9999-12-31"}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(edd.body["errors"][0]["field"], "date");
+
+    let url = format!("{}/api/v1/spells/{spell}/pathway", app.base);
+    let token = app.token(Role::Ward, Some("POOLE"));
+    for content_type in [Some("text/plain"), None, Some("application/evil+json")] {
+        let mut request = app
+            .client
+            .post(&url)
+            .bearer_auth(&token)
+            .body(r#"{"pathway":"P1"}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let answer = baton_tests::http::read(request.send().await.unwrap()).await;
+        assert_eq!(answer.status, 415, "{content_type:?}: {:#}", answer.body);
+        assert_eq!(answer.content_type, "application/problem+json");
+    }
+    let answer = baton_tests::http::read(
+        app.client
+            .post(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(r#"{"pathway":"P1"}"#)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:#}", answer.body);
+
+    let admin = app.as_(Role::Admin, None);
+    for beds in [121, 65_535] {
+        let refused = admin
+            .put(
+                "/api/v1/wards/W9",
+                json!({"name": "Ward 9", "hospital": "POOLE", "beds": beds}),
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{:#}", refused.body);
+        assert_eq!(refused.body["errors"][0]["field"], "beds");
+    }
+    admin
+        .put(
+            "/api/v1/wards/W9",
+            json!({"name": "Ward 9", "hospital": "POOLE", "beds": 120}),
+        )
+        .await
+        .ok();
+    app.stop().await;
+}
