@@ -43,6 +43,9 @@ pub enum AppError {
     /// The token verifier.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A setting that cannot be used.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The listening address.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -145,7 +148,10 @@ impl Application {
             pipeline.reference.clone(),
             stopped,
         )));
-        let mut settings = Settings::default();
+        let mut settings = Settings {
+            trusted_proxies: config.trusted_proxy_addresses().map_err(AppError::Config)?,
+            ..Settings::default()
+        };
         // The development sign-in mints tokens for anyone who asks: only on
         // the embedded default, with the local key, listening on loopback.
         if config.database_url.is_none() && auth.is_local() && is_loopback(&config.listen) {
@@ -338,6 +344,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A client's `X-Request-Id` is kept (to trace a request across systems)
+/// only when it is a short token of safe characters; anything else (markup,
+/// spaces, a paragraph) would be written into the log and the access log as
+/// given, so Baton mints its own instead.
+pub fn is_safe_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 /// One structured line per request: id, method, route template (never the
 /// raw path or query, which carry ids and tokens), status and latency.
 async fn log_request(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -346,7 +363,7 @@ async fn log_request(State(state): State<AppState>, mut request: Request, next: 
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64)
+        .filter(|v| is_safe_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     if let Ok(value) = HeaderValue::from_str(&id) {

@@ -219,17 +219,20 @@ impl FromRequestParts<AppState> for Caller {
             .verified
             .get_or_verify(&state.auth, token.trim())
             .await?;
-        let client = parts
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        let forwarded = parts
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(',').next().unwrap_or_default().trim().to_owned())
-            .or_else(|| {
-                parts
-                    .extensions
-                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                    .map(|info| info.0.ip().to_string())
-            });
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        let client = peer
+            .map(|peer| client_address(peer, &forwarded, &state.settings.trusted_proxies))
+            .map(|ip| ip.to_string());
         let request_id = parts
             .headers
             .get("x-request-id")
@@ -241,6 +244,32 @@ impl FromRequestParts<AppState> for Caller {
             request_id,
         })
     }
+}
+
+/// The client a request came from. `X-Forwarded-For` is believed only
+/// from a configured proxy: the address recorded is then the nearest one
+/// in the header that is not itself a trusted proxy (each proxy appends
+/// the address it heard from, so the right end is the most trustworthy).
+/// From anyone else the header is ignored: a client could write any
+/// address into the access log.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    forwarded: &str,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut nearest = peer;
+    for hop in forwarded.split(',').rev() {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => nearest = ip,
+            Ok(ip) => return ip,
+            // An unreadable entry ends what can be believed.
+            Err(_) => return nearest,
+        }
+    }
+    nearest
 }
 
 /// Query parameters, strictly read: unknown or malformed ones are a 400
@@ -340,5 +369,65 @@ impl VerifiedTokens {
         }
         entries.insert(token.to_owned(), (principal.clone(), now));
         Ok(principal)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::client_address;
+    use crate::app::is_safe_request_id;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_forwarded_address_from_anyone_but_a_trusted_proxy_is_ignored() {
+        assert_eq!(
+            client_address(ip("198.51.100.7"), "203.0.113.99", &[]),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(ip("198.51.100.7"), "203.0.113.99", &[ip("10.0.0.1")]),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_nearest_untrusted_hop_is_the_client() {
+        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        assert_eq!(
+            client_address(ip("10.0.0.1"), "203.0.113.99", &proxies),
+            ip("203.0.113.99")
+        );
+        // A client that wrote its own header first cannot hide behind it.
+        assert_eq!(
+            client_address(ip("10.0.0.1"), "1.2.3.4, 203.0.113.99, 10.0.0.2", &proxies),
+            ip("203.0.113.99")
+        );
+        // Only proxies, or nothing: the last proxy that spoke.
+        assert_eq!(
+            client_address(ip("10.0.0.1"), "10.0.0.2", &proxies),
+            ip("10.0.0.2")
+        );
+        assert_eq!(client_address(ip("10.0.0.1"), "", &proxies), ip("10.0.0.1"));
+        // Garbage ends what is believed.
+        assert_eq!(
+            client_address(ip("10.0.0.1"), "203.0.113.99, <script>", &proxies),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn a_request_id_is_kept_only_when_it_is_a_short_safe_token() {
+        assert!(is_safe_request_id("abc-123_DEF.4:5"));
+        assert!(is_safe_request_id(&"a".repeat(64)));
+        assert!(!is_safe_request_id(&"a".repeat(65)));
+        assert!(!is_safe_request_id(""));
+        assert!(!is_safe_request_id("<script>alert(1)</script>"));
+        assert!(!is_safe_request_id("two words"));
     }
 }

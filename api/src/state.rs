@@ -51,6 +51,9 @@ pub struct Settings {
     /// The data directory whose local key the development sign-in signs
     /// with; `None` unless on the embedded default with the local key.
     pub dev_sign_in: Option<std::path::PathBuf>,
+    /// Proxies whose `X-Forwarded-For` is believed (`BATON_TRUSTED_PROXIES`);
+    /// from anyone else the header is ignored and the peer address recorded.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
             consistency_wait: Duration::from_secs(5),
             body_limit: 64 * 1024,
             dev_sign_in: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct Config {
     pub jwks_url: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
+    /// Reverse proxies (IP addresses, comma-separated) whose
+    /// `X-Forwarded-For` names the client; unset means none.
+    pub trusted_proxies: Option<String>,
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
             jwt_public_key_file: None,
             jwks_url: None,
             log_format: LogFormat::Text,
+            trusted_proxies: None,
         }
     }
 }
@@ -100,7 +104,7 @@ impl Default for Config {
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(#[from] Box<figment::Error>);
 
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "listen",
     "data_dir",
     "database_url",
@@ -120,6 +124,7 @@ const KEYS: [&str; 19] = [
     "jwt_public_key_file",
     "jwks_url",
     "log_format",
+    "trusted_proxies",
 ];
 
 impl Config {
@@ -136,6 +141,22 @@ impl Config {
         // itself) from being read as unknown keys.
         figment = figment.merge(Env::prefixed("BATON_").only(&KEYS));
         figment.extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    /// The trusted proxies' addresses, or what in the list is not one.
+    pub fn trusted_proxy_addresses(&self) -> Result<Vec<std::net::IpAddr>, String> {
+        self.trusted_proxies
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse()
+                    .map_err(|_| format!("BATON_TRUSTED_PROXIES: {entry} is not an IP address"))
+            })
+            .collect()
     }
 
     /// The stream's settings.

@@ -156,3 +156,79 @@ async fn dates_no_record_can_hold_bodies_that_are_not_json_and_impossible_wards_
         .ok();
     app.stop().await;
 }
+
+async fn last_access(app: &TestApp, nhs: &str) -> serde_json::Value {
+    let log = app
+        .as_(Role::Admin, None)
+        .get(&format!("/api/v1/audit?nhs_number={nhs}"))
+        .await
+        .ok();
+    // The newest read of the spell.
+    log.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "read_spell")
+        .max_by_key(|a| a["at"].as_str().unwrap().to_owned())
+        .cloned()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_access_log_records_the_real_client_and_a_safe_request_id() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    app.seed_reference().await;
+    let ward = app.as_(Role::Ward, Some("POOLE"));
+    let spell = ward
+        .post("/api/v1/spells", admission(5, "W1", 5))
+        .await
+        .expect(201)
+        .id();
+    let nhs = baton_tests::fixtures::nhs_number(5).digits();
+    let token = app.token(Role::Ward, Some("POOLE"));
+    let read = |forwarded: &'static str, id: &'static str| {
+        app.client
+            .get(format!("{}/api/v1/spells/{spell}", app.base))
+            .bearer_auth(&token)
+            .header("x-forwarded-for", forwarded)
+            .header("x-request-id", id)
+            .send()
+    };
+    assert_eq!(
+        read("203.0.113.99", "<script>alert(1)</script>")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let access = last_access(&app, &nhs).await;
+    assert_eq!(
+        access["client"], "127.0.0.1",
+        "a forged address is not recorded"
+    );
+    let id = access["request_id"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "a minted id, not {id}");
+    assert_eq!(
+        read("203.0.113.99", "trace-42").await.unwrap().status(),
+        200
+    );
+    assert_eq!(last_access(&app, &nhs).await["request_id"], "trace-42");
+    let (mut config, data_dir) = (app.config.clone(), app.data_dir.clone());
+    app.stop().await;
+
+    // Behind a configured proxy (here, loopback), its header is believed.
+    config.trusted_proxies = Some("127.0.0.1".to_owned());
+    let behind = TestApp::start(config, data_dir, None, None).await;
+    let token = behind.token(Role::Ward, Some("POOLE"));
+    let answer = behind
+        .client
+        .get(format!("{}/api/v1/spells/{spell}", behind.base))
+        .bearer_auth(&token)
+        .header("x-forwarded-for", "203.0.113.99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(last_access(&behind, &nhs).await["client"], "203.0.113.99");
+    behind.stop().await;
+}
