@@ -232,3 +232,38 @@ async fn the_access_log_records_the_real_client_and_a_safe_request_id() {
     assert_eq!(last_access(&behind, &nhs).await["client"], "203.0.113.99");
     behind.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn learning_that_a_patient_is_in_another_hospital_is_logged_as_a_read_of_that_patient() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    app.seed_reference().await;
+    app.as_(Role::Ward, Some("POOLE"))
+        .post("/api/v1/spells", admission(6, "W1", 6))
+        .await
+        .expect(201);
+    let probe = app
+        .as_(Role::Ward, Some("DCH"))
+        .post("/api/v1/spells", admission(6, "X1", 1))
+        .await
+        .expect(409);
+    assert_eq!(probe.body["rule"], "patient_already_in_hospital");
+    let detail = probe.body["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("POOLE") && !detail.contains("W1"),
+        "{detail}"
+    );
+    let nhs = baton_tests::fixtures::nhs_number(6).digits();
+    let log = app
+        .as_(Role::Admin, None)
+        .get(&format!("/api/v1/audit?nhs_number={nhs}"))
+        .await
+        .ok();
+    assert!(
+        log.body.as_array().unwrap().iter().any(|a| a["action"]
+            == "admit_refused_patient_in_hospital"
+            && a["actor"] == "ward-DCH"),
+        "{:#}",
+        log.body
+    );
+    app.stop().await;
+}

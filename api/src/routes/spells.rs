@@ -64,6 +64,14 @@ pub struct SearchResults {
     pub results: Vec<projections::lookup::SpellRecord>,
 }
 
+/// The NHS number an admission names (for the access log).
+fn nhs_number_digits(command: &SpellCommand) -> Vec<String> {
+    match command {
+        SpellCommand::AdmitPatient { patient, .. } => vec![patient.nhs_number.digits()],
+        _ => Vec::new(),
+    }
+}
+
 /// Finds patients of the caller's hospital, in hospital or discharged, by
 /// NHS number or name: the way back to a discharge (or an admission, or a
 /// transfer) made in error.
@@ -402,7 +410,8 @@ async fn admit(
         admitted_at: utc(req.admitted_at),
     };
     let options = options(&caller, &headers, "admit", "", &req, json!({}));
-    let committed = state
+    let nhs_digits = nhs_number_digits(&command);
+    let committed = match state
         .bus
         .spell_with(
             &spell_id,
@@ -410,7 +419,26 @@ async fn admit(
             options,
         )
         .await
-        .map_err(|e| ApiError::from(e).renamed("at", "admitted_at"))?;
+    {
+        Ok(committed) => committed,
+        Err(CommandError::Reservation(
+            conflict @ domain::reservation::ReservationConflict::PatientAlreadyInHospital,
+        )) => {
+            // The answer tells the caller that this person is an inpatient
+            // somewhere, perhaps in another hospital: that is a read of the
+            // patient, and is logged as one before it is given.
+            audit::record(
+                &state.db,
+                &caller,
+                "admit_refused_patient_in_hospital",
+                "/api/v1/spells",
+                &nhs_digits,
+            )
+            .await?;
+            return Err(conflict.into());
+        }
+        Err(error) => return Err(ApiError::from(error).renamed("at", "admitted_at")),
+    };
     Ok(answer(StatusCode::CREATED, committed, json!({})))
 }
 
