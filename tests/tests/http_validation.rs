@@ -114,3 +114,41 @@ async fn the_docs_show_each_bodys_fields_with_their_types_and_whether_required()
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_openapi_document_declares_query_parameters_in_the_query() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    let doc: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut misplaced = Vec::new();
+    let mut queries = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                let in_template = path.contains(&format!("{{{name}}}"));
+                match p["in"].as_str().unwrap() {
+                    "path" if !in_template => misplaced.push(format!("{method} {path} {name}")),
+                    "query" => {
+                        queries += 1;
+                        assert!(!in_template, "{method} {path} {name}");
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(
+        misplaced.is_empty(),
+        "declared in the path but not in it: {misplaced:#?}"
+    );
+    assert!(queries >= 15, "only {queries} query parameters");
+    app.stop().await;
+}

@@ -21,6 +21,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// The patient whose accesses to list.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// The patient's NHS number.

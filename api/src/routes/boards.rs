@@ -49,6 +49,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// `?days=` of the daily figures.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DailyQuery {
     /// How many days up to today (1 to 90; default 30).
@@ -285,6 +286,7 @@ async fn team_board(
 
 /// `?hours=` of a ward's recent discharges.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DischargesQuery {
     /// How far back, in hours (1 to 720; 72 when not given).
@@ -347,6 +349,7 @@ async fn recent_discharges(
 
 /// `?board=` of the stream.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// `ward:{code}`, `hospital:{code}`, `team:{code}` or `system`.

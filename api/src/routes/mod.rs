@@ -117,6 +117,7 @@ pub fn options(
 
 /// `?consistency_token=`, accepted by every read.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     /// A command's token: answer only once the read includes that command.

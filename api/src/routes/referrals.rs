@@ -91,6 +91,7 @@ pub struct Empty {}
 
 /// `GET /api/v1/referrals` filters.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this team's.

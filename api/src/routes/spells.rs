@@ -49,6 +49,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// `?q=` of the patient search.
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// An NHS number (spaces allowed; the first digits are enough) or part
