@@ -26,7 +26,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The process is alive.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, body = Object)))]
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
@@ -82,7 +82,7 @@ async fn store_ok(db: &Database) -> bool {
 }
 
 /// Ready when the event store and bus answer and the boards are caught up.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let event_store = store_ok(&state.db).await;
@@ -112,7 +112,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text: relay, projections and HTTP figures.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
