@@ -107,7 +107,7 @@ async fn style() -> Response {
 
 /// The signed-in principal, as the token says.
 #[utoipa::path(get, path = "/api/v1/session", tag = "sign-in",
-    responses((status = 200, body = Object), (status = 401, body = Problem)))]
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn session(caller: Caller) -> impl IntoResponse {
     Json(caller.principal)
 }
@@ -159,7 +159,7 @@ pub struct DevSignIn {
 
 /// Development sign-in (embedded default only): a local token for any role.
 #[utoipa::path(post, path = "/api/v1/dev/sign-in", tag = "sign-in", request_body = DevSignIn,
-    responses((status = 200, body = Object), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn dev_sign_in_token(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -32,7 +32,7 @@ pub struct AuditQuery {
 
 /// Who was shown this patient's data, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = [Access]), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = [Access]), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn audit(
     State(state): State<AppState>,
     caller: Caller,

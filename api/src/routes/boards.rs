@@ -68,7 +68,7 @@ fn days(query: &DailyQuery) -> Result<u32, ApiError> {
 /// A hospital's NCTR, delay days and discharges for each of the last days.
 #[utoipa::path(get, path = "/api/v1/boards/hospitals/{hospital}/daily", tag = "boards",
     params(("hospital" = String, Path), DailyQuery),
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn hospital_daily(
     State(state): State<AppState>,
     caller: Caller,
@@ -90,7 +90,7 @@ async fn hospital_daily(
 
 /// The whole system's NCTR, delay days and discharges for each of the last days.
 #[utoipa::path(get, path = "/api/v1/boards/system/daily", tag = "boards", params(DailyQuery),
-    responses((status = 200, body = Object), (status = 403, body = Problem)))]
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn system_daily(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,8 +215,8 @@ async fn read_board(
 /// A ward's beds, one row each, with totals.
 #[utoipa::path(get, path = "/api/v1/boards/wards/{ward}", tag = "boards",
     params(("ward" = String, Path), ReadQuery),
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 503, body = Problem)))]
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn ward_board(
     State(state): State<AppState>,
     caller: Caller,
@@ -231,7 +231,7 @@ async fn ward_board(
 /// A hospital's wards, delays by reason and pathway mix.
 #[utoipa::path(get, path = "/api/v1/boards/hospitals/{hospital}", tag = "boards",
     params(("hospital" = String, Path), ReadQuery),
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn hospital_board(
     State(state): State<AppState>,
     caller: Caller,
@@ -252,7 +252,7 @@ async fn hospital_board(
 
 /// Every hospital's totals and every team's handover waits: counts only.
 #[utoipa::path(get, path = "/api/v1/boards/system", tag = "boards", params(ReadQuery),
-    responses((status = 200, body = Object), (status = 403, body = Problem)))]
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn system_board(
     State(state): State<AppState>,
     caller: Caller,
@@ -272,7 +272,7 @@ async fn system_board(
 /// A team's referrals by status, with age and SLA state.
 #[utoipa::path(get, path = "/api/v1/boards/teams/{team}", tag = "boards",
     params(("team" = String, Path), ReadQuery),
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn team_board(
     State(state): State<AppState>,
     caller: Caller,
@@ -303,8 +303,8 @@ const DISCHARGES_MAX_HOURS: u32 = 720;
 /// cancelled from here.
 #[utoipa::path(get, path = "/api/v1/boards/wards/{ward}/recent-discharges", tag = "boards",
     params(("ward" = String, Path), DischargesQuery),
-    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
+    responses((status = 200, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn recent_discharges(
     State(state): State<AppState>,
     caller: Caller,
@@ -431,7 +431,7 @@ fn changed_rows(previous: &Value, next: &Value) -> (Value, Value) {
 /// Live updates of one board (server-sent events).
 #[utoipa::path(get, path = "/api/v1/boards/stream", tag = "boards", params(StreamQuery),
     responses((status = 200, description = "text/event-stream: `board`, then `change` events and a `freshness` event every 5 s and whenever the boards fall behind or catch up"),
-        (status = 403, body = Problem), (status = 404, body = Problem)))]
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn stream(
     State(state): State<AppState>,
     caller: Caller,

@@ -92,7 +92,7 @@ fn refused(error: ReferenceStoreError) -> ApiError {
 /// Add or rename a hospital (admin).
 #[utoipa::path(put, path = "/api/v1/hospitals/{code}", tag = "reference", params(("code" = String, Path)),
     request_body = HospitalRequest,
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn put_hospital(
     State(state): State<AppState>,
     caller: Caller,
@@ -116,8 +116,8 @@ async fn put_hospital(
 /// Add or change a ward (admin). Its beds cannot drop below an occupied one.
 #[utoipa::path(put, path = "/api/v1/wards/{code}", tag = "reference", params(("code" = String, Path)),
     request_body = WardRequest,
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn put_ward(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,7 +154,7 @@ async fn put_ward(
 /// Add or change a team (admin).
 #[utoipa::path(put, path = "/api/v1/teams/{code}", tag = "reference", params(("code" = String, Path)),
     request_body = TeamRequest,
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn put_team(
     State(state): State<AppState>,
     caller: Caller,

@@ -223,8 +223,8 @@ async fn run(
 
 /// Raise a referral for an open spell.
 #[utoipa::path(post, path = "/api/v1/referrals", tag = "referrals", request_body = RaiseRequest,
-    responses((status = 201, body = CommandAnswer), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = CommandAnswer), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn raise(
     State(state): State<AppState>,
     caller: Caller,
@@ -258,7 +258,7 @@ async fn raise(
 /// A referral, with the minimum patient detail the team needs.
 #[utoipa::path(get, path = "/api/v1/referrals/{id}", tag = "referrals",
     params(("id" = String, Path), ReadQuery),
-    responses((status = 200, body = ReferralView), (status = 404, body = Problem)))]
+    responses((status = 200, body = ReferralView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_referral(
     State(state): State<AppState>,
     caller: Caller,
@@ -296,7 +296,7 @@ async fn get_referral(
 
 /// Referrals the caller may see: a team's own, a ward's hospital's.
 #[utoipa::path(get, path = "/api/v1/referrals", tag = "referrals", params(ListQuery),
-    responses((status = 200, body = [ReferralSummary]), (status = 403, body = Problem)))]
+    responses((status = 200, body = [ReferralSummary]), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -363,9 +363,9 @@ macro_rules! referral_command {
         $(#[$doc])*
         #[utoipa::path(post, path = $path, tag = "referrals", params(("id" = String, Path)),
             request_body = $req,
-            responses((status = 200, body = CommandAnswer), (status = 403, body = Problem),
-                (status = 404, body = Problem), (status = 412, body = Problem),
-                (status = 422, body = Problem)))]
+            responses((status = 200, body = CommandAnswer), (status = 403, body = Problem, content_type = "application/problem+json"),
+                (status = 404, body = Problem, content_type = "application/problem+json"), (status = 412, body = Problem, content_type = "application/problem+json"),
+                (status = 422, body = Problem, content_type = "application/problem+json")))]
         async fn $fn(
             State(state): State<AppState>,
             caller: Caller,

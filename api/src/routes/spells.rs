@@ -77,8 +77,8 @@ fn nhs_number_digits(command: &SpellCommand) -> Vec<String> {
 /// NHS number or name: the way back to a discharge (or an admission, or a
 /// transfer) made in error.
 #[utoipa::path(get, path = "/api/v1/spells/search", tag = "spells", params(SearchQuery),
-    responses((status = 200, body = SearchResults), (status = 400, body = Problem),
-        (status = 403, body = Problem)))]
+    responses((status = 200, body = SearchResults), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn search(
     State(state): State<AppState>,
     caller: Caller,
@@ -364,7 +364,7 @@ async fn run(
 
 /// Admit a patient to a bed.
 #[utoipa::path(post, path = "/api/v1/spells", tag = "spells", request_body = AdmitRequest,
-    responses((status = 201, body = CommandAnswer), (status = 422, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 201, body = CommandAnswer), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn admit(
     State(state): State<AppState>,
     caller: Caller,
@@ -445,7 +445,7 @@ async fn admit(
 
 /// A spell's current state and version.
 #[utoipa::path(get, path = "/api/v1/spells/{id}", tag = "spells", params(("id" = String, Path), ReadQuery),
-    responses((status = 200, body = SpellView), (status = 404, body = Problem)))]
+    responses((status = 200, body = SpellView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_spell(
     State(state): State<AppState>,
     caller: Caller,
@@ -479,7 +479,7 @@ async fn get_spell(
 
 /// Every event of a spell, in order.
 #[utoipa::path(get, path = "/api/v1/spells/{id}/history", tag = "spells", params(("id" = String, Path)),
-    responses((status = 200, body = [HistoryEntry]), (status = 404, body = Problem)))]
+    responses((status = 200, body = [HistoryEntry]), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn history(
     State(state): State<AppState>,
     caller: Caller,
@@ -527,9 +527,9 @@ macro_rules! spell_command {
         $(#[$doc])*
         #[utoipa::path(post, path = $path, tag = "spells", params(("id" = String, Path)),
             request_body = $req,
-            responses((status = 200, body = CommandAnswer), (status = 404, body = Problem),
-                (status = 409, body = Problem), (status = 412, body = Problem),
-                (status = 422, body = Problem)))]
+            responses((status = 200, body = CommandAnswer), (status = 404, body = Problem, content_type = "application/problem+json"),
+                (status = 409, body = Problem, content_type = "application/problem+json"), (status = 412, body = Problem, content_type = "application/problem+json"),
+                (status = 422, body = Problem, content_type = "application/problem+json")))]
         async fn $fn(
             State(state): State<AppState>,
             caller: Caller,
@@ -592,8 +592,8 @@ spell_command!(
 /// Record a delay; answers with its `delay_id`.
 #[utoipa::path(post, path = "/api/v1/spells/{id}/delays", tag = "spells", params(("id" = String, Path)),
     request_body = DelayRequest,
-    responses((status = 201, body = CommandAnswer), (status = 404, body = Problem),
-        (status = 412, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = CommandAnswer), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn record_delay(
     State(state): State<AppState>,
     caller: Caller,
@@ -659,8 +659,8 @@ async fn record_delay(
 /// Resolve a delay.
 #[utoipa::path(post, path = "/api/v1/spells/{id}/delays/{delay_id}/resolve", tag = "spells",
     params(("id" = String, Path), ("delay_id" = String, Path)), request_body = AtRequest,
-    responses((status = 200, body = CommandAnswer), (status = 404, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 200, body = CommandAnswer), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn resolve_delay(
     State(state): State<AppState>,
     caller: Caller,
