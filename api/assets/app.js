@@ -1,12 +1,15 @@
 // Baton's pages: plain JavaScript, no build step, every asset served by
-// baton. One shell (index.html) routes by path. Tables re-render on live
-// updates (server-sent events); forms live in a side panel that live updates
-// never touch, so nothing a user is typing is lost.
+// baton. One shell (index.html) routes by path. Live updates (server-sent
+// events) patch rows in place, keyed by bed or referral, so a row nobody
+// changed keeps its focus; forms live in a side panel whose read-only parts
+// are updated in place and whose forms live updates never touch, so nothing
+// a user is typing is lost.
 
 const TOKEN_KEY = 'baton.token';
 const main = document.getElementById('main');
 const panel = document.getElementById('panel');
 const live = document.getElementById('live');
+const notice = document.getElementById('notice');
 let source = null;
 let session = null;
 const reference = {};
@@ -22,10 +25,23 @@ function h(tag, attrs = {}, ...children) {
     else if (key === 'text') el.textContent = value;
     else el.setAttribute(key, value === true ? '' : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
+  return el;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') el.setAttribute('class', value);
+    else if (key === 'text') el.textContent = value;
+    else el.setAttribute(key, value);
+  }
+  for (const child of children.flat(Infinity)) if (child) el.append(child);
   return el;
 }
 
@@ -44,11 +60,26 @@ async function api(method, path, body) {
   }
   let data = null;
   try { data = await response.json(); } catch (_) { data = null; }
-  if (response.status === 401 && path !== '/api/v1/session') {
+  if (response.status === 401 && path !== '/api/v1/session' && token()) {
+    // The sign-in ended: sign in again here, and come back to this page.
     sessionStorage.removeItem(TOKEN_KEY);
-    go('/');
+    session = null;
+    route();
   }
   return { ok: response.ok, status: response.status, body: data };
+}
+
+// A read that includes the caller's own command (the API waits for it).
+const withToken = (path, consistency) => consistency
+  ? `${path}${path.includes('?') ? '&' : '?'}consistency_token=${encodeURIComponent(consistency)}`
+  : path;
+
+function problemText(answer, what) {
+  const problem = answer.body || {};
+  const detail = problem.detail || problem.title || `the request failed (${answer.status || 'no answer'})`;
+  const hint = answer.status === 409 || answer.status === 422
+    ? ' It may have changed elsewhere meanwhile: the list shows its current state.' : '';
+  return `${what}: ${detail}.${hint}`.replace('..', '.');
 }
 
 function go(path) {
@@ -72,14 +103,156 @@ function today(offsetDays = 0) {
 // datetime-local values have no zone: send them as RFC 3339 with an offset.
 const instant = (value) => value ? new Date(value).toISOString() : value;
 
+const asDate = (value) => new Date(value.length === 10 ? `${value}T12:00:00` : value);
+
 function formatDate(value) {
   if (!value) return '';
-  const d = new Date(value.length === 10 ? `${value}T12:00:00` : value);
-  return d.toLocaleDateString('en-GB', { day: 'numeric', month: 'short' });
+  return asDate(value).toLocaleDateString('en-GB', { day: 'numeric', month: 'short' });
+}
+
+function longDate(value) {
+  if (!value) return '';
+  return asDate(value).toLocaleDateString('en-GB', { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' });
+}
+
+function formatWhen(value) {
+  if (!value) return '';
+  const d = new Date(value);
+  return `${d.toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' })}, ${d.toLocaleDateString('en-GB', { day: 'numeric', month: 'short' })}`;
 }
 
 function nhs(n) {
   return n && n.length === 10 ? `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}` : n;
+}
+
+const words = (code) => String(code || '').replaceAll('_', ' ');
+
+function debounce(fn, ms) {
+  let timer = null;
+  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+}
+
+// ---------- confirmations ----------
+
+// A confirmation stays on screen for 10 s (or until the next one) and is
+// announced by the #notice status region.
+let noticeTimer = null;
+function notify(text) {
+  clearTimeout(noticeTimer);
+  notice.textContent = text;
+  noticeTimer = setTimeout(() => { notice.textContent = ''; }, 10_000);
+}
+
+// ---------- actions that send ----------
+
+// A button that sends is marked busy (aria-disabled, which keeps its focus)
+// from the first click until the page shows the result, so a double click
+// sends once. The set survives a row being re-rendered meanwhile.
+const busy = new Set();
+
+function setBusy(key, on) {
+  if (on) busy.add(key); else busy.delete(key);
+  for (const el of document.querySelectorAll(`[data-key="${CSS.escape(key)}"]`)) {
+    if (on) el.setAttribute('aria-disabled', 'true'); else el.removeAttribute('aria-disabled');
+  }
+}
+
+async function guarded(key, fn) {
+  if (busy.has(key)) return undefined;
+  setBusy(key, true);
+  try {
+    return await fn();
+  } finally {
+    setBusy(key, false);
+  }
+}
+
+// A button with a page-wide key (for focus to come back to it, and for the
+// busy guard). `onpress` gets the button; presses while busy are ignored.
+function actionButton(label, { key, action, aria, kind, onpress }) {
+  const button = h('button', {
+    type: 'button', class: kind || null, 'data-key': key, 'data-action': action, 'aria-label': aria,
+    'aria-disabled': busy.has(key) ? 'true' : null,
+  }, label);
+  button.addEventListener('click', (event) => {
+    event.preventDefault();
+    if (button.getAttribute('aria-disabled') === 'true') return;
+    onpress(button);
+  });
+  return button;
+}
+
+// Errors of an action in a row: one element per row, kept across the row's
+// re-renders (so it is announced once, and stays until the next action).
+const rowMessages = new Map();
+function rowMessage(rowKey) {
+  let el = rowMessages.get(rowKey);
+  if (!el) {
+    el = h('p', { class: 'row-error', role: 'alert' });
+    rowMessages.set(rowKey, el);
+  }
+  return el;
+}
+
+// ---------- rows patched in place ----------
+
+function place(parent, child, before) {
+  if (child.parentNode === parent && parent.moveBefore) {
+    try { parent.moveBefore(child, before); return; } catch (_) { /* fall back */ }
+  }
+  parent.insertBefore(child, before);
+}
+
+// Shows `items` as the rows of `tbody`, in order, keyed by `keyOf`. A row
+// whose data did not change is kept as it is (focus and all); a changed row
+// is rebuilt, and focus inside it moves to the same control in the new row
+// (or the row's first control if that one is gone).
+function patchRows(tbody, items, keyOf, build) {
+  const old = tbody._rows || new Map();
+  const next = new Map();
+  const active = document.activeElement;
+  let focus = null;
+  for (const [key, entry] of old) {
+    if (entry.tr.contains(active) && active !== document.body) focus = { rowKey: key, key: active.dataset && active.dataset.key };
+  }
+  const order = [];
+  for (const item of items) {
+    const key = keyOf(item);
+    const sig = JSON.stringify(item);
+    let entry = old.get(key);
+    if (!entry || entry.sig !== sig) {
+      const tr = build(item);
+      tr.dataset.rowKey = key;
+      if (entry) tbody.replaceChild(tr, entry.tr);
+      entry = { sig, tr };
+    }
+    next.set(key, entry);
+    order.push(entry.tr);
+  }
+  for (const [key, entry] of old) if (!next.has(key) && entry.tr.parentNode === tbody) entry.tr.remove();
+  for (const child of [...tbody.children]) if (!order.includes(child)) child.remove();
+  order.forEach((tr, i) => { if (tbody.children[i] !== tr) place(tbody, tr, tbody.children[i] || null); });
+  tbody._rows = next;
+  if (focus && (!document.activeElement || document.activeElement === document.body || !document.activeElement.isConnected)) {
+    restoreFocus(focus);
+  }
+}
+
+// Focus the control `target.key`, else the first control of the row
+// `target.rowKey`, else the control `target.fallback`; false when none of
+// them can take focus.
+function restoreFocus(target) {
+  if (!target) return false;
+  const take = (el) => {
+    if (!el || !el.getClientRects().length) return false;
+    el.focus();
+    return document.activeElement === el;
+  };
+  const byKey = (key) => key && document.querySelector(`[data-key="${CSS.escape(key)}"]`);
+  if (take(byKey(target.key))) return true;
+  const row = target.rowKey && document.querySelector(`[data-row-key="${CSS.escape(target.rowKey)}"]`);
+  if (take(row && row.querySelector('button, a[href], [tabindex]'))) return true;
+  return take(byKey(target.fallback));
 }
 
 // ---------- live updates ----------
@@ -123,12 +296,16 @@ function heard(data) {
   showFreshness();
 }
 
-function subscribe(board, onBoard) {
+// `check` reads the board once: a stream refused for good because this
+// sign-in may not see the board (403) or it does not exist (404) ends with
+// a page that says so, instead of "Reconnecting…" for ever.
+function subscribe(board, onBoard, check) {
   if (source) source.close();
   live.textContent = 'Connecting…';
   live.className = 'live off';
   const url = `/api/v1/boards/stream?board=${encodeURIComponent(board)}&access_token=${encodeURIComponent(token())}`;
-  source = new EventSource(url);
+  const mine = new EventSource(url);
+  source = mine;
   const handle = (event) => {
     try {
       const data = JSON.parse(event.data);
@@ -145,12 +322,19 @@ function subscribe(board, onBoard) {
   freshnessTimer = setInterval(showFreshness, 1000);
   source.onopen = () => { showFreshness(); };
   source.onerror = async () => {
+    if (source !== mine) return;
     live.textContent = 'Reconnecting…';
     live.className = 'live off';
     // A stream refused for good (the token expired): sign in again.
-    if (source.readyState === EventSource.CLOSED) {
+    if (mine.readyState === EventSource.CLOSED) {
       const me = await api('GET', '/api/v1/session');
-      if (me.ok) setTimeout(() => subscribe(board, onBoard), 1000);
+      if (!me.ok || source !== mine) return;
+      if (check) {
+        const answer = await check();
+        if (source !== mine) return;
+        if (answer && (answer.status === 403 || answer.status === 404)) { cannotShow(answer, board); return; }
+      }
+      setTimeout(() => { if (source === mine) subscribe(board, onBoard, check); }, 1000);
     }
   };
 }
@@ -170,15 +354,21 @@ function unsubscribe() {
 
 // ---------- forms ----------
 
-// A form whose fields are named as the API's JSON fields. `toBody` turns the
-// form's values into the request body; errors come back next to each field.
-function commandForm({ command, title, fields, submit, send }) {
+// A form whose fields are named as the API's JSON fields. `send` gets the
+// form's values and answers the API's answer; errors come back next to each
+// field. A success says "Saved at HH:MM." in the form's own status line,
+// which stays until the form is sent again; fields marked `reset` are
+// emptied for the next entry. A form is sent once at a time.
+function commandForm({ command, title, fields, submit, send, done: doneText }) {
   const form = h('form', { 'data-command': command, novalidate: true });
-  form.append(h('h3', {}, title));
-  const formError = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const heading = h('h3', {}, title);
+  form._heading = heading;
+  form.append(heading);
+  const formError = h('p', { class: 'form-error', role: 'alert' });
   const done = h('p', { class: 'done', role: 'status' });
+  const resets = [];
   for (const field of fields) {
-    const id = `${command}-${field.name}`;
+    const id = `${command}-${field.name}${field.idSuffix || ''}`;
     form.append(h('label', { for: id }, field.label));
     let input;
     if (field.options) {
@@ -189,24 +379,38 @@ function commandForm({ command, title, fields, submit, send }) {
     } else {
       input = h('input', { id, name: field.name, type: field.type || 'text', autocomplete: 'off' });
     }
-    if (field.value !== undefined) input.value = field.value;
+    if (field.value !== undefined && field.value !== null) input.value = field.value;
     if (field.required) input.required = true;
+    if (field.reset) resets.push([input, input.value]);
     form.append(input, h('p', { class: 'field-error', 'data-for': field.name, hidden: true, id: `${id}-error` }));
   }
-  form.append(formError, h('button', { type: 'submit' }, submit || title), done);
+  const button = h('button', { type: 'submit' }, submit || title);
+  form.append(formError, button, done);
+  form.addEventListener('input', () => { form.dataset.dirty = '1'; });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    if (form.dataset.busy) return;
     for (const el of form.querySelectorAll('.field-error')) { el.hidden = true; el.textContent = ''; }
-    for (const el of form.querySelectorAll('.invalid')) { el.classList.remove('invalid'); el.removeAttribute('aria-invalid'); }
-    formError.hidden = true;
+    for (const el of form.querySelectorAll('.invalid')) { el.classList.remove('invalid'); el.removeAttribute('aria-invalid'); el.removeAttribute('aria-describedby'); }
+    formError.textContent = '';
     done.textContent = '';
     const values = Object.fromEntries(new FormData(form).entries());
-    const button = form.querySelector('button[type=submit]');
-    button.disabled = true;
-    const answer = await send(values);
-    button.disabled = false;
+    form.dataset.busy = '1';
+    button.setAttribute('aria-disabled', 'true');
+    let answer;
+    try {
+      answer = await send(values, form);
+    } catch (error) {
+      answer = { ok: false, status: 0, body: { detail: String(error && error.message || error) } };
+    } finally {
+      delete form.dataset.busy;
+      button.removeAttribute('aria-disabled');
+    }
     if (answer.ok) {
-      done.textContent = 'Saved.';
+      for (const [input, value] of resets) input.value = value;
+      delete form.dataset.dirty;
+      done.textContent = `${typeof doneText === 'function' ? doneText(values) : doneText || 'Saved'} at ${clock(new Date())}.`;
+      if (form._afterSave) form._afterSave();
       return;
     }
     showProblem(form, formError, answer);
@@ -228,48 +432,71 @@ function showProblem(form, formError, answer) {
     if (input) {
       input.classList.add('invalid');
       input.setAttribute('aria-invalid', 'true');
-      input.setAttribute('aria-describedby', slot ? slot.id : '');
-      if (!placed) input.focus();
+      if (slot) input.setAttribute('aria-describedby', slot.id);
     }
   }
   if (!placed) {
     formError.textContent = problem.detail || `The request failed (${answer.status}).`;
-    formError.hidden = false;
   } else {
     const first = form.querySelector('.invalid');
     if (first) first.focus();
   }
 }
 
-function openPanel(title, ...content) {
+// ---------- the side panel ----------
+
+let panelGeneration = 0;
+let panelOpener = null; // { key, rowKey } of the control that opened it
+let panelView = null;   // the spell shown, for live updates
+
+// Opens the panel; `opener` (the button pressed) gets focus back when it
+// closes, or, if live updates replaced it, the same control in its row.
+function openPanel(title, opener, ...content) {
+  if (opener !== undefined) {
+    panelOpener = opener
+      ? { key: opener.dataset.key, rowKey: opener.closest('[data-row-key]')?.dataset.rowKey }
+      : null;
+  }
   panel.replaceChildren(
-    h('button', { class: 'close secondary', type: 'button', onclick: closePanel }, 'Close'),
-    h('h2', { id: 'panel-title' }, title),
-    ...content,
+    h('button', { class: 'close secondary', type: 'button', onclick: () => closePanel() }, 'Close'),
+    h('h2', { id: 'panel-title', tabindex: '-1' }, title),
+    ...content.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false),
   );
   panel.setAttribute('aria-labelledby', 'panel-title');
   panel.hidden = false;
+  panel.scrollTop = 0;
   panelGeneration += 1;
-  const first = panel.querySelector('input, select, textarea, button:not(.close)');
+  panelView = null;
+  const first = panel.querySelector('input, select, textarea, form button, button:not(.close)');
   (first || panel.querySelector('button')).focus();
 }
 
-let panelGeneration = 0;
-
-function closePanel() {
+function closePanel({ restore = true } = {}) {
+  const wasOpen = !panel.hidden;
   panel.hidden = true;
   panel.replaceChildren();
   panelGeneration += 1;
-}
-
-// Closes the panel shortly after a success, unless another was opened since.
-function closeSoon() {
-  const mine = panelGeneration;
-  setTimeout(() => { if (panelGeneration === mine) closePanel(); }, 600);
+  panelView = null;
+  const opener = panelOpener;
+  panelOpener = null;
+  if (wasOpen && restore && !restoreFocus(opener)) main.focus();
 }
 
 document.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && !panel.hidden) closePanel();
+  if (event.key !== 'Escape') return;
+  const menu = document.querySelector('details.menu[open]');
+  if (menu) {
+    menu.open = false;
+    menu.querySelector('summary').focus();
+    return;
+  }
+  if (!panel.hidden) closePanel();
+});
+
+document.addEventListener('click', (event) => {
+  for (const menu of document.querySelectorAll('details.menu[open]')) {
+    if (!menu.contains(event.target)) menu.open = false;
+  }
 });
 
 // ---------- reference data ----------
@@ -284,47 +511,99 @@ async function loadReference() {
   reference.teams = teams.ok ? teams.body : [];
   reference.reasons = reasons.ok ? reasons.body.reasons : [];
   reference.hospitals = hospitals.ok ? hospitals.body : [];
-  reference.loaded = true;
+  reference.loaded = wards.ok && teams.ok && reasons.ok && hospitals.ok;
 }
 
 const reasonLabel = (code) => (reference.reasons.find((r) => r.code === code) || { label: code }).label;
 const wardName = (code) => (reference.wards.find((w) => w.code === code) || { name: code }).name;
 const hospitalName = (code) => (reference.hospitals.find((x) => x.code === code) || { name: code }).name;
+const teamName = (code) => (reference.teams.find((t) => t.code === code) || { name: code }).name;
 
-// ---------- pages ----------
+// ---------- pages that are not there ----------
+
+function describe(me) {
+  if (!me) return 'nobody';
+  const scope = me.hospital ? ` for ${hospitalName(me.hospital)}` : me.team ? ` for ${teamName(me.team)}` : '';
+  return `${me.name} (${me.role}${scope})`;
+}
+
+function setTitle(text) {
+  document.title = text ? `${text} · Baton` : 'Baton';
+}
+
+function notFound() {
+  unsubscribe();
+  setTitle('Page not found');
+  main.replaceChildren(
+    h('h1', { id: 'not-found' }, 'Page not found'),
+    h('p', {}, `There is no page at ${location.pathname}. Check the address, or go to `,
+      h('a', { href: session ? home(session) : '/' }, 'your page'), '.'));
+}
+
+function forbidden(what) {
+  unsubscribe();
+  setTitle('Not available to this sign-in');
+  main.replaceChildren(
+    h('h1', {}, 'This sign-in cannot see this page'),
+    h('p', { id: 'forbidden' }, `You are signed in as ${describe(session)}, which may not see ${what}.`),
+    h('p', {}, 'If you need it, sign out and sign in as someone who may, or ask for access. ',
+      h('a', { href: home(session) }, 'Go to your page'), '.'));
+}
+
+function unavailable(answer, retry) {
+  unsubscribe();
+  setTitle('Not available');
+  main.replaceChildren(
+    h('h1', {}, 'This page cannot be shown just now'),
+    h('p', { role: 'alert' }, (answer.body && answer.body.detail) || `Baton answered ${answer.status || 'nothing'}.`),
+    h('button', { type: 'button', onclick: retry }, 'Try again'));
+}
+
+// A board read that failed: say why, in words.
+function cannotShow(answer, what) {
+  if (answer.status === 403) return forbidden(what);
+  if (answer.status === 404) return notFound();
+  return unavailable(answer, () => route());
+}
+
+// ---------- sign-in ----------
 
 async function signInPage() {
   unsubscribe();
+  setTitle('Sign in');
   const dev = await api('GET', '/api/v1/dev/sign-in');
   const tokenBox = h('textarea', { id: 'token', rows: 4, 'aria-describedby': 'token-help' });
-  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
-  const signIn = async (value) => {
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const going = location.pathname !== '/' ? location.pathname : null;
+  const signIn = async (value, errorSlot) => {
     sessionStorage.setItem(TOKEN_KEY, value.trim());
     const me = await api('GET', '/api/v1/session');
     if (!me.ok) {
       sessionStorage.removeItem(TOKEN_KEY);
-      error.textContent = (me.body && me.body.detail) || 'That token was not accepted.';
-      error.hidden = false;
+      errorSlot.textContent = (me.body && me.body.detail) || 'That token was not accepted.';
       return;
     }
     session = me.body;
-    go(home(session));
+    // Back to the page the user was going to (a deep link), else home.
+    if (location.pathname !== '/') route(); else go(home(session));
   };
-  const sections = [
-    h('section', {},
-      h('h2', {}, 'Sign in with a token'),
+  const sections = [];
+  if (going) sections.push(h('p', { class: 'hint', id: 'going' }, `Sign in to open ${going}.`));
+  sections.push(
+    h('section', { 'aria-labelledby': 'token-h' },
+      h('h2', { id: 'token-h' }, 'Sign in with a token'),
       h('label', { for: 'token' }, 'Token'),
       tokenBox,
       h('p', { id: 'token-help' }, 'Paste the bearer token your organisation issued (or one printed by `baton token`).'),
       error,
-      h('button', { id: 'sign-in', type: 'button', onclick: () => signIn(tokenBox.value) }, 'Sign in')),
-  ];
+      actionButton('Sign in', { key: 'sign-in', action: 'sign-in', onpress: (b) => guarded('sign-in', () => signIn(tokenBox.value, error)) })));
+  sections[sections.length - 1].querySelector('[data-key="sign-in"]').id = 'sign-in';
   if (dev.ok && dev.body.enabled) {
     const role = h('select', { id: 'dev-role' },
       ['ward', 'team', 'system', 'admin'].map((r) => h('option', { value: r }, r)));
     const scope = h('input', { id: 'dev-scope', type: 'text', value: 'POOLE', 'aria-describedby': 'dev-help' });
     const name = h('input', { id: 'dev-name', type: 'text', value: 'Developer' });
-    const devError = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    const devError = h('p', { class: 'form-error', role: 'alert' });
     const hospitals = dev.body.hospitals || [];
     const teams = dev.body.teams || [];
     const scopes = { ward: hospitals[0] || '', team: teams[0] || '', system: '', admin: '' };
@@ -334,27 +613,29 @@ async function signInPage() {
     const fill = () => known.replaceChildren(...(role.value === 'team' ? teams : hospitals).map((c) => h('option', { value: c })));
     fill();
     role.addEventListener('change', () => { scope.value = scopes[role.value] || ''; fill(); });
-    sections.push(h('section', {},
-      h('h2', {}, 'Development sign-in'),
+    const devButton = actionButton('Sign in', {
+      key: 'dev-sign-in', action: 'dev-sign-in', onpress: () => guarded('dev-sign-in', async () => {
+        devError.textContent = '';
+        const body = { role: role.value, name: name.value || 'Developer' };
+        if (role.value === 'ward') body.hospital = scope.value;
+        if (role.value === 'team') body.team = scope.value;
+        const answer = await api('POST', '/api/v1/dev/sign-in', body);
+        if (!answer.ok) {
+          devError.textContent = (answer.body && answer.body.detail) || 'Sign-in failed.';
+          return;
+        }
+        await signIn(answer.body.token, devError);
+      }),
+    });
+    devButton.id = 'dev-sign-in';
+    sections.push(h('section', { 'aria-labelledby': 'dev-h' },
+      h('h2', { id: 'dev-h' }, 'Development sign-in'),
       h('p', { id: 'dev-help' }, 'Only on the embedded default, for trying Baton out: pick a role and its scope (a hospital code for a ward, a team code for a team).'),
       h('label', { for: 'dev-role' }, 'Role'), role,
       h('label', { for: 'dev-scope' }, 'Scope (hospital or team code)'), scope, known,
       h('label', { for: 'dev-name' }, 'Your name'), name,
       devError,
-      h('button', {
-        id: 'dev-sign-in', type: 'button', onclick: async () => {
-          const body = { role: role.value, name: name.value || 'Developer' };
-          if (role.value === 'ward') body.hospital = scope.value;
-          if (role.value === 'team') body.team = scope.value;
-          const answer = await api('POST', '/api/v1/dev/sign-in', body);
-          if (!answer.ok) {
-            devError.textContent = (answer.body && answer.body.detail) || 'Sign-in failed.';
-            devError.hidden = false;
-            return;
-          }
-          await signIn(answer.body.token);
-        },
-      }, 'Sign in')));
+      devButton));
   }
   main.replaceChildren(h('div', { class: 'signin' }, h('h1', {}, 'Sign in to Baton'), ...sections));
 }
@@ -366,6 +647,14 @@ function home(me) {
   return '/admin';
 }
 
+// A drop-down list of links (a disclosure: keyboard and screen readers
+// work as with any button; Escape closes it).
+function menu(label, links) {
+  return h('details', { class: 'menu' },
+    h('summary', {}, label),
+    h('ul', {}, links.map(([href, text]) => h('li', {}, h('a', { href }, text)))));
+}
+
 function header() {
   const who = document.getElementById('who');
   const out = document.getElementById('sign-out');
@@ -373,40 +662,41 @@ function header() {
   nav.replaceChildren();
   if (!session) {
     who.textContent = '';
+    who.removeAttribute('title');
     out.hidden = true;
     return;
   }
   who.textContent = `${session.name} (${session.role}${session.hospital ? ` ${session.hospital}` : ''}${session.team ? ` ${session.team}` : ''})`;
+  who.title = who.textContent;
   out.hidden = false;
   out.onclick = () => { sessionStorage.removeItem(TOKEN_KEY); session = null; header(); go('/'); };
   if (session.role === 'ward') {
     nav.append(h('a', { href: `/hospital/${session.hospital}` }, 'Hospital'));
-    for (const ward of reference.wards.filter((w) => w.hospital === session.hospital)) {
-      nav.append(h('a', { href: `/ward/${ward.code}` }, ward.name));
-    }
+    const wards = reference.wards.filter((w) => w.hospital === session.hospital);
+    if (wards.length) nav.append(menu('Wards', wards.map((w) => [`/ward/${w.code}`, w.name])));
   } else if (session.role === 'team') {
     nav.append(h('a', { href: `/team/${session.team}` }, 'Handover inbox'));
   } else if (session.role === 'system') {
     nav.append(h('a', { href: '/system' }, 'System'));
-    for (const hospital of reference.hospitals) nav.append(h('a', { href: `/hospital/${hospital.code}` }, hospital.name));
+    if (reference.hospitals.length) nav.append(menu('Hospitals', reference.hospitals.map((x) => [`/hospital/${x.code}`, x.name])));
   }
 }
 
 // ----- ward page -----
 
-function bedRow(row, ward) {
+function bedRow(row, ward, view) {
   const tr = h('tr', { 'data-bed': row.bed, class: row.spell_id ? '' : 'free' });
   if (!row.spell_id) {
-    tr.append(h('th', { scope: 'row' }, row.bed), h('td', { colspan: 8 }, 'Free'),
-      h('td', {}, h('button', {
-        type: 'button', 'data-action': 'admit', 'aria-label': `Admit to bed ${row.bed}`,
-        onclick: () => admitPanel(ward, row.bed),
-      }, 'Admit')));
+    tr.append(h('th', { scope: 'row', class: 'c-bed' }, row.bed), h('td', { colspan: 8, class: 'c-patient' }, 'Free'),
+      h('td', { class: 'c-actions' }, actionButton('Admit', {
+        key: `bed:${row.bed}:admit`, action: 'admit', aria: `Admit to bed ${row.bed}`,
+        onpress: (b) => admitPanel(ward, row.bed, b, view),
+      })));
     return tr;
   }
   const p = row.patient || {};
   const edd = row.expected_discharge_date
-    ? [formatDate(row.expected_discharge_date), row.edd_overdue ? tag('Overdue', 'bad') : null]
+    ? [formatDate(row.expected_discharge_date), row.edd_overdue ? [' ', tag('Overdue', 'bad')] : null]
     : tag('No EDD', 'warn');
   const ctr = {
     does_not_meet: tag('No criteria to reside', 'bad'),
@@ -415,53 +705,172 @@ function bedRow(row, ward) {
   }[row.criteria_to_reside] || '';
   const drd = row.discharge_ready_date
     ? [formatDate(row.discharge_ready_date), ' ', tag(`${row.delay_days} delay day${row.delay_days === 1 ? '' : 's'}`, row.delay_days > 0 ? 'bad' : 'warn')]
-    : '';
+    : null;
   const delays = row.open_delays.map((d) => h('div', {}, tag(d.reason_code), ' ', d.reason));
   const referrals = row.referrals.map((r) => h('div', {},
     `${r.team}: `, tag(r.status, r.sla_breached ? 'bad' : ''), r.sla_breached ? tag('SLA breached', 'bad') : null));
+  // An empty cell is left out of a tablet's card (its column says nothing).
+  const info = (label, ...content) => h('td', { class: 'c-info', 'data-label': label, 'data-empty': content.every((c) => c === null || c === '') ? 'true' : null }, ...content);
   tr.append(
-    h('th', { scope: 'row' }, row.bed),
-    h('td', {}, h('strong', {}, `${p.family_name}, ${p.given_name}`), h('br'), h('small', {}, nhs(p.nhs_number))),
-    h('td', {}, row.days_in_hospital),
-    h('td', {}, edd), h('td', {}, ctr), h('td', {}, drd),
-    h('td', {}, row.pathway || tag('None', 'warn')),
-    h('td', {}, delays), h('td', {}, referrals),
-    h('td', {}, h('button', {
-      type: 'button', 'data-action': 'open', 'aria-label': `Actions for bed ${row.bed}, ${p.family_name}`,
-      onclick: () => spellPanel(ward, row.spell_id),
-    }, 'Actions')),
+    h('th', { scope: 'row', class: 'c-bed' }, row.bed),
+    h('td', { class: 'c-patient' }, h('strong', {}, `${p.family_name}, ${p.given_name}`), h('br'), h('small', {}, nhs(p.nhs_number))),
+    info('Days', row.days_in_hospital),
+    info('EDD', edd), info('Criteria to reside', ctr), info('Discharge ready / delay', drd),
+    info('Pathway', row.pathway || tag('None', 'warn')),
+    info('Open delays', delays.length ? delays : 'None'), info('Referrals', referrals.length ? referrals : 'None'),
+    h('td', { class: 'c-actions' }, actionButton('Actions', {
+      key: `bed:${row.bed}:open`, action: 'open', aria: `Actions for bed ${row.bed}, ${p.family_name}`,
+      onpress: (b) => spellPanel(ward, row.spell_id, b, view),
+    })),
   );
   return tr;
 }
 
 async function wardPage(code) {
-  await loadReference();
   const ward = reference.wards.find((w) => w.code === code);
   if (!ward) return notFound();
+  const boardPath = `/api/v1/boards/wards/${encodeURIComponent(code)}`;
+  const first = await api('GET', boardPath);
+  if (!first.ok) return cannotShow(first, `${ward.name} (${hospitalName(ward.hospital)})`);
+  setTitle(ward.name);
   const totals = h('div', { class: 'cards', id: 'totals' });
   const body = h('tbody');
-  const table = h('table', { id: 'beds' },
+  const table = h('table', { id: 'beds', class: 'reflow' },
     h('caption', { class: 'skip' }, `Beds on ${ward.name}`),
-    h('thead', {}, h('tr', {}, ['Bed', 'Patient', 'Days', 'EDD', 'Criteria to reside', 'Discharge ready / delay', 'Pathway', 'Open delays', 'Referrals', ''].map((t) => h('th', { scope: 'col' }, t)))),
+    h('thead', {}, h('tr', {}, ['Bed', 'Patient', 'Days', 'EDD', 'Criteria to reside', 'Discharge ready / delay', 'Pathway', 'Open delays', 'Referrals', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
     body);
-  main.replaceChildren(h('h1', {}, `${ward.name} `, h('small', {}, `(${ward.code}, ${hospitalName(ward.hospital)})`)), totals, h('div', { class: 'scroll' }, table));
-  subscribe(`ward:${code}`, (board) => {
+  const view = { ward, board: first.body, boardPath };
+  const tools = findTools(ward, view);
+  view.tools = tools;
+  main.replaceChildren(h('h1', {}, `${ward.name} `, h('small', {}, `(${ward.code}, ${hospitalName(ward.hospital)})`)), totals, tools.el,
+    h('h2', { class: 'skip' }, 'Beds'), h('div', { class: 'scroll' }, table));
+  const laterTools = debounce(() => tools.refresh(), 800);
+  view.render = (board) => {
+    if (!board || !board.beds) return;
+    const before = view.board;
+    view.board = board;
     const t = board.totals;
     totals.replaceChildren(
       h('div', { class: 'card' }, h('b', {}, t.occupied), 'occupied'),
       h('div', { class: 'card' }, h('b', {}, t.free), 'free'),
       h('div', { class: 'card' }, h('b', {}, t.beds), 'beds'),
       h('div', { class: 'card' }, h('b', {}, t.nctr), 'no criteria to reside'));
-    body.replaceChildren(...board.beds.map((row) => bedRow(row, ward)));
-  });
+    patchRows(body, board.beds, (row) => `bed:${row.bed}`, (row) => bedRow(row, ward, view));
+    // The panel's patient changed elsewhere: update its read-only parts.
+    if (panelView && panelView.watch) panelView.watch(board);
+    if (before && before !== board && JSON.stringify(before.totals) !== JSON.stringify(board.totals)) laterTools();
+  };
+  // After one's own command: show the board as it is once the command is in.
+  view.reload = async (consistency) => {
+    const answer = await api('GET', withToken(boardPath, consistency));
+    if (answer.ok && view.board !== answer.body) view.render(answer.body);
+  };
+  view.render(first.body);
+  tools.refresh();
+  subscribe(`ward:${code}`, view.render, () => api('GET', boardPath));
 }
 
-function admitPanel(ward, bed) {
+// The ward's recent discharges and a search across the hospital's patients,
+// in hospital and discharged: every correction starts from one of these.
+function findTools(ward, view) {
+  const q = h('input', { id: 'search-q', name: 'q', type: 'search', autocomplete: 'off', 'aria-describedby': 'search-help' });
+  const results = h('div', { id: 'search-results' });
+  const searchStatus = h('p', { class: 'search-status', role: 'status' });
+  let lastQuery = '';
+  const resultBody = h('tbody');
+  const resultTable = h('table', { id: 'search-table', class: 'reflow compact' },
+    h('caption', { class: 'skip' }, 'Patients found'),
+    h('thead', {}, h('tr', {}, ['Patient', 'Born', 'Status', 'Where', 'Admitted', 'Discharged', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+    resultBody);
+  const openButton = (r, prefix) => actionButton('Open', {
+    key: `${prefix}:${r.spell_id}`, action: 'open-spell', aria: `Open ${r.family_name}, ${r.given_name}`,
+    onpress: (b) => spellPanel(ward, r.spell_id, b, view),
+  });
+  const found = (r) => h('tr', { 'data-spell': r.spell_id },
+    h('th', { scope: 'row', class: 'c-patient' }, h('strong', {}, `${r.family_name}, ${r.given_name}`), h('br'), h('small', {}, nhs(r.nhs_number))),
+    h('td', { class: 'c-info', 'data-label': 'Born' }, r.date_of_birth ? longDate(r.date_of_birth) : ''),
+    h('td', { class: 'c-info', 'data-label': 'Status' }, r.status === 'discharged' ? tag('Discharged', 'warn') : tag('In hospital', 'ok')),
+    h('td', { class: 'c-info', 'data-label': 'Where' }, `${wardName(r.ward)}${r.bed ? `, bed ${r.bed}` : ''}`),
+    h('td', { class: 'c-info', 'data-label': 'Admitted' }, formatWhen(r.admitted_at)),
+    h('td', { class: 'c-info', 'data-label': 'Discharged' }, r.discharged_at ? formatWhen(r.discharged_at) : ''),
+    h('td', { class: 'c-actions' }, openButton(r, 'search')));
+  const search = async (text) => {
+    lastQuery = text.trim();
+    if (!lastQuery) {
+      searchStatus.textContent = 'Type an NHS number or part of a name.';
+      results.replaceChildren();
+      return;
+    }
+    const answer = await api('GET', `/api/v1/spells/search?q=${encodeURIComponent(lastQuery)}`);
+    if (!answer.ok) {
+      searchStatus.textContent = answer.status === 404
+        ? 'Searching is not available from this Baton yet.'
+        : problemText(answer, 'The search failed');
+      results.replaceChildren();
+      return;
+    }
+    const rows = answer.body.results || [];
+    searchStatus.textContent = rows.length
+      ? `${rows.length} patient${rows.length === 1 ? '' : 's'} in ${hospitalName(ward.hospital)} match “${lastQuery}”.`
+      : `No patient in ${hospitalName(ward.hospital)} matches “${lastQuery}”.`;
+    patchRows(resultBody, rows, (r) => `found:${r.spell_id}`, found);
+    if (rows.length && !results.contains(resultTable)) results.replaceChildren(h('div', { class: 'scroll' }, resultTable));
+    if (!rows.length) results.replaceChildren();
+  };
+  const form = h('form', { id: 'patient-search', role: 'search', 'aria-label': 'Find a patient', class: 'search', novalidate: true },
+    h('label', { for: 'search-q' }, 'Find a patient (in hospital or discharged)'),
+    h('div', { class: 'search-row' }, q, h('button', { type: 'submit', 'data-key': 'search' }, 'Search')),
+    h('p', { id: 'search-help', class: 'help' }, `NHS number or part of a name, anywhere in ${hospitalName(ward.hospital)}.`));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    guarded('search', () => search(q.value));
+  });
+
+  const recentBody = h('tbody');
+  const recentCount = h('span', { id: 'recent-count' });
+  const recentStatus = h('p', { class: 'help', id: 'recent-status' });
+  const recentTable = h('table', { id: 'recent-discharges', class: 'reflow compact' },
+    h('caption', { class: 'skip' }, `Discharges from ${ward.name} in the last 72 hours, newest first`),
+    h('thead', {}, h('tr', {}, ['Patient', 'Bed', 'Admitted', 'Discharged', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+    recentBody);
+  const recentRow = (r) => h('tr', { 'data-spell': r.spell_id },
+    h('th', { scope: 'row', class: 'c-patient' }, h('strong', {}, `${r.family_name}, ${r.given_name}`), h('br'), h('small', {}, nhs(r.nhs_number))),
+    h('td', { class: 'c-info', 'data-label': 'Bed' }, r.bed),
+    h('td', { class: 'c-info', 'data-label': 'Admitted' }, formatWhen(r.admitted_at)),
+    h('td', { class: 'c-info', 'data-label': 'Discharged' }, formatWhen(r.discharged_at)),
+    h('td', { class: 'c-actions' }, openButton(r, 'recent')));
+  const recent = h('details', { id: 'recent', class: 'recent' },
+    h('summary', {}, 'Recent discharges (last 72 hours)', recentCount),
+    recentStatus,
+    h('div', { class: 'scroll' }, recentTable));
+  const loadRecent = async () => {
+    const answer = await api('GET', `/api/v1/boards/wards/${encodeURIComponent(ward.code)}/recent-discharges?hours=72`);
+    if (!answer.ok) {
+      recentCount.textContent = '';
+      recentStatus.textContent = answer.status === 404 ? 'Recent discharges are not available from this Baton yet.' : problemText(answer, 'Recent discharges could not be read');
+      patchRows(recentBody, [], (r) => r, recentRow);
+      return;
+    }
+    const rows = answer.body.discharges || [];
+    recentCount.textContent = `: ${rows.length}`;
+    recentStatus.textContent = rows.length
+      ? 'Open one to correct a discharge made in error.'
+      : `Nobody has been discharged from ${ward.name} in the last 72 hours.`;
+    patchRows(recentBody, rows, (r) => `recent:${r.spell_id}`, recentRow);
+  };
+  return {
+    el: h('section', { class: 'tools', 'aria-label': 'Find a patient and recent discharges' },
+      h('div', {}, form, searchStatus, results), recent),
+    refresh: () => { loadRecent(); if (lastQuery) search(lastQuery); },
+  };
+}
+
+function admitPanel(ward, bed, opener, view) {
   const send = (v) => api('POST', '/api/v1/spells', {
     nhs_number: v.nhs_number, family_name: v.family_name, given_name: v.given_name,
     date_of_birth: v.date_of_birth, ward: ward.code, bed: v.bed, admitted_at: instant(v.admitted_at),
   });
-  openPanel(`Admit to ${ward.name}, bed ${bed}`, commandForm({
+  openPanel(`Admit to ${ward.name}, bed ${bed}`, opener, commandForm({
     command: 'admit', title: 'Admit a patient', submit: 'Admit',
     fields: [
       { name: 'nhs_number', label: 'NHS number', required: true },
@@ -472,224 +881,612 @@ function admitPanel(ward, bed) {
       { name: 'admitted_at', label: 'Admitted at', type: 'datetime-local', value: localNow() },
     ],
     send: async (v) => {
+      const generation = panelGeneration;
       const answer = await send(v);
-      if (answer.ok) closeSoon();
+      if (answer.ok) {
+        await view.reload(answer.body.consistency_token);
+        notify(`Admitted ${v.family_name}, ${v.given_name} to bed ${v.bed}.`);
+        if (panelGeneration === generation) {
+          // Focus goes to the patient's bed: the Admit button became Actions.
+          panelOpener = { key: `bed:${v.bed}:open`, rowKey: `bed:${v.bed}` };
+          closePanel();
+        }
+      }
       return answer;
     },
   }));
 }
 
-async function spellPanel(ward, spellId) {
-  const spell = await api('GET', `/api/v1/spells/${spellId}`);
-  if (!spell.ok) return openPanel('Not available', h('p', {}, (spell.body && spell.body.detail) || 'This spell cannot be shown.'));
-  const s = spell.body;
+const SERVICES = ['reablement', 'home_care', 'district_nursing', 'community_rehab_bed', 'care_home', 'social_work_assessment', 'hospice', 'other'];
+const PATHWAYS = [['P0', 'P0: home, no new support'], ['P1', 'P1: home with support'], ['P2', 'P2: short-term bed'], ['P3', 'P3: 24-hour care']];
+const DESTINATIONS = ['usual_residence', 'usual_residence_with_support', 'community_rehab_bed', 'care_home_new', 'care_home_usual', 'hospice', 'other_acute_trust', 'died', 'other'];
+const ACTIVE_REFERRAL = (status) => !['rejected', 'cancelled', 'completed'].includes(status);
+
+// A spell and its referrals, as the panel shows them.
+async function loadSpell(view, spellId, consistency) {
+  const spell = await api('GET', withToken(`/api/v1/spells/${encodeURIComponent(spellId)}`, consistency));
+  if (!spell.ok) return { error: spell };
+  let ids = null;
+  const row = view.board && view.board.beds.find((b) => b.spell_id === spellId);
+  if (row && !consistency) ids = row.referrals.map((r) => r.referral_id);
+  if (!ids) {
+    const list = await api('GET', withToken('/api/v1/referrals', consistency));
+    ids = list.ok ? list.body.filter((r) => r.spell_id === spellId).map((r) => r.id) : [];
+  }
+  const referrals = [];
+  for (const id of ids) {
+    const details = await api('GET', `/api/v1/referrals/${encodeURIComponent(id)}`);
+    if (details.ok) referrals.push(details.body);
+  }
+  return { spell: spell.body, referrals };
+}
+
+function criteriaText(s) {
+  if (s.discharge_ready_date) return `No criteria to reside since ${formatDate(s.discharge_ready_date)}`;
+  if ((s.reviews || []).length) return 'Meets the criteria to reside';
+  return 'Not reviewed yet';
+}
+
+function spellStatusText(s) {
+  if (s.status === 'discharged') {
+    const d = s.discharge || {};
+    return `Discharged${d.at ? ` ${formatWhen(d.at)}` : ''}${d.destination ? `, to ${words(d.destination)}` : ''}`;
+  }
+  if (s.status === 'cancelled') return 'Admission cancelled (entered in error)';
+  return 'In hospital';
+}
+
+// The panel's read-only summary of the spell (updated in place).
+function spellSummary(s, referrals) {
   const p = s.patient;
-  const post = (tail, body) => api('POST', `/api/v1/spells/${spellId}/${tail}`, body);
-  const refresh = (answer) => { if (answer.ok) setTimeout(() => spellPanel(ward, spellId), 400); return answer; };
+  const open = s.status === 'open';
+  const item = (term, ...details) => [h('dt', {}, term), h('dd', {}, ...details)];
+  const delays = (s.delays || []).filter((d) => !d.resolved_at);
+  return [
+    h('p', {}, `NHS number ${nhs(p.nhs_number)}, born ${longDate(p.date_of_birth)}.`),
+    h('dl', { class: 'facts' },
+      item('Status', s.status === 'open' ? tag('In hospital', 'ok') : tag(spellStatusText(s), s.status === 'cancelled' ? 'bad' : 'warn')),
+      item(open ? 'Bed' : 'Last bed', `Bed ${s.placement.bed}, ${wardName(s.placement.ward)}`),
+      open ? item('Expected discharge', s.expected_discharge_date ? formatDate(s.expected_discharge_date) : 'Not set') : [],
+      open ? item('Criteria to reside', criteriaText(s)) : [],
+      item('Pathway', s.pathway || 'None'),
+      open ? item('Open delays', delays.length ? delays.map((d) => h('div', {}, `${d.reason.code}. ${d.reason.label}`)) : 'None') : [],
+      item('Referrals', referrals.length ? referrals.map((r) => h('div', {}, `${teamName(r.team)}: ${r.status}`)) : 'None')),
+  ];
+}
+
+// The sections the panel should show for this spell, in order: each has a
+// key, a title (kept current) and a builder (called once).
+function spellSections(view, s, referrals) {
+  const spellId = s.spell_id || s.id;
+  const post = (tail, body) => api('POST', `/api/v1/spells/${encodeURIComponent(spellId)}/${tail}`, body);
+  const ward = view.ward;
   const reasons = reference.reasons.map((r) => [r.code, `${r.code}. ${r.label}`]);
   const teams = reference.teams.map((t) => [t.code, t.name]);
-  const services = ['reablement', 'home_care', 'district_nursing', 'community_rehab_bed', 'care_home', 'social_work_assessment', 'hospice', 'other'].map((x) => [x, x.replaceAll('_', ' ')]);
-  const pathways = [['P0', 'P0: home, no new support'], ['P1', 'P1: home with support'], ['P2', 'P2: short-term bed'], ['P3', 'P3: 24-hour care']];
-  const wards = reference.wards.filter((w) => w.hospital === ward.hospital).map((w) => [w.code, w.name]);
-  const destinations = ['usual_residence', 'usual_residence_with_support', 'community_rehab_bed', 'care_home_new', 'care_home_usual', 'hospice', 'other_acute_trust', 'died', 'other'].map((x) => [x, x.replaceAll('_', ' ')]);
-  const forms = [];
+  const services = SERVICES.map((x) => [x, words(x)]);
+  const wards = reference.wards.filter((w) => w.hospital === s.hospital || w.hospital === ward.hospital).map((w) => [w.code, w.name]);
+  const destinations = DESTINATIONS.map((x) => [x, words(x)]);
+  const saved = (answer) => { if (answer.ok) view.saved(answer.body && answer.body.consistency_token); return answer; };
+  const sections = [];
+  // `current`: values that follow the record in a form nobody is using.
+  const form = (key, spec, current) => sections.push({ key, title: spec.title, current, build: () => commandForm(spec) });
   const open = s.status === 'open';
   if (open) {
-    forms.push(
-      commandForm({ command: 'edd', title: 'Expected discharge date', submit: 'Set EDD',
-        fields: [{ name: 'date', label: 'Expected discharge date', type: 'date', value: s.expected_discharge_date || today(1) }],
-        send: async (v) => refresh(await post('expected-discharge-date', { date: v.date })) }),
-      commandForm({ command: 'review', title: 'Criteria-to-reside review', submit: 'Record review',
-        fields: [
-          { name: 'meets_criteria_to_reside', label: 'Does the patient meet the criteria to reside?', options: [['true', 'Yes, meets the criteria'], ['false', 'No, no criteria to reside']] },
-          { name: 'at', label: 'Reviewed at', type: 'datetime-local', value: localNow() }],
-        send: async (v) => refresh(await post('criteria-review', { meets_criteria_to_reside: v.meets_criteria_to_reside === 'true', at: instant(v.at) })) }),
-      commandForm({ command: 'pathway', title: 'Discharge pathway', submit: 'Set pathway',
-        fields: [{ name: 'pathway', label: 'Pathway', options: pathways, value: s.pathway || 'P0' }],
-        send: async (v) => refresh(await post('pathway', { pathway: v.pathway })) }),
-      commandForm({ command: 'delay', title: 'Record a delay', submit: 'Record delay',
-        fields: [
-          { name: 'reason_code', label: 'Reason', options: reasons },
-          { name: 'note', label: 'Note (optional)', type: 'textarea' },
-          { name: 'at', label: 'Delayed since', type: 'datetime-local', value: localNow() }],
-        send: async (v) => refresh(await post('delays', { reason_code: v.reason_code, note: v.note || null, at: instant(v.at) })) }),
-    );
-    for (const delay of s.delays.filter((d) => !d.resolved_at)) {
-      forms.push(commandForm({ command: 'resolve', title: `Resolve delay ${delay.delay_id}: ${delay.reason.label}`, submit: 'Resolve',
-        fields: [{ name: 'at', label: 'Resolved at', type: 'datetime-local', value: localNow() }],
-        send: async (v) => refresh(await post(`delays/${delay.delay_id}/resolve`, { at: instant(v.at) })) }));
+    form('edd', { command: 'edd', title: 'Expected discharge date', submit: 'Set EDD', done: 'EDD saved',
+      fields: [{ name: 'date', label: 'Expected discharge date', type: 'date', value: s.expected_discharge_date || today(1) }],
+      send: async (v) => saved(await post('expected-discharge-date', { date: v.date })) },
+    s.expected_discharge_date ? { date: s.expected_discharge_date } : null);
+    form('review', { command: 'review', title: 'Criteria-to-reside review', submit: 'Record review', done: 'Review recorded',
+      fields: [
+        { name: 'meets_criteria_to_reside', label: 'Does the patient meet the criteria to reside?', options: [['true', 'Yes, meets the criteria'], ['false', 'No, no criteria to reside']] },
+        { name: 'at', label: 'Reviewed at', type: 'datetime-local', value: localNow() }],
+      send: async (v) => saved(await post('criteria-review', { meets_criteria_to_reside: v.meets_criteria_to_reside === 'true', at: instant(v.at) })) });
+    form('pathway', { command: 'pathway', title: 'Discharge pathway', submit: 'Set pathway', done: 'Pathway saved',
+      fields: [{ name: 'pathway', label: 'Pathway', options: PATHWAYS, value: s.pathway || 'P0' }],
+      send: async (v) => saved(await post('pathway', { pathway: v.pathway })) },
+    s.pathway ? { pathway: s.pathway } : null);
+    form('delay', { command: 'delay', title: 'Record a delay', submit: 'Record delay', done: 'Delay recorded',
+      fields: [
+        { name: 'reason_code', label: 'Reason', options: reasons },
+        { name: 'note', label: 'Note (optional)', type: 'textarea', reset: true },
+        { name: 'at', label: 'Delayed since', type: 'datetime-local', value: localNow() }],
+      send: async (v) => saved(await post('delays', { reason_code: v.reason_code, note: v.note || null, at: instant(v.at) })) });
+    for (const delay of (s.delays || []).filter((d) => !d.resolved_at)) {
+      form(`resolve:${delay.delay_id}`, { command: 'resolve', title: `Resolve delay ${delay.delay_id}: ${delay.reason.label}`, submit: 'Resolve', done: 'Delay resolved',
+        fields: [{ name: 'at', label: 'Resolved at', type: 'datetime-local', value: localNow(), idSuffix: `-${delay.delay_id}` }],
+        send: async (v) => saved(await post(`delays/${encodeURIComponent(delay.delay_id)}/resolve`, { at: instant(v.at) })) });
     }
-    forms.push(
-      commandForm({ command: 'raise', title: 'Refer to a community team', submit: 'Raise referral',
-        fields: [
-          { name: 'team', label: 'Team', options: teams },
-          { name: 'service', label: 'Service', options: services },
-          { name: 'pathway', label: 'Pathway', options: pathways.slice(1), value: s.pathway && s.pathway !== 'P0' ? s.pathway : 'P1' },
-          { name: 'summary', label: 'What the team needs to know', type: 'textarea' }],
-        send: async (v) => refresh(await api('POST', '/api/v1/referrals', { spell_id: spellId, team: v.team, service: v.service, pathway: v.pathway, summary: v.summary })) }),
-      commandForm({ command: 'transfer', title: 'Transfer', submit: 'Transfer',
-        fields: [
-          { name: 'ward', label: 'To ward', options: wards, value: ward.code },
-          { name: 'bed', label: 'To bed' },
-          { name: 'at', label: 'Transferred at', type: 'datetime-local', value: localNow() }],
-        send: async (v) => refresh(await post('transfer', { ward: v.ward, bed: v.bed, at: instant(v.at) })) }),
-      commandForm({ command: 'discharge', title: 'Discharge', submit: 'Discharge',
-        fields: [
-          { name: 'destination', label: 'Destination', options: destinations },
-          { name: 'at', label: 'Discharged at', type: 'datetime-local', value: localNow() }],
-        send: async (v) => refresh(await post('discharge', { destination: v.destination, at: instant(v.at) })) }),
-    );
   }
-  const board = await api('GET', `/api/v1/boards/wards/${ward.code}`);
-  const row = board.ok ? board.body.beds.find((b) => b.spell_id === spellId) : null;
-  let activeReferrals = 0;
-  for (const referral of row ? row.referrals : []) {
-    const details = await api('GET', `/api/v1/referrals/${referral.referral_id}`);
-    if (!details.ok) continue;
-    const r = details.body;
+  let active = 0;
+  for (const r of referrals) {
     // Only an on-hold referral takes an answer: a team that accepted or
     // declined without one has moved on.
     const pending = r.status === 'on-hold' ? (r.exchanges || []).find((x) => !x.answer) : null;
+    const id = r.id || r.referral_id;
     if (pending) {
-      forms.push(commandForm({ command: 'answer', title: `${r.team} asks: ${pending.question}`, submit: 'Send answer',
-        fields: [{ name: 'answer', label: 'Answer', type: 'textarea' }],
-        send: async (v) => refresh(await api('POST', `/api/v1/referrals/${r.id}/provide-information`, { answer: v.answer })) }));
+      form(`answer:${id}:${pending.asked_at}`, { command: 'answer', title: `${teamName(r.team)} asks: ${pending.question}`, submit: 'Send answer', done: 'Answer sent',
+        fields: [{ name: 'answer', label: 'Answer', type: 'textarea', reset: true, idSuffix: `-${id}` }],
+        send: async (v) => saved(await api('POST', `/api/v1/referrals/${encodeURIComponent(id)}/provide-information`, { answer: v.answer })) });
     }
-    if (!['rejected', 'cancelled', 'completed'].includes(r.status)) {
-      activeReferrals += 1;
-      forms.push(commandForm({ command: 'withdraw', title: `Withdraw the referral to ${r.team} (${r.status})`, submit: 'Withdraw',
-        fields: [{ name: 'reason', label: 'Why', type: 'textarea' }],
-        send: async (v) => refresh(await api('POST', `/api/v1/referrals/${r.id}/withdraw`, { reason: v.reason })) }));
+    if (ACTIVE_REFERRAL(r.status)) {
+      active += 1;
+      form(`withdraw:${id}`, { command: 'withdraw', title: `Withdraw the referral to ${teamName(r.team)} (${r.status})`, submit: 'Withdraw', done: 'Referral withdrawn',
+        fields: [{ name: 'reason', label: 'Why', type: 'textarea', reset: true, idSuffix: `-${id}` }],
+        send: async (v) => saved(await api('POST', `/api/v1/referrals/${encodeURIComponent(id)}/withdraw`, { reason: v.reason })) });
     }
   }
-  const correction = (command, title, tail) => commandForm({ command, title, submit: title,
-    fields: [{ name: 'reason', label: 'Why is this a correction?', type: 'textarea' }],
-    send: async (v) => refresh(await post(tail, { reason: v.reason })) });
+  if (open) {
+    form('raise', { command: 'raise', title: 'Refer to a community team', submit: 'Raise referral', done: 'Referral raised',
+      fields: [
+        { name: 'team', label: 'Team', options: teams },
+        { name: 'service', label: 'Service', options: services },
+        { name: 'pathway', label: 'Pathway', options: PATHWAYS.slice(1), value: s.pathway && s.pathway !== 'P0' ? s.pathway : 'P1' },
+        { name: 'summary', label: 'What the team needs to know', type: 'textarea', reset: true }],
+      send: async (v) => saved(await api('POST', '/api/v1/referrals', { spell_id: spellId, team: v.team, service: v.service, pathway: v.pathway, summary: v.summary })) });
+    form('transfer', { command: 'transfer', title: 'Transfer', submit: 'Transfer', done: 'Transferred',
+      fields: [
+        { name: 'ward', label: 'To ward', options: wards, value: s.placement.ward },
+        { name: 'bed', label: 'To bed' },
+        { name: 'at', label: 'Transferred at', type: 'datetime-local', value: localNow() }],
+      send: async (v) => saved(await post('transfer', { ward: v.ward, bed: v.bed, at: instant(v.at) })) });
+    form('discharge', { command: 'discharge', title: 'Discharge', submit: 'Discharge', done: 'Discharged',
+      fields: [
+        { name: 'destination', label: 'Destination', options: destinations },
+        { name: 'at', label: 'Discharged at', type: 'datetime-local', value: localNow() }],
+      send: async (v) => saved(await post('discharge', { destination: v.destination, at: instant(v.at) })) });
+  }
+  const correction = (command, title, tail, done) => form(command, { command, title, submit: title, done,
+    fields: [{ name: 'reason', label: 'Why is this a correction?', type: 'textarea', reset: true }],
+    send: async (v) => saved(await post(tail, { reason: v.reason })) });
   const corrections = [];
-  if (s.status === 'discharged') corrections.push(correction('cancel-discharge', 'Cancel the discharge', 'cancel-discharge'));
-  if (open && s.transfers.length) corrections.push(correction('cancel-transfer', 'Cancel the last transfer', 'cancel-transfer'));
+  if (s.status === 'discharged') corrections.push(() => correction('cancel-discharge', 'Cancel the discharge', 'cancel-discharge', 'Discharge cancelled'));
+  if (open && (s.transfers || []).length) corrections.push(() => correction('cancel-transfer', 'Cancel the last transfer', 'cancel-transfer', 'Transfer cancelled'));
   if (open) {
     // The API refuses this while referrals are active (409): say so first.
-    if (activeReferrals) corrections.push(h('p', { class: 'hint', id: 'cancel-admission-hint' }, 'An admission with active referrals cannot be cancelled: withdraw them above first, so each team is told.'));
-    corrections.push(correction('cancel-admission', 'Cancel the admission (entered in error)', 'cancel-admission'));
+    if (active) corrections.push(() => sections.push({ key: 'cancel-admission-hint', build: () => h('p', { class: 'hint', id: 'cancel-admission-hint' }, 'An admission with active referrals cannot be cancelled: withdraw them above first, so each team is told.') }));
+    corrections.push(() => correction('cancel-admission', 'Cancel the admission (entered in error)', 'cancel-admission', 'Admission cancelled'));
   }
-  openPanel(`${p.family_name}, ${p.given_name}`,
-    h('p', {}, `NHS number ${nhs(p.nhs_number)}, born ${new Date(`${p.date_of_birth}T12:00:00`).toLocaleDateString('en-GB', { day: 'numeric', month: 'short', year: 'numeric' })}. Bed ${s.placement.bed}, ${wardName(s.placement.ward)}. Status: ${s.status}.`),
-    ...forms,
-    corrections.length ? h('h2', {}, 'Corrections') : null,
-    ...corrections);
+  if (corrections.length) {
+    sections.push({ key: 'corrections', build: () => h('h2', {}, 'Corrections') });
+    for (const add of corrections) add();
+  }
+  return sections;
+}
+
+// Shows `sections` in the panel's container: a section already shown is
+// kept exactly as it is (what is typed in it, its focus, its "Saved"); new
+// ones are added; one no longer wanted is removed, unless the user is in it
+// or has typed in it, when it is kept and says it no longer applies.
+function applySections(view, sections, justSaved) {
+  const container = view.container;
+  const wanted = new Set(sections.map((x) => x.key));
+  const kept = [];
+  for (const [key, el] of view.sections) {
+    if (wanted.has(key)) continue;
+    const inUse = el !== justSaved && (el.contains(document.activeElement) || el.dataset.dirty);
+    if (inUse) {
+      if (!el.querySelector('.no-longer')) {
+        el.prepend(h('p', { class: 'hint no-longer' }, 'This no longer applies: the record changed elsewhere.'));
+        const button = el.querySelector('button[type=submit]');
+        if (button) button.setAttribute('aria-disabled', 'true');
+        el.dataset.busy = 'stale';
+      }
+      kept.push(el);
+      continue;
+    }
+    el.remove();
+    view.sections.delete(key);
+  }
+  const order = [];
+  for (const section of sections) {
+    let el = view.sections.get(section.key);
+    if (!el) {
+      el = section.build();
+      el.dataset.section = section.key;
+      view.sections.set(section.key, el);
+    } else {
+      if (section.title && el._heading && el._heading.textContent !== section.title) el._heading.textContent = section.title;
+      // A form nobody is in shows the record as it now is (so sending it
+      // as it stands does not undo a colleague's change).
+      if (section.current && !el.dataset.dirty && !el.dataset.busy && !el.contains(document.activeElement)) {
+        for (const [name, value] of Object.entries(section.current)) {
+          const input = el.elements && el.elements.namedItem(name);
+          if (input && input.value !== value) input.value = value;
+        }
+      }
+    }
+    order.push(el);
+  }
+  // Sections kept for the user stay next to the one they followed.
+  for (const el of kept) {
+    let before = el.previousElementSibling;
+    while (before && !order.includes(before)) before = before.previousElementSibling;
+    order.splice(before ? order.indexOf(before) + 1 : 0, 0, el);
+  }
+  order.forEach((el, i) => { if (container.children[i] !== el) place(container, el, container.children[i] || null); });
+  for (const child of [...container.children].slice(order.length)) child.remove();
+}
+
+// The panel of one spell. Read-only parts (the summary) follow live changes
+// and the user's own saves; forms are never rebuilt while shown.
+async function spellPanel(ward, spellId, opener, page) {
+  const view = { ward, board: page && page.board, spellId, sections: new Map() };
+  const state = await loadSpell(view, spellId);
+  if (state.error) {
+    openPanel('Not available', opener, h('p', { role: 'alert' }, (state.error.body && state.error.body.detail) || 'This spell cannot be shown.'));
+    return;
+  }
+  const p = state.spell.patient;
+  view.summary = h('div', { class: 'summary', id: 'spell-summary' });
+  view.container = h('div', { class: 'sections' });
+  openPanel(`${p.family_name}, ${p.given_name}`, opener, view.summary, view.container);
+  const generation = panelGeneration;
+  const mine = () => panelGeneration === generation;
+  let lastRow = null;
+  const rowOf = (board) => JSON.stringify(board && board.beds ? board.beds.find((b) => b.spell_id === spellId) || null : null);
+  let latest = 0;
+  const show = async (consistency) => {
+    const asked = ++latest;
+    const next = await loadSpell(view, spellId, consistency);
+    if (!mine() || asked !== latest || next.error) return;
+    // The form the user just sent, if any: it may go (a discharge).
+    const justSaved = view.justSaved && !view.justSaved.dataset.busy ? view.justSaved : null;
+    if (justSaved) view.justSaved = null;
+    const wasOpen = view.status;
+    view.status = next.spell.status;
+    // If the button that opened the panel goes (a corrected discharge leaves
+    // the recent list), focus goes back to the patient's bed instead.
+    const where = next.spell.placement;
+    if (panelOpener && next.spell.status === 'open' && where.ward === ward.code) panelOpener.fallback = `bed:${where.bed}:open`;
+    view.summary.replaceChildren(...spellSummary(next.spell, next.referrals));
+    const hadFocus = justSaved && justSaved.contains(document.activeElement);
+    applySections(view, spellSections(view, next.spell, next.referrals), justSaved);
+    if (justSaved && !justSaved.isConnected) {
+      // The user's own save ended that form (a discharge, a resolved
+      // delay): say so where it is read, and keep focus in the panel.
+      const text = justSaved.querySelector('.done')?.textContent || 'Saved.';
+      notify(`${p.family_name}, ${p.given_name}: ${text}`);
+      if (hadFocus) panel.querySelector('#panel-title').focus();
+    }
+    // A correction or a discharge changes the recent discharges and what a
+    // search found.
+    if (page && page.tools && (justSaved || wasOpen !== next.spell.status)) page.tools.refresh();
+  };
+  view.status = state.spell.status;
+  view.summary.replaceChildren(...spellSummary(state.spell, state.referrals));
+  applySections(view, spellSections(view, state.spell, state.referrals));
+  const first = view.container.querySelector('input, select, textarea, button');
+  if (first) first.focus();
+  view.saved = (consistency) => {
+    view.justSaved = panel.querySelector('form[data-busy="1"]');
+    if (page && page.reload) page.reload(consistency);
+    show(consistency);
+  };
+  const later = debounce(() => show(), 250);
+  lastRow = rowOf(view.board);
+  view.watch = (board) => {
+    view.board = board;
+    const row = rowOf(board);
+    if (row !== lastRow) { lastRow = row; later(); }
+  };
+  panelView = view;
 }
 
 // ----- team page -----
 
-async function teamPage(code) {
-  await loadReference();
-  const team = reference.teams.find((t) => t.code === code);
-  if (!team) return notFound();
-  const counts = h('div', { class: 'cards', id: 'counts' });
-  const body = h('tbody');
-  const table = h('table', { id: 'referrals' },
-    h('caption', { class: 'skip' }, 'Referrals waiting for an answer'),
-    h('thead', {}, h('tr', {}, ['Patient', 'From', 'Service', 'Status', 'Waiting', 'Response due', 'Planned start', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
-    body);
-  main.replaceChildren(h('h1', {}, `${team.name}: handover inbox`), counts, h('div', { class: 'scroll' }, table));
-  subscribe(`team:${code}`, (board) => {
-    counts.replaceChildren(...Object.entries(board.counts).map(([status, n]) => h('div', { class: 'card' }, h('b', {}, n), status)));
-    body.replaceChildren(...(board.referrals.length ? board.referrals.map(referralRow) : [h('tr', {}, h('td', { colspan: 8 }, 'No referrals waiting.'))]));
-  });
+const WAITING = ['requested', 'received', 'on-hold'];
+const referralDetails = new Map(); // id -> { status, body }
+
+function urgent(r) { return r.sla_breached || r.escalated; }
+
+// Breached (or escalated) first, then the longest waiting (and of those
+// raised in the same minute, the one due soonest).
+const dueIn = (r) => (r.sla_minutes_left === null || r.sla_minutes_left === undefined ? Infinity : r.sla_minutes_left);
+function byUrgency(a, b) {
+  return (urgent(b) - urgent(a)) || (b.age_minutes - a.age_minutes) || (dueIn(a) - dueIn(b)) || a.id.localeCompare(b.id);
 }
 
-function referralRow(r) {
+function waited(minutes) {
+  if (minutes < 60) return `${minutes} min`;
+  if (minutes < 48 * 60) return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  return `${Math.floor(minutes / 1440)} days ${Math.floor((minutes % 1440) / 60)} h`;
+}
+
+// A referral's patient may have left hospital, or their admission may have
+// been cancelled as entered in error, since the referral was raised
+// (`patient_status` and `discharged_at` of the team board's rows).
+function patientStatusTag(r) {
+  if (r.patient_status === 'discharged') return tag(`Discharged from hospital${r.discharged_at ? ` ${formatWhen(r.discharged_at)}` : ''}`, 'warn');
+  if (r.patient_status === 'admission_cancelled') return tag('Admission cancelled', 'bad');
+  return null;
+}
+
+function patientStatusHint(r) {
+  if (r.patient_status === 'discharged') return h('p', { class: 'hint', id: 'patient-status' }, `The patient has been discharged from hospital${r.discharged_at ? ` (${formatWhen(r.discharged_at)})` : ''} since this referral was made. Check with the ward before acting on it.`);
+  if (r.patient_status === 'admission_cancelled') return h('p', { class: 'hint', id: 'patient-status' }, 'The hospital cancelled this admission as entered in error: the ward should withdraw this referral. Check with the ward before acting on it.');
+  return null;
+}
+
+async function teamPage(code) {
+  const team = reference.teams.find((t) => t.code === code);
+  if (!team) return notFound();
+  const boardPath = `/api/v1/boards/teams/${encodeURIComponent(code)}`;
+  const first = await api('GET', boardPath);
+  if (!first.ok) return cannotShow(first, `the handover inbox of ${team.name}`);
+  setTitle(`${team.name}: handover inbox`);
+  const counts = h('div', { class: 'cards', id: 'counts' });
+  const columns = ['Patient', 'From', 'Referral', 'Status', 'Waiting', 'Response due', 'Planned start', 'Actions'];
+  const table = (id, caption, body) => h('table', { id, class: 'reflow' },
+    h('caption', { class: 'skip' }, caption),
+    h('thead', {}, h('tr', {}, columns.map((t) => h('th', { scope: 'col' }, t)))), body);
+  const waitingBody = h('tbody');
+  const acceptedBody = h('tbody');
+  const waitingTitle = h('h2', { id: 'waiting-title' }, 'Waiting for your answer');
+  const acceptedTitle = h('h2', { id: 'accepted-title' }, 'Accepted: care to start');
+  main.replaceChildren(h('h1', {}, `${team.name}: handover inbox`), counts,
+    waitingTitle, h('p', { class: 'help' }, 'Breached first, then the longest waiting.'),
+    h('div', { class: 'scroll' }, table('referrals', 'Referrals waiting for an answer, breached first, then the longest waiting', waitingBody)),
+    acceptedTitle,
+    h('div', { class: 'scroll' }, table('accepted', 'Referrals accepted, care not yet started', acceptedBody)));
+  const view = { team, boardPath, board: null };
+  view.render = (board) => {
+    if (!board || !board.referrals) return;
+    view.board = board;
+    counts.replaceChildren(...Object.entries(board.counts).map(([status, n]) => h('div', { class: 'card' }, h('b', {}, n), status)));
+    // The board carries each summary; a question asked is read from the
+    // referral itself (and the summary too, from a Baton whose board has none).
+    const needsDetails = (r) => r.summary === undefined || r.summary === null || r.status === 'on-hold';
+    const rows = board.referrals.map((r) => ({ ...r, details: needsDetails(r) ? detailsFor(r, view) : null }));
+    const waiting = rows.filter((r) => r.status !== 'accepted').sort(byUrgency);
+    const accepted = rows.filter((r) => r.status === 'accepted')
+      .sort((a, b) => String(a.planned_start).localeCompare(String(b.planned_start)) || b.age_minutes - a.age_minutes);
+    waitingTitle.textContent = `Waiting for your answer (${waiting.length})`;
+    acceptedTitle.textContent = `Accepted: care to start (${accepted.length})`;
+    const empty = (text) => ({ empty: text });
+    const build = (r) => r.empty ? h('tr', {}, h('td', { colspan: 8 }, r.empty)) : referralRow(r, view);
+    const keyOf = (r) => r.empty ? 'empty' : `ref:${r.id}`;
+    patchRows(waitingBody, waiting.length ? waiting : [empty('No referrals waiting for an answer.')], keyOf, build);
+    patchRows(acceptedBody, accepted.length ? accepted : [empty('No accepted referrals waiting to start.')], keyOf, build);
+  };
+  view.reload = async (consistency) => {
+    const answer = await api('GET', withToken(boardPath, consistency));
+    if (answer.ok) view.render(answer.body);
+  };
+  view.render(first.body);
+  subscribe(`team:${code}`, view.render, () => api('GET', boardPath));
+}
+
+// The referral's summary and questions, read once per status (the board
+// carries the status; the summary comes with the referral itself).
+function detailsFor(r, view) {
+  const known = referralDetails.get(r.id);
+  if (known && known.status === r.status) return known.body;
+  if (!known || !known.loading || known.status !== r.status) {
+    const entry = { status: r.status, body: known ? known.body : null, loading: true };
+    referralDetails.set(r.id, entry);
+    api('GET', `/api/v1/referrals/${encodeURIComponent(r.id)}`).then((answer) => {
+      entry.loading = false;
+      if (answer.ok) {
+        entry.body = { summary: answer.body.summary, exchanges: answer.body.exchanges || [] };
+        if (view.board) view.render(view.board);
+      }
+    });
+  }
+  return known ? known.body : null;
+}
+
+function referralRow(r, view) {
+  const rowKey = `ref:${r.id}`;
+  const name = `${r.patient.family_name}, ${r.patient.given_name}`;
   const sla = r.sla_breached ? tag('Breached', 'bad')
     : r.sla_minutes_left !== null && r.sla_minutes_left !== undefined ? tag(`${r.sla_minutes_left} min left`, r.sla_minutes_left < 30 ? 'warn' : '')
       : 'Answered';
-  const act = (action, label, handler) => h('button', { type: 'button', class: 'secondary', 'data-action': action, 'aria-label': `${label}: ${r.patient.family_name}`, onclick: handler }, label);
-  const post = (tail, body) => api('POST', `/api/v1/referrals/${r.id}/${tail}`, body);
+  const message = rowMessage(rowKey);
+  const post = (tail, body) => api('POST', `/api/v1/referrals/${encodeURIComponent(r.id)}/${tail}`, body);
+  const act = (action, label, onpress) => actionButton(label, { key: `${rowKey}:${action}`, action, kind: 'secondary', aria: `${label}: ${name}`, onpress });
+  // A command from a panel: on success the board is shown as it now is,
+  // the panel closes (focus back to the row) and the result is confirmed.
+  const panelSend = (tail, body, said) => async (v) => {
+    const generation = panelGeneration;
+    const answer = await post(tail, body(v));
+    if (answer.ok) {
+      await view.reload(answer.body.consistency_token);
+      notify(`${name}: ${said(v)}.`);
+      if (panelGeneration === generation) closePanel();
+    }
+    return answer;
+  };
   const actions = [];
-  if (r.status === 'requested') actions.push(act('acknowledge', 'Acknowledge', async () => {
-    const a = await post('acknowledge', {});
-    if (!a.ok) alert((a.body && a.body.detail) || `Not acknowledged (${a.status}).`);
-  }));
-  if (['requested', 'received', 'on-hold'].includes(r.status)) {
+  if (r.status === 'requested') {
+    actions.push(act('acknowledge', 'Acknowledge', () => guarded(`${rowKey}:acknowledge`, async () => {
+      message.textContent = '';
+      const answer = await post('acknowledge', {});
+      if (!answer.ok) {
+        message.textContent = problemText(answer, `${name} was not acknowledged`);
+        return;
+      }
+      // Busy until the list shows it received.
+      await view.reload(answer.body.consistency_token);
+      notify(`${name}: acknowledged.`);
+    })));
+  }
+  if (WAITING.includes(r.status)) {
     actions.push(
-      act('accept', 'Accept', () => referralPanel(r, commandForm({ command: 'accept', title: 'Accept', submit: 'Accept',
+      act('accept', 'Accept', (b) => referralPanel(r, b, commandForm({ command: 'accept', title: 'Accept', submit: 'Accept',
         fields: [{ name: 'planned_start', label: 'Planned start', type: 'date', value: today(1) }],
-        send: async (v) => closeOnSuccess(await post('accept', { planned_start: v.planned_start })) }))),
-      act('decline', 'Decline', () => referralPanel(r, commandForm({ command: 'decline', title: 'Decline', submit: 'Decline',
+        send: panelSend('accept', (v) => ({ planned_start: v.planned_start }), (v) => `accepted, planned start ${formatDate(v.planned_start)}`) }))),
+      act('decline', 'Decline', (b) => referralPanel(r, b, commandForm({ command: 'decline', title: 'Decline', submit: 'Decline',
         fields: [{ name: 'reason', label: 'Reason', type: 'textarea' }],
-        send: async (v) => closeOnSuccess(await post('decline', { reason: v.reason })) }))));
+        send: panelSend('decline', (v) => ({ reason: v.reason }), () => 'declined') }))));
   }
   if (['requested', 'received'].includes(r.status)) {
     actions.push(
-      act('ask', 'Ask for information', () => referralPanel(r, commandForm({ command: 'ask', title: 'Ask the ward', submit: 'Send question',
+      act('ask', 'Ask for information', (b) => referralPanel(r, b, commandForm({ command: 'ask', title: 'Ask the ward', submit: 'Send question',
         fields: [{ name: 'question', label: 'Question', type: 'textarea' }],
-        send: async (v) => closeOnSuccess(await post('request-information', { question: v.question })) }))));
+        send: panelSend('request-information', (v) => ({ question: v.question }), () => 'question sent to the ward') }))));
   }
   if (r.status === 'accepted') {
-    actions.push(act('start-care', 'Start care', () => referralPanel(r, commandForm({ command: 'start-care', title: 'Start care', submit: 'Start care',
+    actions.push(act('start-care', 'Start care', (b) => referralPanel(r, b, commandForm({ command: 'start-care', title: 'Start care', submit: 'Start care',
       fields: [{ name: 'at', label: 'Care started at', type: 'datetime-local', value: localNow() }],
-      send: async (v) => closeOnSuccess(await post('start-care', { at: instant(v.at) })) }))));
+      send: panelSend('start-care', (v) => ({ at: instant(v.at) }), () => 'care started') }))));
   }
-  return h('tr', { 'data-referral': r.id },
-    h('th', { scope: 'row' }, `${r.patient.family_name}, ${r.patient.given_name}`, h('br'), h('small', {}, nhs(r.patient.nhs_number))),
-    h('td', {}, `${wardName(r.ward)} (${r.hospital})`),
-    h('td', {}, `${r.service.replaceAll('_', ' ')}, ${r.pathway}`),
-    h('td', {}, tag(r.status, r.status === 'on-hold' ? 'warn' : ''), r.escalated ? tag('Escalated', 'bad') : null),
-    h('td', {}, `${Math.floor(r.age_minutes / 60)} h ${r.age_minutes % 60} min`),
-    h('td', {}, sla),
-    h('td', {}, r.planned_start ? formatDate(r.planned_start) : ''),
-    h('td', {}, actions));
+  const details = r.details;
+  const pendingQuestion = details && r.status === 'on-hold' ? details.exchanges.find((x) => !x.answer) : null;
+  const summary = r.summary || (details && details.summary);
+  const info = (label, ...content) => h('td', { class: 'c-info', 'data-label': label, 'data-empty': content.every((c) => c === null || c === '') ? 'true' : null }, ...content);
+  return h('tr', { 'data-referral': r.id, 'data-status': r.status, 'data-age-minutes': r.age_minutes, 'data-patient-status': r.patient_status || null },
+    h('th', { scope: 'row', class: 'c-patient' }, name, h('br'), h('small', {}, nhs(r.patient.nhs_number)),
+      patientStatusTag(r) ? [h('br'), patientStatusTag(r)] : null),
+    info('From', `${wardName(r.ward)} (${r.hospital})`),
+    h('td', { class: 'c-summary', 'data-label': 'Referral' },
+      h('span', { class: 'service' }, `${words(r.service)}, ${r.pathway}`),
+      h('p', { class: 'summary-text' }, summary || (details === null ? 'Reading the summary…' : '')),
+      pendingQuestion ? h('p', { class: 'question' }, `You asked: ${pendingQuestion.question}`) : null),
+    info('Status', tag(r.status, r.status === 'on-hold' ? 'warn' : ''), r.escalated ? tag('Escalated', 'bad') : null),
+    info('Waiting', waited(r.age_minutes)),
+    info('Response due', sla),
+    info('Planned start', r.planned_start ? formatDate(r.planned_start) : null),
+    h('td', { class: 'c-actions' }, h('div', { class: 'buttons' }, actions), message));
 }
 
-function closeOnSuccess(answer) {
-  if (answer.ok) closeSoon();
-  return answer;
-}
-
-async function referralPanel(row, form) {
-  const details = await api('GET', `/api/v1/referrals/${row.id}`);
+async function referralPanel(row, opener, form) {
+  const details = await api('GET', `/api/v1/referrals/${encodeURIComponent(row.id)}`);
   const r = details.ok ? details.body : null;
-  openPanel(`${row.patient.family_name}, ${row.patient.given_name}`,
-    r ? h('p', {}, r.summary) : null,
-    r && r.exchanges && r.exchanges.length ? h('ul', {}, r.exchanges.map((x) => h('li', {}, `Q: ${x.question}`, h('br'), `A: ${x.answer || '(not yet answered)'}`))) : null,
+  const exchanges = r && r.exchanges ? r.exchanges : [];
+  openPanel(`${row.patient.family_name}, ${row.patient.given_name}`, opener,
+    h('p', {}, `NHS number ${nhs(row.patient.nhs_number)}${row.patient.date_of_birth ? `, born ${longDate(row.patient.date_of_birth)}` : ''}. From ${wardName(row.ward)} (${hospitalName(row.hospital)}).`),
+    patientStatusHint(row),
+    h('p', {}, h('strong', {}, `${words(row.service)}, ${row.pathway}: `), r ? r.summary : (row.summary || '')),
+    details.ok ? null : h('p', { class: 'form-error', role: 'alert' }, problemText(details, 'The referral could not be read')),
+    exchanges.length ? h('ul', { class: 'exchanges' }, exchanges.map((x) => h('li', {}, `Q: ${x.question}`, h('br'), `A: ${x.answer || '(not yet answered)'}`))) : null,
     form);
 }
 
 // ----- hospital and system pages -----
 
-function chart(id, title, days, value) {
-  const values = days.map(value);
-  const max = Math.max(1, ...values);
-  const w = 300;
-  const hgt = 100;
-  const step = days.length > 1 ? w / (days.length - 1) : w;
-  const points = values.map((v, i) => `${(i * step).toFixed(1)},${(hgt - (v / max) * (hgt - 10)).toFixed(1)}`).join(' ');
-  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-  svg.setAttribute('viewBox', `0 0 ${w} ${hgt + 12}`);
-  svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', `${title}: from ${values[0]} to ${values[values.length - 1]} over ${days.length} days, highest ${max}`);
-  svg.setAttribute('preserveAspectRatio', 'none');
-  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
-  line.setAttribute('points', points);
-  svg.append(line);
-  for (const [x, text, anchor] of [[0, formatDate(days[0].date), 'start'], [w, formatDate(days[days.length - 1].date), 'end']]) {
-    const label = document.createElementNS('http://www.w3.org/2000/svg', 'text');
-    label.setAttribute('x', x); label.setAttribute('y', hgt + 11); label.setAttribute('text-anchor', anchor);
-    label.textContent = text;
-    svg.append(label);
-  }
-  const table = h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Date'), h('th', { scope: 'col' }, title))),
-    h('tbody', {}, days.map((d, i) => h('tr', {}, h('td', {}, d.date), h('td', {}, values[i])))));
-  return h('figure', { class: 'chart', id },
-    h('figcaption', {}, h('strong', {}, title), ` (today: ${values[values.length - 1]})`),
-    svg, h('details', {}, h('summary', {}, 'Figures as a table'), table));
+// Round figures for an axis from 0 to at least `max`: at most 5 steps.
+function niceScale(max) {
+  if (max <= 0) return { top: 4, step: 1 };
+  const rough = max / 4;
+  const magnitude = 10 ** Math.floor(Math.log10(rough));
+  const step = Math.max(1, [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= rough));
+  return { top: Math.ceil(max / step) * step, step };
 }
 
-function charts(container, days) {
-  container.replaceChildren(
-    chart('chart-nctr', 'Patients with no criteria to reside', days, (d) => d.nctr),
-    chart('chart-discharges', 'Discharges', days, (d) => d.discharges),
-    chart('chart-delay-days', 'Delay days', days, (d) => d.delay_days));
+// A chart of one figure by day, drawn at the width it is shown at: a y axis
+// with values, dates along the bottom (as many as fit), and a point (or
+// bar) per day that the keyboard can focus (arrow keys move along) and the
+// pointer can rest on, each reading out its date and value.
+function makeChart({ id, title, unit, kind, value }) {
+  const todayText = h('span', { class: 'today' });
+  const plot = h('div', { class: 'plot' });
+  const readout = h('p', { class: 'readout', id: `${id}-readout`, 'aria-hidden': 'true' }, 'Point at a day, or focus the chart and use the arrow keys, to read its figure.');
+  const tbody = h('tbody');
+  const table = h('table', {},
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Date'), h('th', { scope: 'col' }, title))), tbody);
+  const figure = h('figure', { class: 'chart', id },
+    h('figcaption', {}, h('strong', {}, title), ' ', todayText),
+    plot, readout, h('details', {}, h('summary', {}, 'Figures as a table'), table));
+  let days = [];
+  let current = null; // the day read out
+  let stop = null;    // the day the keyboard last focused (the tab stop)
+  let width = 0;
+  const unitOf = (v) => (v === 1 ? unit[0] : unit[1]);
+  const say = (i) => `${longDate(days[i].date)}: ${value(days[i])} ${unitOf(value(days[i]))}`;
+  const show = (i) => {
+    current = i;
+    readout.textContent = say(i);
+    readout.classList.add('on');
+    for (const g of plot.querySelectorAll('.day')) g.classList.toggle('current', Number(g.dataset.index) === i);
+  };
+  function draw() {
+    if (!days.length || !width) return;
+    const focused = plot.contains(document.activeElement) ? Number(document.activeElement.dataset.index) : null;
+    const W = Math.round(width);
+    const H = 200;
+    const m = { l: 44, r: 16, t: 12, b: 34 };
+    const pw = W - m.l - m.r;
+    const ph = H - m.t - m.b;
+    const values = days.map(value);
+    const max = Math.max(...values);
+    const { top, step } = niceScale(max);
+    const y = (v) => m.t + ph - (v / top) * ph;
+    const n = days.length;
+    const band = pw / n;
+    const x = (i) => m.l + band * (i + 0.5);
+    const chart = svg('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'group',
+      'aria-label': `${title} by day, last ${n} days: today ${values[n - 1]}, highest ${max}. Arrow keys move from day to day.` });
+    const axis = svg('g', { class: 'axis', 'aria-hidden': 'true' });
+    for (let v = 0; v <= top + 1e-9; v += step) {
+      axis.append(svg('line', { class: 'gridline', x1: m.l, x2: W - m.r, y1: y(v), y2: y(v) }),
+        svg('text', { class: 'tick y', x: m.l - 6, y: y(v) + 4, 'text-anchor': 'end', text: String(Math.round(v * 100) / 100) }));
+    }
+    axis.append(svg('line', { class: 'axis-line', x1: m.l, x2: m.l, y1: m.t, y2: m.t + ph }),
+      svg('line', { class: 'axis-line', x1: m.l, x2: W - m.r, y1: m.t + ph, y2: m.t + ph }));
+    // Dates: as many as fit (about 64 px each), always today's.
+    const every = Math.max(1, Math.ceil(n / Math.max(1, Math.floor(pw / 64))));
+    for (let i = n - 1; i >= 0; i -= every) {
+      const cx = x(i);
+      const anchor = cx + 24 > W ? 'end' : cx - 24 < 0 ? 'start' : 'middle';
+      axis.append(svg('line', { class: 'axis-line', x1: cx, x2: cx, y1: m.t + ph, y2: m.t + ph + 4 }),
+        svg('text', { class: 'tick x', x: cx, y: H - m.b + 18, 'text-anchor': anchor, text: formatDate(days[i].date) }));
+    }
+    chart.append(axis);
+    if (kind === 'line') {
+      chart.append(svg('polyline', { class: 'series', 'aria-hidden': 'true', points: values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ') }));
+    }
+    const roving = focused !== null ? focused : stop !== null && stop < n ? stop : n - 1;
+    values.forEach((v, i) => {
+      const mark = kind === 'line'
+        ? svg('circle', { class: 'mark', cx: x(i), cy: y(v), r: 3.5 })
+        : svg('rect', { class: 'mark', x: x(i) - band * 0.35, width: Math.max(1, band * 0.7), y: Math.min(y(v), y(0) - 1), height: Math.max(1, y(0) - y(v)) });
+      const g = svg('g', { class: 'day', tabindex: i === roving ? '0' : '-1', role: 'img', 'aria-label': say(i), 'data-index': i },
+        svg('rect', { class: 'hit', x: m.l + band * i, width: band, y: m.t, height: ph }), mark);
+      g.addEventListener('focus', () => { stop = i; show(i); });
+      g.addEventListener('pointerenter', () => show(i));
+      chart.append(g);
+    });
+    chart.addEventListener('keydown', (event) => {
+      const at = Number(document.activeElement && document.activeElement.dataset.index);
+      if (Number.isNaN(at)) return;
+      const to = { ArrowLeft: at - 1, ArrowRight: at + 1, ArrowDown: at - 1, ArrowUp: at + 1, Home: 0, End: n - 1, PageUp: at - 7, PageDown: at + 7 }[event.key];
+      if (to === undefined) return;
+      event.preventDefault();
+      const next = Math.min(n - 1, Math.max(0, to));
+      const points = chart.querySelectorAll('.day');
+      points.forEach((g) => g.setAttribute('tabindex', Number(g.dataset.index) === next ? '0' : '-1'));
+      points[next].focus();
+    });
+    plot.replaceChildren(chart);
+    if (current !== null && current < n) show(current);
+    if (focused !== null && focused < n) chart.querySelectorAll('.day')[focused].focus();
+  }
+  new ResizeObserver(() => {
+    const w = plot.clientWidth;
+    if (w && Math.abs(w - width) >= 1) { width = w; draw(); }
+  }).observe(plot);
+  return {
+    el: figure,
+    update(next) {
+      days = next || [];
+      if (!days.length) return;
+      if (current !== null && current >= days.length) current = null;
+      todayText.textContent = `(today: ${value(days[days.length - 1])})`;
+      patchRows(tbody, days, (d) => d.date, (d) => h('tr', {}, h('td', {}, longDate(d.date)), h('td', {}, value(d))));
+      width = plot.clientWidth || width;
+      draw();
+    },
+  };
+}
+
+function makeCharts(container) {
+  const set = [
+    makeChart({ id: 'chart-nctr', title: 'Patients with no criteria to reside', unit: ['patient', 'patients'], kind: 'line', value: (d) => d.nctr }),
+    makeChart({ id: 'chart-discharges', title: 'Discharges', unit: ['discharge', 'discharges'], kind: 'bar', value: (d) => d.discharges }),
+    makeChart({ id: 'chart-delay-days', title: 'Delay days', unit: ['delay day', 'delay days'], kind: 'line', value: (d) => d.delay_days }),
+  ];
+  container.replaceChildren(...set.map((c) => c.el));
+  return (days) => { for (const c of set) c.update(days); };
 }
 
 function totalsCards(t) {
@@ -702,19 +1499,18 @@ function totalsCards(t) {
   ];
 }
 
-function debounce(fn, ms) {
-  let timer = null;
-  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
-}
-
 async function hospitalPage(code) {
-  await loadReference();
-  if (!reference.hospitals.find((x) => x.code === code)) return notFound();
+  const known = reference.hospitals.find((x) => x.code === code);
+  if (!known) return notFound();
+  const boardPath = `/api/v1/boards/hospitals/${encodeURIComponent(code)}`;
+  const first = await api('GET', boardPath);
+  if (!first.ok) return cannotShow(first, `the flow board of ${hospitalName(code)}`);
+  setTitle(hospitalName(code));
   const totals = h('div', { class: 'cards' });
   const wards = h('tbody');
   const reasons = h('tbody');
   const pathways = h('tbody');
-  const chartBox = h('div', { class: 'grid' });
+  const chartBox = h('div', { class: 'grid charts' });
   const linkWards = session.role === 'ward';
   main.replaceChildren(
     h('h1', {}, hospitalName(code)), totals,
@@ -725,31 +1521,40 @@ async function hospitalPage(code) {
       h('section', {}, h('h2', {}, 'Delays by reason'), h('table', { id: 'delays-by-reason' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Reason'), h('th', { scope: 'col' }, 'Open'))), reasons)),
       h('section', {}, h('h2', {}, 'Pathway mix'), h('table', { id: 'pathways' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Pathway'), h('th', { scope: 'col' }, 'Patients'))), pathways))),
     h('h2', {}, 'Last 30 days'), chartBox);
+  const drawCharts = makeCharts(chartBox);
   const loadDaily = async () => {
-    const daily = await api('GET', `/api/v1/boards/hospitals/${code}/daily?days=30`);
-    if (daily.ok) charts(chartBox, daily.body.days);
+    const daily = await api('GET', `/api/v1/boards/hospitals/${encodeURIComponent(code)}/daily?days=30`);
+    if (daily.ok) drawCharts(daily.body.days);
   };
   const later = debounce(loadDaily, 1500);
-  await loadDaily();
-  subscribe(`hospital:${code}`, (board) => {
+  const render = (board) => {
+    if (!board || !board.wards) return;
     totals.replaceChildren(...totalsCards(board.totals));
-    wards.replaceChildren(...board.wards.map((w) => h('tr', { 'data-ward': w.ward },
+    patchRows(wards, board.wards, (w) => `ward:${w.ward}`, (w) => h('tr', { 'data-ward': w.ward },
       h('th', { scope: 'row' }, linkWards ? h('a', { href: `/ward/${w.ward}` }, wardName(w.ward)) : wardName(w.ward)),
       h('td', {}, `${w.occupied}/${w.beds}`), h('td', {}, w.free), h('td', {}, w.nctr), h('td', {}, w.delay_days),
-      h('td', {}, w.discharges_today), h('td', {}, w.edd_today), h('td', {}, w.edd_overdue))));
-    reasons.replaceChildren(...Object.entries(board.delays_by_reason).sort((a, b) => b[1] - a[1])
-      .map(([reason, n]) => h('tr', {}, h('td', {}, `${reason}. ${reasonLabel(reason)}`), h('td', {}, n))));
-    pathways.replaceChildren(...Object.entries(board.pathways).map(([p, n]) => h('tr', {}, h('td', {}, p), h('td', {}, n))));
+      h('td', {}, w.discharges_today), h('td', {}, w.edd_today), h('td', {}, w.edd_overdue)));
+    const byReason = Object.entries(board.delays_by_reason).sort((a, b) => b[1] - a[1]);
+    patchRows(reasons, byReason.length ? byReason : [['', 0]], ([reason]) => `reason:${reason}`, ([reason, n]) => reason
+      ? h('tr', {}, h('td', {}, `${reason}. ${reasonLabel(reason)}`), h('td', {}, n))
+      : h('tr', {}, h('td', { colspan: 2 }, 'No open delays.')));
+    patchRows(pathways, Object.entries(board.pathways), ([p]) => `pathway:${p}`, ([p, n]) => h('tr', {}, h('td', {}, p), h('td', {}, n)));
     later();
-  });
+  };
+  render(first.body);
+  await loadDaily();
+  subscribe(`hospital:${code}`, render, () => api('GET', boardPath));
 }
 
 async function systemPage() {
-  await loadReference();
+  const boardPath = '/api/v1/boards/system';
+  const first = await api('GET', boardPath);
+  if (!first.ok) return cannotShow(first, 'the system flow board');
+  setTitle('System flow');
   const totals = h('div', { class: 'cards' });
   const hospitals = h('tbody');
   const teams = h('tbody');
-  const chartBox = h('div', { class: 'grid' });
+  const chartBox = h('div', { class: 'grid charts' });
   main.replaceChildren(
     h('h1', {}, 'System flow'), totals,
     h('div', { class: 'grid' },
@@ -758,28 +1563,31 @@ async function systemPage() {
       h('section', {}, h('h2', {}, 'Handover waits by team'), h('div', { class: 'scroll' }, h('table', { id: 'teams' },
         h('thead', {}, h('tr', {}, ['Team', 'Waiting', 'Breached', 'Accepted'].map((t) => h('th', { scope: 'col' }, t)))), teams)))),
     h('h2', {}, 'Last 30 days'), chartBox);
+  const drawCharts = makeCharts(chartBox);
   const loadDaily = async () => {
     const daily = await api('GET', '/api/v1/boards/system/daily?days=30');
-    if (daily.ok) charts(chartBox, daily.body.days);
+    if (daily.ok) drawCharts(daily.body.days);
   };
   const later = debounce(loadDaily, 1500);
-  await loadDaily();
-  subscribe('system', (board) => {
+  const render = (board) => {
+    if (!board || !board.hospitals) return;
     totals.replaceChildren(...totalsCards(board.totals));
-    hospitals.replaceChildren(...board.hospitals.map((x) => h('tr', {},
+    patchRows(hospitals, board.hospitals, (x) => `hospital:${x.hospital}`, (x) => h('tr', {},
       h('th', { scope: 'row' }, h('a', { href: `/hospital/${x.hospital}` }, hospitalName(x.hospital))),
-      h('td', {}, `${x.occupied}/${x.beds}`), h('td', {}, x.free), h('td', {}, x.nctr), h('td', {}, x.delay_days))));
-    const teamName = (c) => (reference.teams.find((t) => t.code === c) || { name: c }).name;
-    teams.replaceChildren(...board.teams.map((t) => h('tr', {},
+      h('td', {}, `${x.occupied}/${x.beds}`), h('td', {}, x.free), h('td', {}, x.nctr), h('td', {}, x.delay_days)));
+    patchRows(teams, board.teams, (t) => `team:${t.team}`, (t) => h('tr', {},
       h('th', { scope: 'row' }, teamName(t.team)), h('td', {}, t.waiting),
-      h('td', {}, t.breached ? tag(`${t.breached} breached`, 'bad') : '0'), h('td', {}, t.accepted))));
+      h('td', {}, t.breached ? tag(`${t.breached} breached`, 'bad') : '0'), h('td', {}, t.accepted)));
     later();
-  });
+  };
+  render(first.body);
+  await loadDaily();
+  subscribe('system', render, () => api('GET', boardPath));
 }
 
 async function adminPage() {
   unsubscribe();
-  await loadReference();
+  setTitle('Reference data');
   const list = (title, items, text) => [h('h2', {}, title), h('ul', {}, items.map((x) => h('li', {}, text(x))))];
   main.replaceChildren(h('h1', {}, 'Reference data'),
     h('p', {}, 'Administrators change hospitals, wards and teams through the API (PUT /api/v1/hospitals|wards|teams/{code}); see ', h('a', { href: '/docs' }, 'the API documentation'), '. Who looked at a patient: GET /api/v1/audit?nhs_number=…'),
@@ -788,44 +1596,50 @@ async function adminPage() {
     ...list('Teams', reference.teams, (t) => `${t.code}: ${t.name}, respond within ${t.response_sla_minutes} min`));
 }
 
-function notFound() {
-  unsubscribe();
-  main.replaceChildren(h('h1', {}, 'Not found'), h('p', {}, 'There is no such page, or it is not yours to see.'));
-}
-
 // ---------- routing ----------
 
+let routing = 0;
 async function route() {
-  closePanel();
+  const mine = ++routing;
+  closePanel({ restore: false });
+  rowMessages.clear();
+  referralDetails.clear();
   const path = location.pathname;
   if (!token()) {
+    // Signed out: sign in here, then this page opens (a deep link survives).
     session = null;
     header();
-    if (path !== '/') history.replaceState({}, '', '/');
     return signInPage();
   }
   if (!session) {
     const me = await api('GET', '/api/v1/session');
+    if (mine !== routing) return undefined;
     if (!me.ok) { sessionStorage.removeItem(TOKEN_KEY); return route(); }
     session = me.body;
   }
   await loadReference();
+  if (mine !== routing) return undefined;
   header();
-  const [, page, raw] = path.split('/');
+  const parts = path.split('/').slice(1);
+  if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
+  const [page, raw] = parts;
   let code = raw;
   try { code = raw && decodeURIComponent(raw); } catch (_) { return notFound(); }
+  unsubscribe();
   if (!page) return go(home(session));
-  if (page === 'ward' && code) return wardPage(code);
-  if (page === 'team' && code) return teamPage(code);
-  if (page === 'hospital' && code) return hospitalPage(code);
-  if (page === 'system') return systemPage();
-  if (page === 'admin') return adminPage();
+  if (parts.length === 2 && code) {
+    if (page === 'ward') return wardPage(code);
+    if (page === 'team') return teamPage(code);
+    if (page === 'hospital') return hospitalPage(code);
+  }
+  if (parts.length === 1 && page === 'system') return systemPage();
+  if (parts.length === 1 && page === 'admin') return adminPage();
   return notFound();
 }
 
 document.addEventListener('click', (event) => {
   const link = event.target.closest('a[href^="/"]');
-  if (!link || link.getAttribute('href').startsWith('/docs') || event.ctrlKey || event.metaKey) return;
+  if (!link || link.getAttribute('href').startsWith('/docs') || event.ctrlKey || event.metaKey || event.shiftKey) return;
   event.preventDefault();
   go(link.getAttribute('href'));
 });

@@ -4,8 +4,11 @@
 //! playwright-core) through every page: sign-in, the ward's beds and actions
 //! with API errors at their field, live updates from another session that
 //! keep what a user is typing, a team's inbox, the leaders' pages, keyboard
-//! use and tablet width. It saves a full-page screenshot of each page (into
-//! `docs/screenshots` when `BATON_UPDATE_SCREENSHOTS=1`).
+//! use and tablet width, and a shift on a tablet for a ward and for a team
+//! (deep links, focus, confirmations, corrections, pages a sign-in may not
+//! see, double clicks, the inbox's order), each page checked by axe-core. It
+//! saves a full-page screenshot of each page (into `docs/screenshots` when
+//! `BATON_UPDATE_SCREENSHOTS=1`).
 //!
 //! Nothing here is skipped: without node, the npm modules
 //! (`npm ci --prefix tests/browser`) or Chromium (`apt-get install chromium`,
@@ -67,6 +70,8 @@ struct Seeded {
     referral: String,
     /// Every family name seeded (none may show on the system page).
     family_names: Vec<String>,
+    /// The team's inbox: `role=referral id` pairs (see `seed_inbox`).
+    inbox: Vec<(String, String)>,
     /// The consistency token of the last command.
     last: String,
 }
@@ -115,9 +120,11 @@ async fn seed(app: &TestApp) -> Seeded {
     let mut last = raised.token();
     let mut family_names = vec!["Hartley".to_owned()];
 
+    let mut spells = std::collections::HashMap::new();
     for (n, family, given, ward_code, bed, days, edd, meets, pathway, reason) in OTHERS {
         let client = if ward_code == "X1" { &dch } else { &poole };
         let spell = admit(client, n, family, given, ward_code, bed, days).await;
+        spells.insert(family, spell.clone());
         family_names.push(family.to_owned());
         let s = |tail: &str| format!("/api/v1/spells/{spell}/{tail}");
         client
@@ -150,12 +157,130 @@ async fn seed(app: &TestApp) -> Seeded {
                 .token();
         }
     }
+    // A discharge of W1 five hours ago (to correct from the ward page), and a
+    // transfer within W2 yesterday (to find by name and correct).
+    let discharged = admit(&poole, 8, "Quartermain", "Edith", "W1", 20, 3).await;
+    poole
+        .post(
+            &format!("/api/v1/spells/{discharged}/discharge"),
+            json!({ "at": at(5 * 60), "destination": "usual_residence" }),
+        )
+        .await
+        .ok();
+    let moved = admit(&poole, 9, "Villanueva", "Rosa", "W2", 9, 2).await;
+    poole
+        .post(
+            &format!("/api/v1/spells/{moved}/transfer"),
+            json!({ "ward": "W2", "bed": "15", "at": at(24 * 60) }),
+        )
+        .await
+        .ok();
+    family_names.extend(["Quartermain".to_owned(), "Villanueva".to_owned()]);
+    let (inbox, last) = seed_inbox(app, &spells, last).await;
     Seeded {
         family_name: "Hartley".to_owned(),
         referral,
         family_names,
+        inbox,
         last,
     }
+}
+
+/// More of REAB's inbox, for its order and its live changes: a referral
+/// raised while REAB's response time was 1 minute (`breaching`: it breaches
+/// a minute after seeding), two to acknowledge (`double`: by a double click;
+/// `concurrent`: while another session does), one received, one accepted,
+/// and one whose patient has since been discharged from DCH.
+async fn seed_inbox(
+    app: &TestApp,
+    spells: &std::collections::HashMap<&str, String>,
+    mut last: String,
+) -> (Vec<(String, String)>, String) {
+    let poole = app.as_(Role::Ward, Some("POOLE"));
+    let dch = app.as_(Role::Ward, Some("DCH"));
+    let admin = app.as_(Role::Admin, None);
+    let team = app.as_(Role::Team, Some("REAB"));
+    let reab = |minutes: u32| json!({ "name": "Reablement East", "services": ["reablement", "home_care"], "response_sla_minutes": minutes });
+    let refer = |family: &str, summary: &str| {
+        json!({ "spell_id": spells[family], "team": "REAB", "service": "reablement",
+                "pathway": "P1", "summary": summary })
+    };
+    admin.put("/api/v1/teams/REAB", reab(1)).await.ok();
+    let breaching = poole
+        .post(
+            "/api/v1/referrals",
+            refer(
+                "Fairweather",
+                "Home alone since his wife died; stairs to the bathroom",
+            ),
+        )
+        .await
+        .expect(201)
+        .id();
+    admin.put("/api/v1/teams/REAB", reab(120)).await.ok();
+    let mut inbox = vec![("breaching".to_owned(), breaching)];
+    for (role, family, client, summary) in [
+        (
+            "received",
+            "Pemberton",
+            &poole,
+            "Needs a morning call to prompt medication",
+        ),
+        (
+            "accepted",
+            "Achterberg",
+            &poole,
+            "Transfers with one; daughter visits daily",
+        ),
+        (
+            "double",
+            "Kowalski",
+            &poole,
+            "Frail after a fall; needs help to wash and dress",
+        ),
+        (
+            "concurrent",
+            "Nakamura",
+            &poole,
+            "Short-term help with meals after a hip replacement",
+        ),
+        (
+            "discharged",
+            "Lindqvist",
+            &dch,
+            "Lives with his son; needs a shower assessment",
+        ),
+    ] {
+        let id = client
+            .post("/api/v1/referrals", refer(family, summary))
+            .await
+            .expect(201)
+            .id();
+        let r = |tail: &str| format!("/api/v1/referrals/{id}/{tail}");
+        if role == "received" || role == "accepted" {
+            last = team.post(&r("acknowledge"), json!({})).await.ok().token();
+        }
+        if role == "accepted" {
+            last = team
+                .post(&r("accept"), json!({ "planned_start": day(2) }))
+                .await
+                .ok()
+                .token();
+        }
+        if role == "discharged" {
+            let spell = &spells[family];
+            last = dch
+                .post(
+                    &format!("/api/v1/spells/{spell}/discharge"),
+                    json!({ "at": at(30), "destination": "usual_residence" }),
+                )
+                .await
+                .ok()
+                .token();
+        }
+        inbox.push((role.to_owned(), id));
+    }
+    (inbox, last)
 }
 
 /// Fails the test, saying what to install, unless node, the npm modules and
@@ -225,6 +350,17 @@ async fn every_page_works_in_a_real_browser() {
         .env("BATON_SEED_FAMILY_NAME", &seeded.family_name)
         .env("BATON_SEED_REFERRAL", &seeded.referral)
         .env("BATON_SEED_FAMILY_NAMES", seeded.family_names.join(","))
+        .env(
+            "BATON_SEED_INBOX",
+            seeded
+                .inbox
+                .iter()
+                .map(|(role, id)| format!("{role}={id}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .env("BATON_WARD_TOKEN", app.token(Role::Ward, Some("POOLE")))
+        .env("BATON_TEAM_TOKEN", app.token(Role::Team, Some("REAB")))
         .env("BATON_SCREENSHOTS", &screenshots)
         .env("BATON_FAILURE_SCREENSHOTS", &failures)
         .stdin(Stdio::null())
