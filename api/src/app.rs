@@ -377,16 +377,19 @@ async fn log_request(State(state): State<AppState>, mut request: Request, next: 
         .unwrap_or_else(|| "(unmatched)".to_owned());
     let mut response = next.run(request).await;
     // Anything answered outside our handlers (a path that is not UTF-8, a
-    // rejection of axum's own) still answers as a problem.
-    // (Our own answers are JSON: problems, and `/readyz`'s 503 report.)
-    let is_json = response
+    // rejection of axum's own) still answers as a problem. (Our own answers
+    // are JSON, problems, `/readyz`'s 503 report, and the pages' "not
+    // found" shell.)
+    let ours = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| {
             let v = v.as_bytes();
-            v.starts_with(b"application/json") || v.starts_with(b"application/problem+json")
+            v.starts_with(b"application/json")
+                || v.starts_with(b"application/problem+json")
+                || v.starts_with(b"text/html")
         });
-    if response.status().as_u16() >= 400 && !is_json {
+    if response.status().as_u16() >= 400 && !ours {
         let status = response.status();
         response = match status.as_u16() {
             404 => ApiError::NotFound.into_response(),

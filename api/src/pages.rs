@@ -80,8 +80,7 @@ async fn index() -> Response {
 /// gets the shell, and the script shows a "page not found" page in it (with
 /// the header, the sign-in, and a way back) instead of raw problem JSON; API
 /// clients, and paths under `/api/`, `/fhir/`, `/auth/` and `/assets/`, get
-/// the usual problem+json 404. (The shell answers 200: the request log layer
-/// turns every non-JSON 4xx into a problem.)
+/// the usual problem+json 404. Either way the status is 404.
 async fn elsewhere(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
     let api = ["/api/", "/fhir/", "/auth/", "/assets/"]
@@ -94,7 +93,9 @@ async fn elsewhere(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if api || !wants_page || !(method == Method::GET || method == Method::HEAD) {
         return ApiError::NotFound.into_response();
     }
-    with_headers(INDEX, "text/html; charset=utf-8")
+    let mut page = with_headers(INDEX, "text/html; charset=utf-8");
+    *page.status_mut() = axum::http::StatusCode::NOT_FOUND;
+    page
 }
 
 async fn script() -> Response {

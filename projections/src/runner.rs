@@ -74,12 +74,36 @@ pub struct BoardChange {
 }
 
 /// The fold and the feed position it includes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// Feed position of the last event applied.
     pub position: u64,
     /// The fold.
     pub flow: Flow,
+    /// The fold's shape when this state was built (checkpoints before
+    /// versions were recorded read as 1).
+    #[serde(default = "first_format")]
+    pub format: u32,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            position: 0,
+            flow: Flow::default(),
+            format: STATE_FORMAT,
+        }
+    }
+}
+
+/// The fold's current shape. Bump it when the fold starts keeping something
+/// it did not (as referral summaries, at 2): a checkpoint of another format
+/// is not restored, and the boards are built from the feed instead, so no
+/// board shows a field that only a rebuild would have filled in.
+pub const STATE_FORMAT: u32 = 2;
+
+fn first_format() -> u32 {
+    1
 }
 
 /// Why a rebuild failed.
@@ -433,6 +457,14 @@ impl Runner {
     async fn restore(&self) -> u64 {
         match snapshots::load(&self.db, &self.feed.identity()).await {
             Ok(Some(snapshot)) => match serde_json::from_str::<State>(&snapshot.state) {
+                Ok(state) if state.format != STATE_FORMAT => {
+                    tracing::info!(
+                        format = state.format,
+                        current = STATE_FORMAT,
+                        "the checkpoint was written by another version of the boards; replaying the feed"
+                    );
+                    snapshot.generation
+                }
                 Ok(state) => {
                     tracing::info!(
                         position = state.position,

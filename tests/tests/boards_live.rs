@@ -189,6 +189,45 @@ async fn a_restarted_runner_resumes_from_its_checkpoint_instead_of_replaying() {
     assert_eq!(second.boards.read(Clone::clone), rebuilt.flow);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkpoint_of_an_older_fold_is_not_restored_and_the_feed_is_replayed() {
+    let l = live().await;
+    let first = start(&l);
+    for i in 0..5u32 {
+        let name = format!("o{i}");
+        l.bus
+            .spell(&spell_id(&name), issued(admit(&name, i, "W1", i + 1)), None)
+            .await
+            .unwrap();
+    }
+    caught_up(&l, &first.boards).await;
+    first.stop.send(true).unwrap();
+    first.task.await.unwrap();
+    // The stored checkpoint as a Baton from before formats were recorded
+    // wrote it: same generation, no `format`.
+    let identity = l.feed.identity();
+    let stored = infra::snapshots::load(&l.db, &identity)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut state: serde_json::Value = serde_json::from_str(&stored.state).unwrap();
+    state.as_object_mut().unwrap().remove("format");
+    sqlx::query("UPDATE projection_snapshots SET state = $1 WHERE feed = $2")
+        .bind(state.to_string())
+        .bind(&identity)
+        .execute(match &l.db {
+            Database::Postgres(pool) => pool,
+            Database::Sqlite(_) => unreachable!(),
+        })
+        .await
+        .unwrap();
+    let second = start(&l);
+    caught_up(&l, &second.boards).await;
+    assert_eq!(second.boards.applied_count(), 5, "replayed from the feed");
+    let rebuilt = rebuild(&l.feed).await.unwrap();
+    assert_eq!(second.boards.read(Clone::clone), rebuilt.flow);
+}
+
 /// A small deterministic generator (splitmix64), so a failure replays.
 struct Rng(u64);
 impl Rng {
@@ -476,7 +515,7 @@ async fn a_rebuild_stored_by_another_process_is_swapped_into_running_boards() {
     let position = r.boards.position();
     r.boards.replace(projections::runner::State {
         position,
-        flow: projections::Flow::default(),
+        ..Default::default()
     });
     // Another process (`baton projections rebuild`) stores a rebuild.
     let rebuilt = rebuild(&l.feed).await.unwrap();

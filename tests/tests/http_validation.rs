@@ -152,3 +152,39 @@ async fn the_openapi_document_declares_query_parameters_in_the_query() {
     assert!(queries >= 15, "only {queries} query parameters");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unknown_page_is_a_404_page_for_a_browser_and_a_404_problem_for_a_client() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    for path in ["/nonsense/page", "/ward/", "/ward/W1/beds"] {
+        let page = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 404, "{path}");
+        assert!(page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(
+            page.text().await.unwrap().contains("/assets/app.js"),
+            "the shell"
+        );
+        let problem = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(problem.status(), 404);
+        assert_eq!(
+            problem.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    app.stop().await;
+}
