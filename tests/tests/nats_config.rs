@@ -12,6 +12,7 @@ use baton_tests::nats::NatsServer;
 use baton_tests::postgres::TestDatabase;
 use infra::auth::Role;
 use infra::config::Config;
+use serde_json::json;
 
 fn config(data_dir: &Path, db: &TestDatabase, nats_url: String) -> Config {
     Config {
@@ -147,6 +148,104 @@ async fn a_nats_server_that_requires_tls_is_reached_through_a_private_ca() {
     let data = Arc::new(tempfile::tempdir().unwrap());
     let mut config = config(data.path(), &db, nats.url());
     config.nats_tls_ca_file = Some(certs.path().join("ca.pem"));
+    let app = TestApp::start(config, data, Some(db), Some(nats)).await;
+    a_command_reaches_the_boards(&app).await;
+    app.stop().await;
+}
+
+/// A NATS JWT: claims signed with an NKey, as `nsc` would make them.
+fn jwt(signer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": uuid::Uuid::new_v4().simple().to_string().to_uppercase(),
+        "iat": chrono::Utc::now().timestamp(),
+        "iss": signer.public_key(),
+        "sub": subject,
+        "name": name,
+        "nats": nats,
+    });
+    let payload = b64(claims.to_string().as_bytes());
+    let signature = signer
+        .sign(format!("{header}.{payload}").as_bytes())
+        .unwrap();
+    format!("{header}.{payload}.{}", b64(&signature))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nats_server_in_operator_mode_is_reached_with_a_credentials_file() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "baton-test-operator",
+        json!({"type": "operator", "version": 2}),
+    );
+    let account_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        "baton",
+        json!({"type": "account", "version": 2, "limits": {
+            "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+            "wildcards": true, "conn": -1, "leaf": -1,
+            "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}}),
+    );
+    // JetStream needs a system account.
+    let system = nkeys::KeyPair::new_account();
+    let system_jwt = jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        json!({"type": "account", "version": 2, "limits": {
+            "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+            "wildcards": true, "conn": -1, "leaf": -1}}),
+    );
+    let user_jwt = jwt(
+        &account,
+        &user.public_key(),
+        "baton-relay",
+        json!({"type": "user", "version": 2, "pub": {}, "sub": {},
+               "subs": -1, "data": -1, "payload": -1}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server_config = dir.path().join("server.conf");
+    std::fs::write(
+        &server_config,
+        format!(
+            "operator: \"{operator_jwt}\"\nresolver: MEMORY\nsystem_account: {system_key}\n\
+             resolver_preload: {{ {}: \"{account_jwt}\", {system_key}: \"{system_jwt}\" }}\n",
+            account.public_key(),
+            system_key = system.public_key(),
+        ),
+    )
+    .unwrap();
+    let creds = dir.path().join("baton.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\
+             NKEY Seed printed below can be used to sign and prove identity.\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        ),
+    )
+    .unwrap();
+    let nats = Arc::new(
+        NatsServer::start_with(vec!["-c".into(), server_config.display().to_string()]).await,
+    );
+    // The server admits no one without credentials.
+    assert!(
+        async_nats::connect(nats.url()).await.is_err(),
+        "the server let in a client with no credentials"
+    );
+    let db = Arc::new(TestDatabase::create().await);
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let mut config = config(data.path(), &db, nats.url());
+    config.nats_credentials_file = Some(creds);
     let app = TestApp::start(config, data, Some(db), Some(nats)).await;
     a_command_reaches_the_boards(&app).await;
     app.stop().await;
