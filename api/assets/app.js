@@ -271,8 +271,17 @@ function clock(value) {
   return new Date(value).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
 }
 
+let subscribedAt = 0;
+
 function showFreshness() {
-  const silent = lastHeard > 0 && Date.now() - lastHeard > SILENT_AFTER_MS;
+  const last = lastHeard || subscribedAt;
+  const silent = last > 0 && Date.now() - last > SILENT_AFTER_MS;
+  // Nothing heard yet: "Connecting…" says enough for 15 s, and a banner
+  // flashed at every connect would be announced to screen readers.
+  if (lastHeard === 0 && !silent) {
+    stale.hidden = true;
+    return;
+  }
   if (freshness.current && !silent) {
     stale.hidden = true;
     stale.textContent = '';
@@ -304,6 +313,7 @@ function subscribe(board, onBoard, check) {
   live.textContent = 'Connecting…';
   live.className = 'live off';
   const url = `/api/v1/boards/stream?board=${encodeURIComponent(board)}&access_token=${encodeURIComponent(token())}`;
+  if (!subscribedAt) subscribedAt = Date.now();
   const mine = new EventSource(url);
   source = mine;
   const handle = (event) => {
@@ -345,6 +355,7 @@ function unsubscribe() {
   clearInterval(freshnessTimer);
   freshnessTimer = null;
   lastHeard = 0;
+  subscribedAt = 0;
   freshness = { current: false, up_to_date_at: null };
   stale.hidden = true;
   stale.textContent = '';

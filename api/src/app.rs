@@ -128,6 +128,8 @@ impl Application {
         config: Config,
         listener: tokio::net::TcpListener,
     ) -> Result<Self, AppError> {
+        // Settings first: a bad one must not leave started tasks behind.
+        let trusted_proxies = config.trusted_proxy_addresses().map_err(AppError::Config)?;
         let pipeline = Pipeline::start(&config).await?;
         tracing::info!(mode = %pipeline.mode, "Baton is starting");
         let auth = Authenticator::from_config(&config).await?;
@@ -149,7 +151,7 @@ impl Application {
             stopped,
         )));
         let mut settings = Settings {
-            trusted_proxies: config.trusted_proxy_addresses().map_err(AppError::Config)?,
+            trusted_proxies,
             ..Settings::default()
         };
         // The development sign-in mints tokens for anyone who asks: only on

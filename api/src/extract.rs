@@ -257,13 +257,20 @@ pub fn client_address(
     forwarded: &str,
     trusted: &[std::net::IpAddr],
 ) -> std::net::IpAddr {
-    if !trusted.contains(&peer) {
+    // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
+    let peer = peer.to_canonical();
+    let trusted_one = |ip: &std::net::IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
+    if !trusted_one(&peer) {
         return peer;
     }
     let mut nearest = peer;
     for hop in forwarded.split(',').rev() {
-        match hop.trim().parse::<std::net::IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => nearest = ip,
+        match hop
+            .trim()
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.to_canonical())
+        {
+            Ok(ip) if trusted_one(&ip) => nearest = ip,
             Ok(ip) => return ip,
             // An unreadable entry ends what can be believed.
             Err(_) => return nearest,
@@ -414,6 +421,15 @@ mod tests {
             ip("10.0.0.2")
         );
         assert_eq!(client_address(ip("10.0.0.1"), "", &proxies), ip("10.0.0.1"));
+        // An IPv4 proxy seen through a dual-stack socket is the same proxy.
+        assert_eq!(
+            client_address(ip("::ffff:10.0.0.1"), "203.0.113.99", &proxies),
+            ip("203.0.113.99")
+        );
+        assert_eq!(
+            client_address(ip("::ffff:198.51.100.7"), "", &[]),
+            ip("198.51.100.7")
+        );
         // Garbage ends what is believed.
         assert_eq!(
             client_address(ip("10.0.0.1"), "203.0.113.99, <script>", &proxies),

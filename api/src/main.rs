@@ -332,9 +332,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Err(error) => return Err(anyhow::Error::new(error).context("starting Baton")),
         }
     };
+    // The application holds its own clone of the socket; this one would
+    // keep the port accepting (into nobody's queue) through shutdown.
+    drop(socket);
     if let Some((stop, task)) = starting {
         let _ = stop.send(());
-        let _ = task.await;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the starting page did not finish within 5 s");
+        }
         tracing::info!("the event store answers: serving");
     }
     app.run_until_stopped(shutdown).await?;

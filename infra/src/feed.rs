@@ -173,23 +173,26 @@ async fn subscribe_jetstream(
             let info = message
                 .info()
                 .map_err(|e| FeedError::Malformed(e.to_string()))?;
-            let header = |name: &str| -> Result<String, FeedError> {
+            // A message without Baton's headers (another publisher's, on
+            // Baton's subjects) still has its place in the stream: it is
+            // handed on with what it has, the boards log it as unreadable
+            // and step past its position, instead of the feed failing on it
+            // at every subscription.
+            let header = |name: &str| -> String {
                 message
                     .headers
                     .as_ref()
                     .and_then(|h| h.get(name))
                     .map(|v| v.as_str().to_owned())
-                    .ok_or_else(|| FeedError::Malformed(format!("no {name} header")))
+                    .unwrap_or_default()
             };
             Ok(FeedEvent {
                 position: info.stream_sequence,
-                aggregate_type: header(headers::AGGREGATE_TYPE)?,
-                aggregate_id: header(headers::AGGREGATE_ID)?,
-                sequence: header(headers::SEQUENCE)?
-                    .parse()
-                    .map_err(|_| FeedError::Malformed("bad sequence".into()))?,
-                event_type: header(headers::EVENT_TYPE)?,
-                event_version: header(headers::EVENT_VERSION)?,
+                aggregate_type: header(headers::AGGREGATE_TYPE),
+                aggregate_id: header(headers::AGGREGATE_ID),
+                sequence: header(headers::SEQUENCE).parse().unwrap_or(0),
+                event_type: header(headers::EVENT_TYPE),
+                event_version: header(headers::EVENT_VERSION),
                 payload: message.payload.clone(),
             })
         })

@@ -60,21 +60,34 @@ pub fn servers(list: &str) -> Result<Vec<ServerAddr>, NatsConfigError> {
                 .parse::<ServerAddr>()
                 .map_err(|e| NatsConfigError::BadServer {
                     position: i + 1,
-                    entry: redact(entry),
+                    entry: without_credentials(entry),
                     reason: e.to_string(),
                 })
         })
         .collect()
 }
 
-/// The servers of `list`, without credentials, for logs.
+/// The servers of `list`, without credentials, for logs: each as scheme,
+/// host and port when it parses (whatever form the user and password took),
+/// else with anything before an `@` removed.
 pub fn describe(list: &str) -> String {
     list.split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
-        .map(redact)
+        .map(|entry| match entry.parse::<ServerAddr>() {
+            Ok(server) => format!("{}://{}:{}", server.scheme(), server.host(), server.port()),
+            Err(_) => without_credentials(entry),
+        })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+fn without_credentials(entry: &str) -> String {
+    let redacted = redact(entry);
+    match redacted.rfind('@') {
+        Some(at) if !redacted.contains("://") => redacted[at + 1..].to_owned(),
+        _ => redacted,
+    }
 }
 
 /// Connection options for `config`, and the servers to try.
@@ -178,6 +191,10 @@ mod tests {
             describe("nats://u:p@a:4222,nats://b:4222"),
             "nats://a:4222,nats://b:4222"
         );
+        // Without a scheme async-nats assumes nats://; the password must
+        // not reach the log either way.
+        assert_eq!(describe("u:secret@a:4222"), "nats://a:4222");
+        assert_eq!(describe("u:secret@a:bad"), "a:bad");
     }
 
     #[tokio::test]

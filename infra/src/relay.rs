@@ -170,7 +170,7 @@ impl Relay {
 
     async fn lead(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Leadership> {
         loop {
-            if *shutdown.borrow() {
+            if *shutdown.borrow() || shutdown.has_changed().is_err() {
                 return None;
             }
             match self.try_lead().await {
@@ -384,11 +384,15 @@ impl Relay {
         let mut last_rows = 0usize;
         let mut last_beat = tokio::time::Instant::now();
         loop {
-            if *shutdown.borrow() {
+            // A sender gone counts as its signal: a dropped pipeline is a
+            // shutdown, and a heartbeat task that ended without a word (it
+            // panicked, and its connection, with the lock, is gone) is a
+            // lost leadership. Either way, waiting on it would spin.
+            if *shutdown.borrow() || shutdown.has_changed().is_err() {
                 self.remove(&relayed).await;
                 return true;
             }
-            if *lost.borrow() {
+            if *lost.borrow() || lost.has_changed().is_err() {
                 self.remove(&relayed).await;
                 return false;
             }
@@ -556,11 +560,10 @@ impl Relay {
     }
 }
 
-/// Returns once `lost` turns true (never, if its sender is gone first).
+/// Returns once `lost` turns true, or its sender (the heartbeat task) is
+/// gone: its connection, and with it the lock, went with it.
 async fn until_lost(lost: &mut watch::Receiver<bool>) {
-    if lost.wait_for(|lost| *lost).await.is_err() {
-        std::future::pending::<()>().await;
-    }
+    let _ = lost.wait_for(|lost| *lost).await;
 }
 
 /// What the relay knows of the stream's end: the sequence and message id of

@@ -418,6 +418,19 @@ pub async fn rebuild(feed: &Feed) -> Result<State, BoardsError> {
     Ok(state)
 }
 
+/// How long the runner waits before subscribing again after its feed
+/// failed, ended or skipped: a fault that persists costs a subscription a
+/// second, not a busy loop of them.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
+
+/// Waits [`RESUBSCRIBE_AFTER`]; false if shutdown came first.
+async fn pause(shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(RESUBSCRIBE_AFTER) => !*shutdown.borrow(),
+        _ = shutdown.changed() => false,
+    }
+}
+
 /// Applies the feed to the boards of this process.
 #[derive(Debug)]
 pub struct Runner {
@@ -588,14 +601,25 @@ impl Runner {
                             if let Err(gap) = self.boards.apply_all(&ok) {
                                 tracing::warn!(%gap, "the feed skipped events; subscribing again from the boards' position");
                                 self.boards.resubscribed.fetch_add(1, Ordering::Relaxed);
+                                if !pause(shutdown).await {
+                                    break 'subscribe;
+                                }
                                 continue 'subscribe;
                             }
                             if let Some(error) = failure {
                                 tracing::warn!(%error, "the feed failed; resubscribing");
+                                if !pause(shutdown).await {
+                                    break 'subscribe;
+                                }
                                 continue 'subscribe;
                             }
                         }
-                        None => continue 'subscribe,
+                        None => {
+                            if !pause(shutdown).await {
+                                break 'subscribe;
+                            }
+                            continue 'subscribe;
+                        }
                     },
                     _ = ticker.tick() => {
                         if self.rebuilt_since(generation).await {

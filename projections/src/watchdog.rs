@@ -171,10 +171,15 @@ pub async fn watch(
         if *shutdown.borrow() {
             return;
         }
-        let head = within(feed.head()).await;
+        // The moment is taken before the reads, and the outbox is read
+        // before the head: the boards are then credited with no more than
+        // they had at that moment, and a row relayed between the two reads
+        // is counted in the head.
+        let at = Utc::now();
         let oldest_waiting = within(infra::outbox::oldest_waiting(&db)).await.flatten();
+        let head = within(feed.head()).await;
         let seen = Observation {
-            at: Utc::now(),
+            at,
             position: boards.position(),
             head,
             oldest_waiting,

@@ -65,14 +65,6 @@ pub struct SearchResults {
     pub results: Vec<projections::lookup::SpellRecord>,
 }
 
-/// The NHS number an admission names (for the access log).
-fn nhs_number_digits(command: &SpellCommand) -> Vec<String> {
-    match command {
-        SpellCommand::AdmitPatient { patient, .. } => vec![patient.nhs_number.digits()],
-        _ => Vec::new(),
-    }
-}
-
 /// Finds patients of the caller's hospital, in hospital or discharged, by
 /// NHS number or name: the way back to a discharge (or an admission, or a
 /// transfer) made in error.
@@ -396,6 +388,7 @@ async fn admit(
             ))
         }
     };
+    let nhs_digits = [nhs_number.digits()];
     let patient = Patient {
         nhs_number,
         family_name,
@@ -411,7 +404,7 @@ async fn admit(
         admitted_at: utc(req.admitted_at),
     };
     let options = options(&caller, &headers, "admit", "", &req, json!({}));
-    let nhs_digits = nhs_number_digits(&command);
+
     let committed = match state
         .bus
         .spell_with(

@@ -120,15 +120,34 @@ impl fmt::Display for PersonName {
     }
 }
 
+/// What was once accepted is read back as it was: stored events are facts,
+/// and a rule added later (as the control-character rule was) must not
+/// make them unreadable. So reading checks only what every stored text has
+/// always met (non-blank, bounded); new input goes through `parse`.
+fn recorded(text: String, max: usize) -> Result<String, TextError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(TextError::Blank);
+    }
+    if trimmed.chars().count() > max {
+        return Err(TextError::TooLong { max });
+    }
+    Ok(trimmed.to_owned())
+}
+
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Self::parse(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+        recorded(String::deserialize(deserializer)?, MAX_TEXT)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
     }
 }
 
 impl<'de> Deserialize<'de> for PersonName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Self::parse(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+        recorded(String::deserialize(deserializer)?, MAX_NAME)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -193,6 +212,15 @@ mod tests {
                 "U+{code:04X}"
             );
         }
+    }
+
+    #[test]
+    fn text_recorded_before_the_control_character_rule_is_still_read_back() {
+        let name: PersonName = serde_json::from_str("\"Ann\\tSmith\\u200f\"").unwrap();
+        assert_eq!(name.as_str(), "Ann\tSmith\u{200f}");
+        let note: Text = serde_json::from_str("\"a\\u0007b\"").unwrap();
+        assert_eq!(note.as_str(), "a\u{7}b");
+        assert!(serde_json::from_str::<PersonName>("\"  \"").is_err());
     }
 
     #[test]
