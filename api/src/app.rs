@@ -316,6 +316,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::ops::router())
         .merge(crate::pages::api_router())
         .split_for_parts();
+    let mut document = document;
+    crate::openapi::complete(&mut document);
     let document = Arc::new(document);
     let docs = Arc::new(render_docs(&document));
     let limit = state.settings.body_limit;

@@ -51,6 +51,55 @@ impl Modify for Bearer {
     }
 }
 
+/// Adds what every operation can answer but no handler lists: 401 for a
+/// missing or invalid token (on all but the public operations) and 400 for
+/// parameters or a body that cannot be read, both as problems. Applied to
+/// the whole document once the routers' paths are in it.
+pub fn complete(doc: &mut Document) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            // `security(())`: this operation needs no sign-in.
+            let public = op.security.as_ref().is_some_and(|requirements| {
+                requirements
+                    .iter()
+                    .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+            });
+            if !public {
+                op.responses
+                    .responses
+                    .entry("401".to_owned())
+                    .or_insert_with(|| problem("No bearer token, or one that does not verify"));
+            }
+            if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some() {
+                op.responses
+                    .responses
+                    .entry("400".to_owned())
+                    .or_insert_with(|| problem("A parameter or the body cannot be read"));
+            }
+        }
+    }
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")

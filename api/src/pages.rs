@@ -114,7 +114,7 @@ async fn session(caller: Caller) -> impl IntoResponse {
 }
 
 /// Whether the development sign-in is available here.
-#[utoipa::path(get, path = "/api/v1/dev/sign-in", tag = "sign-in",
+#[utoipa::path(get, path = "/api/v1/dev/sign-in", tag = "sign-in", security(()),
     responses((status = 200, body = Object)))]
 async fn dev_status(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     if dev_sign_in(&state, &headers).is_none() {
@@ -159,7 +159,7 @@ pub struct DevSignIn {
 }
 
 /// Development sign-in (embedded default only): a local token for any role.
-#[utoipa::path(post, path = "/api/v1/dev/sign-in", tag = "sign-in", request_body = DevSignIn,
+#[utoipa::path(post, path = "/api/v1/dev/sign-in", tag = "sign-in", request_body = DevSignIn, security(()),
     responses((status = 200, body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn dev_sign_in_token(
     State(state): State<AppState>,
