@@ -280,12 +280,7 @@ pub fn starting_router() -> Router {
         (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
     async fn other(request: Request) -> Response {
-        let wants_page = request
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|accept| accept.contains("text/html"));
-        if wants_page {
+        if crate::pages::wants_page(request.headers()) {
             let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
                 <meta http-equiv=\"refresh\" content=\"5\"><title>Baton is starting</title></head>\
                 <body><main><h1>Baton is starting</h1><p>It cannot reach its event store yet and \

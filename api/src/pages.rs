@@ -76,6 +76,14 @@ async fn index() -> Response {
     with_headers(INDEX, "text/html; charset=utf-8")
 }
 
+/// True when the request comes from a browser asking for a page.
+pub(crate) fn wants_page(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
 /// Any other path. A browser asking for a page (`Accept: text/html`, GET)
 /// gets the shell, and the script shows a "page not found" page in it (with
 /// the header, the sign-in, and a way back) instead of raw problem JSON; API
@@ -86,11 +94,7 @@ async fn elsewhere(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let api = ["/api/", "/fhir/", "/auth/", "/assets/"]
         .iter()
         .any(|prefix| path.starts_with(prefix));
-    let wants_page = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    if api || !wants_page || !(method == Method::GET || method == Method::HEAD) {
+    if api || !wants_page(&headers) || !(method == Method::GET || method == Method::HEAD) {
         return ApiError::NotFound.into_response();
     }
     let mut page = with_headers(INDEX, "text/html; charset=utf-8");

@@ -8,8 +8,6 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-
 /// How many nodes a cluster has.
 pub const NODES: usize = 3;
 
@@ -261,7 +259,7 @@ impl NatsCluster {
         let deadline = tokio::time::Instant::now() + within;
         while tokio::time::Instant::now() < deadline {
             self.nodes[i].check_alive();
-            if greets_with_jetstream(self.nodes[i].port).await {
+            if crate::nats::jetstream_ready(self.nodes[i].port).await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -362,18 +360,4 @@ async fn api_request(port: u16, subject: &str) -> Result<serde_json::Value, Stri
         Some(error) => Err(error.to_string()),
         None => Ok(body),
     }
-}
-
-/// True when the server on `port` greets with JetStream enabled.
-async fn greets_with_jetstream(port: u16) -> bool {
-    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let mut line = String::new();
-    let read = tokio::time::timeout(
-        Duration::from_secs(1),
-        BufReader::new(stream).read_line(&mut line),
-    )
-    .await;
-    matches!(read, Ok(Ok(_))) && line.contains("\"jetstream\":true")
 }

@@ -148,8 +148,8 @@ impl Drop for NatsServer {
     }
 }
 
-/// True when the server greets with JetStream enabled.
-async fn jetstream_ready(port: u16) -> bool {
+/// True when the server on `port` greets with JetStream enabled.
+pub async fn jetstream_ready(port: u16) -> bool {
     let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return false;
     };
