@@ -66,6 +66,7 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     port: u16,
     router: Router,
+    limits: crate::server::Limits,
     state: AppState,
     pipeline: Pipeline,
     closing: watch::Sender<bool>,
@@ -169,9 +170,11 @@ impl Application {
             verified: Arc::default(),
             relay_metrics: pipeline.metrics.clone(),
             http_metrics: Arc::new(HttpMetrics::default()),
+            connections: Arc::default(),
             settings: Arc::new(settings),
             closing: closing.subscribe(),
         };
+        let limits = connection_limits(&config, &state.settings.trusted_proxies);
         let router = router(state.clone());
         let port = listener
             .local_addr()
@@ -184,6 +187,7 @@ impl Application {
             listener,
             port,
             router,
+            limits,
             state,
             pipeline,
             closing,
@@ -215,6 +219,8 @@ impl Application {
         let Self {
             listener,
             router,
+            limits,
+            state,
             pipeline,
             closing,
             stop,
@@ -222,18 +228,18 @@ impl Application {
             ..
         } = self;
         tracing::info!(address = ?listener.local_addr().ok(), "listening");
+        let (stop_serving, serving) = watch::channel(false);
         let closing_signal = closing.clone();
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing requests in flight");
             // Live streams never finish by themselves: end them.
             let _ = closing_signal.send(true);
-        })
-        .await;
+            let _ = stop_serving.send(true);
+        });
+        let served =
+            crate::server::serve(listener, router, limits, state.connections.clone(), serving)
+                .await;
         let _ = closing.send(true);
         let _ = stop.send(true);
         for task in tasks {
@@ -244,6 +250,38 @@ impl Application {
         pipeline.stop().await;
         tracing::info!("stopped");
         served.map_err(AppError::Serve)
+    }
+}
+
+/// Open files Baton keeps for itself beyond its HTTP connections: the
+/// database pool, NATS, the SQLite files, logs.
+const FILES_KEPT_BACK: u64 = 256;
+
+/// The connection limits, with the total kept below the open-file limit
+/// (raised first to the hard limit, as Go's runtime does): past it `accept`
+/// fails and nothing, not even `/healthz`, is answered.
+fn connection_limits(
+    config: &Config,
+    trusted_proxies: &[std::net::IpAddr],
+) -> crate::server::Limits {
+    let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let room = files.saturating_sub(FILES_KEPT_BACK).max(files / 2).max(1);
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    let max_connections = config.max_connections.clamp(1, room);
+    if max_connections < config.max_connections {
+        tracing::warn!(
+            configured = config.max_connections,
+            open_file_limit = files,
+            max_connections,
+            "fewer HTTP connections than configured: the open-file limit is lower"
+        );
+    }
+    crate::server::Limits {
+        max_connections,
+        max_connections_per_client: config.max_connections_per_client.max(1),
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds.max(1)),
+        idle_timeout: Duration::from_secs(config.idle_timeout_seconds.max(1)),
+        shared_addresses: trusted_proxies.to_vec(),
     }
 }
 
@@ -302,6 +340,27 @@ pub fn starting_router() -> Router {
         )
         .route("/readyz", get(readyz))
         .fallback(other)
+}
+
+/// Serves [`starting_router`] on `listener`, within the configured
+/// connection limits, until `stop` turns true.
+pub async fn serve_starting(
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    stop: watch::Receiver<bool>,
+) -> Result<(), AppError> {
+    // A bad proxy list is reported by the real start; here it only widens
+    // no one's share.
+    let proxies = config.trusted_proxy_addresses().unwrap_or_default();
+    crate::server::serve(
+        listener,
+        starting_router(),
+        connection_limits(config, &proxies),
+        Arc::default(),
+        stop,
+    )
+    .await
+    .map_err(AppError::Serve)
 }
 
 /// The whole HTTP surface: API, operations, OpenAPI and docs.

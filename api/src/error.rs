@@ -84,6 +84,12 @@ pub enum ApiError {
     /// 413: the body is larger than the limit.
     #[error("request body too large")]
     TooLarge,
+    /// 431: the request's headers are larger than Baton reads.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// 414: the request's path and query are longer than Baton reads.
+    #[error("request path too long")]
+    UriTooLong,
     /// 415: a body sent as something other than JSON.
     #[error("send the body as JSON, with Content-Type: application/json")]
     NotJson,
@@ -189,6 +195,8 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -208,6 +216,8 @@ impl ApiError {
             ApiError::Conflict { .. } => ("conflict", "Conflicting change"),
             ApiError::PreconditionFailed { .. } => ("version-mismatch", "The record has changed"),
             ApiError::TooLarge => ("too-large", "Request body too large"),
+            ApiError::HeadersTooLarge => ("headers-too-large", "Request headers too large"),
+            ApiError::UriTooLong => ("uri-too-long", "Request path too long"),
             ApiError::NotJson => ("unsupported-media-type", "The body is not JSON"),
             ApiError::Refused { .. } => ("refused", "Refused by a rule"),
             ApiError::Unavailable(_) => ("unavailable", "Service temporarily unavailable"),
@@ -222,6 +232,13 @@ impl ApiError {
                 format!("the record is now at version {current}; reload and try again")
             }
             ApiError::TooLarge => "the request body exceeds the limit".to_owned(),
+            ApiError::HeadersTooLarge => {
+                "the request's headers (a token or cookie, perhaps) are larger than Baton reads"
+                    .to_owned()
+            }
+            ApiError::UriTooLong => {
+                "the request's path and query are longer than Baton reads".to_owned()
+            }
             ApiError::Internal(_) => "an internal error occurred; it has been logged".to_owned(),
             other => other.to_string(),
         };

@@ -16,6 +16,9 @@
 //! - [`policy`]: the contract's roles and scopes, in one function.
 //! - [`audit`]: the append-only access log of patient-identifiable reads.
 //! - [`error`]: the one error type, answered as `application/problem+json`.
+//! - [`server`]: the connection loop: caps on connections (per client
+//!   too), shedding the oldest idle ones, header-read and idle timeouts,
+//!   and hyper's own parse-error answers as problems.
 //! - [`state`], [`metrics`]: shared handler state and request figures.
 //! - [`pages`]: the web pages (one shell, script and stylesheet compiled
 //!   in), the session endpoint and the development sign-in.
@@ -31,5 +34,6 @@ pub mod openapi;
 pub mod pages;
 pub mod policy;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod validate;

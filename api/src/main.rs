@@ -301,7 +301,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let mut shutdown = Box::pin(shutdown_signal());
     let mut starting: Option<(
-        tokio::sync::oneshot::Sender<()>,
+        tokio::sync::watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     )> = None;
     let app = loop {
@@ -310,14 +310,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Err(error) if error.is_store_unreachable() => {
                 tracing::warn!(%error, "cannot reach the event store; answering not ready and trying again");
                 if starting.is_none() {
-                    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                    let (stop, stopped) = tokio::sync::watch::channel(false);
                     let waiting = listener()?;
+                    let config = config.clone();
                     let task = tokio::spawn(async move {
-                        let served = axum::serve(waiting, api::app::starting_router())
-                            .with_graceful_shutdown(async move {
-                                let _ = stopped.await;
-                            })
-                            .await;
+                        let served = api::app::serve_starting(&config, waiting, stopped).await;
                         if let Err(error) = served {
                             tracing::warn!(%error, "the starting page failed");
                         }
@@ -336,7 +333,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // keep the port accepting (into nobody's queue) through shutdown.
     drop(socket);
     if let Some((stop, task)) = starting {
-        let _ = stop.send(());
+        let _ = stop.send(true);
         if tokio::time::timeout(std::time::Duration::from_secs(5), task)
             .await
             .is_err()

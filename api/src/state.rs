@@ -35,6 +35,8 @@ pub struct AppState {
     pub relay_metrics: Arc<RelayMetrics>,
     /// Request figures, for /metrics.
     pub http_metrics: Arc<HttpMetrics>,
+    /// Connection figures, for /metrics.
+    pub connections: Arc<crate::server::ConnectionStats>,
     /// Tunables.
     pub settings: Arc<Settings>,
     /// Turns true when the server begins to shut down: live streams end.

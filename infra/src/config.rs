@@ -69,6 +69,17 @@ pub struct Config {
     /// Reverse proxies (IP addresses, comma-separated) whose
     /// `X-Forwarded-For` names the client; unset means none.
     pub trusted_proxies: Option<String>,
+    /// Most HTTP connections open at once (`BATON_MAX_CONNECTIONS`); kept
+    /// below the open-file limit whatever is set.
+    pub max_connections: usize,
+    /// Most HTTP connections open at once from one client address; trusted
+    /// proxies are held only to the total.
+    pub max_connections_per_client: usize,
+    /// Seconds a client has to send a whole request head (also how long a
+    /// kept-alive HTTP/1.1 connection waits for its next request).
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a connection with no request in flight stays open.
+    pub idle_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -95,6 +106,10 @@ impl Default for Config {
             jwks_url: None,
             log_format: LogFormat::Text,
             trusted_proxies: None,
+            max_connections: 4096,
+            max_connections_per_client: 256,
+            header_read_timeout_seconds: 15,
+            idle_timeout_seconds: 60,
         }
     }
 }
@@ -104,7 +119,7 @@ impl Default for Config {
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(#[from] Box<figment::Error>);
 
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 24] = [
     "listen",
     "data_dir",
     "database_url",
@@ -125,6 +140,10 @@ const KEYS: [&str; 20] = [
     "jwks_url",
     "log_format",
     "trusted_proxies",
+    "max_connections",
+    "max_connections_per_client",
+    "header_read_timeout_seconds",
+    "idle_timeout_seconds",
 ];
 
 impl Config {

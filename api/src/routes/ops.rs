@@ -167,6 +167,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         );
     }
     state.http_metrics.render(&mut out);
+    state.connections.render(&mut out);
     (
         [(
             header::CONTENT_TYPE,
