@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use infra::auth::{AuthError, Authenticator};
 use infra::config::Config;
 use infra::pipeline::{Pipeline, PipelineError};
-use projections::runner::{Boards, Runner};
+use infra::runner::{Boards, Runner};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::OpenApi;
@@ -141,7 +141,7 @@ impl Application {
         let mut tasks = Vec::new();
         let runner = Runner::new(boards.clone(), pipeline.feed.clone(), pipeline.db.clone());
         tasks.push(tokio::spawn(runner.run(stopped.clone())));
-        tasks.push(tokio::spawn(projections::sla::run(
+        tasks.push(tokio::spawn(infra::sla::run(
             boards.clone(),
             pipeline.bus.clone(),
             SLA_CLOCK_EVERY,

@@ -348,7 +348,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn rebuild_projections(config: Config) -> anyhow::Result<()> {
     let pipeline = Pipeline::start(&config).await?;
-    let state = projections::runner::rebuild(&pipeline.feed).await?;
+    let state = infra::runner::rebuild(&pipeline.feed).await?;
     let snapshot = infra::snapshots::Snapshot {
         position: state.position,
         state: serde_json::to_string(&state)?,

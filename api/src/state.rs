@@ -9,8 +9,8 @@ use infra::commands::CommandBus;
 use infra::feed::Feed;
 use infra::metrics::RelayMetrics;
 use infra::reference::ReferenceStore;
+use infra::runner::Boards;
 use infra::store::Database;
-use projections::runner::Boards;
 
 use crate::metrics::HttpMetrics;
 

@@ -1589,7 +1589,7 @@ impl World {
     }
 
     /// Every process's boards, once at the stream head, equal the fold.
-    async fn check_boards(&self, fold: &projections::runner::State, head: u64) {
+    async fn check_boards(&self, fold: &infra::runner::State, head: u64) {
         let now = Utc::now();
         let occupied: usize = WARDS
             .iter()
@@ -1758,7 +1758,7 @@ impl World {
 
         let t = Instant::now();
         let fold = retrying("folding the stream", RECOVERY, || {
-            projections::runner::rebuild(&feed)
+            infra::runner::rebuild(&feed)
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -11,21 +11,21 @@
 //!   (tests fix the clock by passing it).
 //! - [`lookup`]: finding a patient again (search by NHS number or name, a
 //!   ward's recent discharges), discharged spells included, for corrections.
-//! - [`runner`]: the only part with I/O: feeds the fold from the event feed
-//!   with checkpoints, announces changed boards, answers consistency-token
-//!   waits, and rebuilds from the start on demand.
 //! - [`watchdog`]: whether the boards are up to date with the record (every
-//!   page and live stream says when they are not), the alarm when they stop
-//!   converging, and the nudge that makes a stopped feed resubscribe.
-//! - [`sla`]: the SLA clock, escalating unacknowledged referrals exactly once
-//!   however many processes run it.
+//!   page and live stream says when they are not), when to raise the alarm
+//!   and when a stopped feed must be resubscribed, decided from what was
+//!   seen.
+//!
+//! Nothing here does I/O or needs a runtime: the crate depends on the
+//! domain alone (CI checks), so any instant can be replayed by folding the
+//! events up to it. Feeding the fold from the stream (`infra::runner`),
+//! reading what the watchdog decides on (`infra::watchdog`) and the SLA
+//! clock, a policy that issues commands (`infra::sla`), live in `infra`.
 
 pub mod boards;
 pub mod envelope;
 pub mod flow;
 pub mod lookup;
-pub mod runner;
-pub mod sla;
 pub mod watchdog;
 
 pub use envelope::{decode, Change, Envelope};

@@ -13,19 +13,13 @@
 //! subscribe again from its position: a feed that has silently stopped
 //! delivering (as a JetStream consumer did after a cluster failover) is
 //! replaced, whatever the cause. The decision is [`Watchdog::observe`], a
-//! pure function of what was seen; [`watch`] does the reading.
+//! pure function of what was seen; `infra::watchdog::watch` does the reading.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use infra::feed::Feed;
-use infra::store::Database;
 use serde::Serialize;
-use tokio::sync::{watch, Notify};
-
-use crate::runner::Boards;
 
 /// How often the watchdog looks.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -36,9 +30,6 @@ pub const STALE_AFTER: Duration = Duration::from_secs(5);
 /// Boards behind the head that have not moved for this long are fed by a
 /// feed that has stopped: resubscribe.
 pub const STALL_AFTER: Duration = Duration::from_secs(5);
-/// A read of the head or the outbox that takes longer than this counts as
-/// failed.
-const READ_WITHIN: Duration = Duration::from_secs(2);
 /// Heads remembered while the boards are behind (one per check).
 const REMEMBERED: usize = 3_600;
 
@@ -92,7 +83,8 @@ pub struct Watchdog {
     moved: Option<(u64, DateTime<Utc>)>,
 }
 
-fn longer_than(from: DateTime<Utc>, to: DateTime<Utc>, limit: Duration) -> bool {
+/// True when more than `limit` passed from `from` to `to`.
+pub fn longer_than(from: DateTime<Utc>, to: DateTime<Utc>, limit: Duration) -> bool {
     (to - from).to_std().is_ok_and(|elapsed| elapsed > limit)
 }
 
@@ -138,80 +130,6 @@ impl Watchdog {
             },
             resubscribe,
         }
-    }
-}
-
-async fn within<T, E>(read: impl std::future::Future<Output = Result<T, E>>) -> Option<T> {
-    tokio::time::timeout(READ_WITHIN, read)
-        .await
-        .ok()
-        .and_then(Result::ok)
-}
-
-/// Looks every [`CHECK_EVERY`] until `shutdown`: publishes the boards'
-/// freshness, raises the alarm when they stop converging, and notifies
-/// `resubscribe` when the feed has stopped delivering.
-pub async fn watch(
-    boards: Arc<Boards>,
-    feed: Feed,
-    db: Database,
-    resubscribe: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut dog = Watchdog::default();
-    let started = Utc::now();
-    let mut alarmed = false;
-    let mut ticker = tokio::time::interval(CHECK_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
-        }
-        // The moment is taken before the reads, and the outbox is read
-        // before the head: the boards are then credited with no more than
-        // they had at that moment, and a row relayed between the two reads
-        // is counted in the head.
-        let at = Utc::now();
-        let oldest_waiting = within(infra::outbox::oldest_waiting(&db)).await.flatten();
-        let head = within(feed.head()).await;
-        let seen = Observation {
-            at,
-            position: boards.position(),
-            head,
-            oldest_waiting,
-        };
-        let verdict = dog.observe(&seen);
-        if verdict.resubscribe {
-            tracing::warn!(
-                position = seen.position,
-                head,
-                "the boards are behind the feed and have not moved; subscribing again"
-            );
-            resubscribe.notify_one();
-        }
-        let now = &verdict.freshness;
-        if now.current {
-            if alarmed {
-                tracing::info!(position = seen.position, "the boards are up to date again");
-            }
-            alarmed = false;
-        } else if !alarmed
-            && (boards.freshness().current || longer_than(started, seen.at, STALE_AFTER))
-        {
-            alarmed = true;
-            boards.count_alarm();
-            tracing::error!(
-                position = seen.position,
-                head,
-                up_to_date_at = ?now.up_to_date_at,
-                "ALARM: the boards are not up to date with the record; pages say so until they are"
-            );
-        }
-        boards.set_freshness(verdict.freshness);
     }
 }
 

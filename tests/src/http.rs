@@ -7,7 +7,7 @@ use std::time::Duration;
 use api::app::Application;
 use infra::auth::{Principal, Role};
 use infra::config::Config;
-use projections::runner::Boards;
+use infra::runner::Boards;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

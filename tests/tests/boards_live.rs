@@ -22,9 +22,9 @@ use infra::commands::CommandBus;
 use infra::feed::Feed;
 use infra::metrics::RelayMetrics;
 use infra::relay::{Relay, Sink};
+use infra::runner::{rebuild, BoardKey, Boards, Runner};
 use infra::store::{BatonRepository, Database, ReservationRules};
 use infra::stream::{StreamSettings, Target};
-use projections::runner::{rebuild, BoardKey, Boards, Runner};
 use tokio::sync::watch;
 
 struct Live {
@@ -471,15 +471,15 @@ async fn an_unacknowledged_referral_is_escalated_exactly_once_by_two_processes()
 
     let before_sla = chrono::Utc::now() + chrono::Duration::minutes(119);
     assert_eq!(
-        projections::sla::escalate_due(&one.boards, &l.bus, before_sla).await,
+        infra::sla::escalate_due(&one.boards, &l.bus, before_sla).await,
         0
     );
 
     // Both processes' clocks fire past the SLA at the same moment.
     let past_sla = chrono::Utc::now() + chrono::Duration::minutes(121);
     let (a, b) = tokio::join!(
-        projections::sla::escalate_due(&one.boards, &l.bus, past_sla),
-        projections::sla::escalate_due(&two.boards, &other_bus, past_sla)
+        infra::sla::escalate_due(&one.boards, &l.bus, past_sla),
+        infra::sla::escalate_due(&two.boards, &other_bus, past_sla)
     );
     assert_eq!(a + b, 1, "exactly one escalation");
     let (state, version) = l.bus.load_referral(&referral).await.unwrap();
@@ -493,7 +493,7 @@ async fn an_unacknowledged_referral_is_escalated_exactly_once_by_two_processes()
         .read(|f| f.team_board(&TeamCode::parse("REAB").unwrap(), past_sla));
     assert!(team.referrals[0].escalated && team.referrals[0].sla_breached);
     assert_eq!(
-        projections::sla::escalate_due(&one.boards, &l.bus, past_sla).await,
+        infra::sla::escalate_due(&one.boards, &l.bus, past_sla).await,
         0
     );
 }
@@ -513,7 +513,7 @@ async fn a_rebuild_stored_by_another_process_is_swapped_into_running_boards() {
     // The running boards go wrong (as a bug in a fold would leave them):
     // everything forgotten, at the current position.
     let position = r.boards.position();
-    r.boards.replace(projections::runner::State {
+    r.boards.replace(infra::runner::State {
         position,
         ..Default::default()
     });
@@ -546,6 +546,6 @@ async fn a_rebuild_stored_by_another_process_is_swapped_into_running_boards() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.generation, 1);
-    let state: projections::runner::State = serde_json::from_str(&stored.state).unwrap();
+    let state: infra::runner::State = serde_json::from_str(&stored.state).unwrap();
     assert_eq!(state.flow, rebuilt.flow);
 }

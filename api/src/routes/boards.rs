@@ -20,7 +20,7 @@ use chrono::Utc;
 use domain::reference::{Catalogue, ReferenceData};
 use domain::values::{HospitalCode, TeamCode, WardCode};
 use futures::Stream;
-use projections::runner::BoardKey;
+use infra::runner::BoardKey;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
@@ -464,7 +464,7 @@ struct Live {
     key: BoardKey,
     last: Value,
     shown: std::collections::BTreeSet<String>,
-    receiver: tokio::sync::broadcast::Receiver<projections::runner::BoardChange>,
+    receiver: tokio::sync::broadcast::Receiver<infra::runner::BoardChange>,
     closing: tokio::sync::watch::Receiver<bool>,
     ends_at: tokio::time::Instant,
     freshness: tokio::sync::watch::Receiver<projections::watchdog::Freshness>,
@@ -493,7 +493,7 @@ fn live(
     first: Value,
     shown: std::collections::BTreeSet<String>,
     position: u64,
-    receiver: tokio::sync::broadcast::Receiver<projections::runner::BoardChange>,
+    receiver: tokio::sync::broadcast::Receiver<infra::runner::BoardChange>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let opening = Event::default()
         .event("board")

@@ -36,9 +36,9 @@ use infra::commands::CommandBus;
 use infra::feed::{Feed, FeedEvent};
 use infra::metrics::RelayMetrics;
 use infra::relay::{Relay, Sink};
+use infra::runner::{Boards, Runner};
 use infra::store::{BatonRepository, Database, ReservationRules};
 use infra::stream::{self, StreamSettings, Target};
-use projections::runner::{Boards, Runner};
 
 const OPEN_SPELLS: u32 = 100_000;
 const WARDS: u32 = 3_500; // England: ~100,000 acute beds in wards of ~29

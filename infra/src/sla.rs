@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::commands::{CommandBus, CommandError};
 use domain::referral::{ReferralCommand, ReferralError, ReferralStatus};
 use domain::values::{Instant, ReferralId};
 use domain::{Actor, Issued};
-use infra::commands::{CommandBus, CommandError};
 use tokio::sync::watch;
 
 use crate::runner::Boards;

@@ -14,19 +14,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::commands::ConsistencyToken;
+use crate::feed::{Feed, FeedError, FeedEvent};
+use crate::snapshots::{self, Snapshot};
+use crate::store::Database;
 use domain::spell::{Placement, SpellEvent};
 use domain::values::{HospitalCode, TeamCode, WardCode};
 use futures::StreamExt;
-use infra::commands::ConsistencyToken;
-use infra::feed::{Feed, FeedError, FeedEvent};
-use infra::snapshots::{self, Snapshot};
-use infra::store::Database;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch, Notify};
 
-use crate::envelope::{decode, Change, Envelope};
-use crate::flow::Flow;
-use crate::watchdog::{self, Freshness};
+use projections::envelope::{decode, Change, Envelope};
+use projections::flow::Flow;
+use projections::watchdog::Freshness;
 
 /// Most events the runner applies under one lock.
 const READY_CHUNK: usize = 512;
@@ -536,7 +536,7 @@ impl Runner {
     /// next checkpoint tick. The watchdog runs beside it on a task of its
     /// own, so a runner stuck on its feed is still watched.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let watchdog = tokio::spawn(watchdog::watch(
+        let watchdog = tokio::spawn(crate::watchdog::watch(
             self.boards.clone(),
             self.feed.clone(),
             self.db.clone(),
