@@ -77,6 +77,14 @@ pub trait DomainEvent:
     fn event_type(&self) -> &'static str;
     /// The version of this event's shape.
     fn event_version(&self) -> &'static str;
+    /// The one upcast point of this event enum: brings a stored payload
+    /// (the `Recorded` JSON) of `event_type` at `version` to the current
+    /// shape, or says why it cannot (see [`crate::upcast`]).
+    fn upcast<'a>(
+        event_type: &str,
+        version: &str,
+        payload: std::borrow::Cow<'a, serde_json::Value>,
+    ) -> Result<std::borrow::Cow<'a, serde_json::Value>, crate::upcast::ReadError>;
     /// The uniqueness reservations this event takes, releases or needs
     /// (see [`crate::reservation`]). `aggregate_id` is the id of the
     /// aggregate the event belongs to.

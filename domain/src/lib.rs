@@ -15,6 +15,8 @@
 //!   open spell per NHS number, referrals only for open spells) declared by
 //!   events and enforced by the event store in the commit's transaction.
 //! - [`reference`]: hospitals, wards, teams and the versioned delay reasons.
+//! - [`upcast`]: the one place a stored event (type, version, payload)
+//!   becomes the current event, for every read path.
 //! - [`testing`]: a given/when/then harness for deciders.
 
 pub mod decider;
@@ -23,6 +25,7 @@ pub mod referral;
 pub mod reservation;
 pub mod spell;
 pub mod testing;
+pub mod upcast;
 pub mod values;
 
 pub use decider::{handle, replay, Actor, Decider, DomainEvent, Issued, Recorded};

@@ -282,6 +282,7 @@ impl Boards {
                     &event.aggregate_type,
                     &event.aggregate_id,
                     event.sequence,
+                    &event.event_type,
                     &event.event_version,
                     &event.payload,
                 ) {

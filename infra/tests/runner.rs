@@ -30,6 +30,7 @@ fn patient(nhs: &str) -> Patient {
 }
 
 fn feed_event(position: u64, id: &str, sequence: u64, event: SpellEvent) -> infra::feed::FeedEvent {
+    let event_type = domain::DomainEvent::event_type(&event);
     let recorded = Recorded {
         by: Actor::new("u1", "Nurse"),
         recorded_at: t("2026-03-01T10:00:00Z"),
@@ -40,7 +41,7 @@ fn feed_event(position: u64, id: &str, sequence: u64, event: SpellEvent) -> infr
         aggregate_type: "spell".into(),
         aggregate_id: id.into(),
         sequence,
-        event_type: String::new(),
+        event_type: event_type.into(),
         event_version: "1".into(),
         payload: serde_json::to_vec(&recorded).unwrap().into(),
     }

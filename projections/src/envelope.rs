@@ -4,8 +4,9 @@
 
 use domain::referral::{Referral, ReferralEvent};
 use domain::spell::{Spell, SpellEvent};
+use domain::upcast::read_slice;
 use domain::values::Instant;
-use domain::{Decider, Recorded};
+use domain::Decider;
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,56 +40,26 @@ impl Envelope {
     }
 }
 
-/// Why an event could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    /// A version this build does not know (a newer Baton wrote it).
-    #[error("unknown version {version} of a {aggregate_type} event")]
-    UnknownVersion {
-        /// The aggregate type.
-        aggregate_type: String,
-        /// The version.
-        version: String,
-    },
-    /// The JSON does not match the event's shape.
-    #[error("malformed {aggregate_type} event: {source}")]
-    Malformed {
-        /// The aggregate type.
-        aggregate_type: String,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
-    },
-}
+pub use domain::upcast::ReadError as DecodeError;
 
-/// Decodes a stored event. Events of aggregate types the boards do not show
-/// are `None`. Version 1 is the only version so far; an older version would
-/// be upcast here before decoding.
+/// Decodes a stored event, through its upcaster ([`domain::upcast`]).
+/// Events of aggregate types the boards do not show are `None`.
 pub fn decode(
     aggregate_type: &str,
     aggregate_id: &str,
     sequence: u64,
+    event_type: &str,
     event_version: &str,
     payload: &[u8],
 ) -> Result<Option<Envelope>, DecodeError> {
     if aggregate_type != Spell::TYPE && aggregate_type != Referral::TYPE {
         return Ok(None);
     }
-    if event_version != "1" {
-        return Err(DecodeError::UnknownVersion {
-            aggregate_type: aggregate_type.to_owned(),
-            version: event_version.to_owned(),
-        });
-    }
-    let malformed = |source| DecodeError::Malformed {
-        aggregate_type: aggregate_type.to_owned(),
-        source,
-    };
     let (recorded_at, change) = if aggregate_type == Spell::TYPE {
-        let r: Recorded<SpellEvent> = serde_json::from_slice(payload).map_err(malformed)?;
+        let r = read_slice::<SpellEvent>(event_type, event_version, payload)?;
         (r.recorded_at, Change::Spell(r.event))
     } else {
-        let r: Recorded<ReferralEvent> = serde_json::from_slice(payload).map_err(malformed)?;
+        let r = read_slice::<ReferralEvent>(event_type, event_version, payload)?;
         (r.recorded_at, Change::Referral(r.event))
     };
     Ok(Some(Envelope {

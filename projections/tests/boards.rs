@@ -556,13 +556,31 @@ fn decodes_events_as_stored() {
         },
     };
     let payload = serde_json::to_value(&recorded).unwrap();
-    let envelope = decode("spell", "s1", 4, "1", payload.to_string().as_bytes())
-        .unwrap()
-        .unwrap();
+    let bytes = payload.to_string();
+    let envelope = decode(
+        "spell",
+        "s1",
+        4,
+        "DischargePathwaySet",
+        "1",
+        bytes.as_bytes(),
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(envelope.sequence, 4);
     assert_eq!(envelope.change, Change::Spell(recorded.event));
-    assert!(decode("spell", "s1", 4, "2", payload.to_string().as_bytes()).is_err());
-    assert!(decode("other", "x", 1, "1", payload.to_string().as_bytes())
+    assert!(matches!(
+        decode("spell", "s1", 4, "DischargePathwaySet", "2", bytes.as_bytes()),
+        Err(projections::envelope::DecodeError::UnknownVersion { version, .. }) if version == "2"
+    ));
+    assert!(matches!(
+        decode("spell", "s1", 4, "PatientAdmitted", "1", bytes.as_bytes()),
+        Err(projections::envelope::DecodeError::TypeMismatch {
+            found: "DischargePathwaySet",
+            ..
+        })
+    ));
+    assert!(decode("other", "x", 1, "Other", "1", bytes.as_bytes())
         .unwrap()
         .is_none());
 }

@@ -245,15 +245,52 @@ impl BatonRepository {
     }
 }
 
+/// Loaded events through their enum's one upcast point
+/// ([`domain::upcast`]) before cqrs-es deserialises them: cqrs-es's own
+/// upcaster hook cannot fail, and an event of a version this build does not
+/// know must stop the load, not be read as if it were current.
+fn upcast_all<A: Aggregate>(
+    events: Vec<SerializedEvent>,
+) -> Result<Vec<SerializedEvent>, PersistenceError> {
+    use domain::{referral::Referral, spell::Spell, Decider, DomainEvent};
+    type Upcast =
+        for<'a> fn(
+            &str,
+            &str,
+            std::borrow::Cow<'a, serde_json::Value>,
+        )
+            -> Result<std::borrow::Cow<'a, serde_json::Value>, domain::upcast::ReadError>;
+    let upcast: Upcast = match A::TYPE {
+        Spell::TYPE => <domain::spell::SpellEvent as DomainEvent>::upcast,
+        Referral::TYPE => <domain::referral::ReferralEvent as DomainEvent>::upcast,
+        _ => return Ok(events),
+    };
+    events
+        .into_iter()
+        .map(|mut event| {
+            let payload = std::mem::take(&mut event.payload);
+            let current = upcast(
+                &event.event_type,
+                &event.event_version,
+                std::borrow::Cow::Owned(payload),
+            )
+            .map_err(|e| PersistenceError::DeserializationError(Box::new(e)))?;
+            event.payload = current.into_owned();
+            Ok(event)
+        })
+        .collect()
+}
+
 impl PersistedEventRepository for BatonRepository {
     async fn get_events<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        match self.reader.as_ref() {
+        let events = match self.reader.as_ref() {
             Reader::Postgres(r) => r.get_events::<A>(aggregate_id).await,
             Reader::Sqlite(r) => r.get_events::<A>(aggregate_id).await,
-        }
+        }?;
+        upcast_all::<A>(events)
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -261,10 +298,11 @@ impl PersistedEventRepository for BatonRepository {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        match self.reader.as_ref() {
+        let events = match self.reader.as_ref() {
             Reader::Postgres(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await,
             Reader::Sqlite(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await,
-        }
+        }?;
+        upcast_all::<A>(events)
     }
 
     /// Baton keeps no snapshots: cqrs-es 0.5's snapshot path applies new
@@ -284,7 +322,10 @@ impl PersistedEventRepository for BatonRepository {
         if events.is_empty() {
             return Ok(());
         }
-        let changes = self.rules.changes(events)?;
+        let changes = self
+            .rules
+            .changes(events)
+            .map_err(|e| PersistenceError::DeserializationError(Box::new(e)))?;
         match &self.db {
             Database::Postgres(pool) => {
                 postgres::commit(pool, events, &changes).await?;

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 
 use cqrs_es::persist::SerializedEvent;
 use domain::reservation::ReservationChange;
-use domain::{Decider, DomainEvent, Recorded};
-use serde::Deserialize;
+use domain::upcast::ReadError;
+use domain::{Decider, DomainEvent};
 
-type RuleFn = fn(&serde_json::Value, &str) -> Result<Vec<ReservationChange>, serde_json::Error>;
+type RuleFn = fn(&SerializedEvent) -> Result<Vec<ReservationChange>, ReadError>;
 
 /// The reservation rules of each aggregate type the store knows.
 #[derive(Clone, Default)]
@@ -24,12 +24,13 @@ impl std::fmt::Debug for ReservationRules {
     }
 }
 
-fn rules_of<D: Decider>(
-    payload: &serde_json::Value,
-    aggregate_id: &str,
-) -> Result<Vec<ReservationChange>, serde_json::Error> {
-    let recorded = Recorded::<D::Event>::deserialize(payload)?;
-    Ok(recorded.event.reservations(aggregate_id))
+fn rules_of<D: Decider>(event: &SerializedEvent) -> Result<Vec<ReservationChange>, ReadError> {
+    let recorded = domain::upcast::read::<D::Event>(
+        &event.event_type,
+        &event.event_version,
+        std::borrow::Cow::Borrowed(&event.payload),
+    )?;
+    Ok(recorded.event.reservations(&event.aggregate_id))
 }
 
 impl ReservationRules {
@@ -48,14 +49,11 @@ impl ReservationRules {
 
     /// Every change the events declare, in event order. Events of aggregate
     /// types without rules declare none.
-    pub fn changes(
-        &self,
-        events: &[SerializedEvent],
-    ) -> Result<Vec<ReservationChange>, serde_json::Error> {
+    pub fn changes(&self, events: &[SerializedEvent]) -> Result<Vec<ReservationChange>, ReadError> {
         let mut changes = Vec::new();
         for event in events {
             if let Some(rule) = self.by_type.get(event.aggregate_type.as_str()) {
-                changes.extend(rule(&event.payload, &event.aggregate_id)?);
+                changes.extend(rule(event)?);
             }
         }
         Ok(changes)
