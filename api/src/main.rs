@@ -172,10 +172,10 @@ impl ServeArgs {
             config.data_dir = v;
         }
         if database_url.is_some() {
-            config.database_url = database_url;
+            config.database_url = database_url.map(Into::into);
         }
         if nats_url.is_some() {
-            config.nats_url = nats_url;
+            config.nats_url = nats_url.map(Into::into);
         }
         if let Some(v) = stream {
             config.stream = v;
@@ -235,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
                 config.data_dir = dir;
             }
             if args.database_url.is_some() {
-                config.database_url = args.database_url;
+                config.database_url = args.database_url.map(Into::into);
             }
             let summary = api::demo::load(&config, args.seed).await?;
             println!("{summary}");

@@ -25,7 +25,7 @@ use domain::{Actor, Decider, Issued};
 
 use crate::cqrs::{EsAggregate, EsEvent};
 use crate::idempotency::{self, Idempotency};
-use crate::store::{classify, BatonRepository, Database, StoreFailure};
+use crate::store::{classify, BatonRepository, CommitError, Database, StoreFailure};
 
 /// The event store of one aggregate type.
 pub type Store<D> = PersistedEventStore<BatonRepository, EsAggregate<D>>;
@@ -219,13 +219,20 @@ pub enum CommandError<E: std::error::Error> {
 impl<E: std::error::Error> CommandError<E> {
     fn from_failure(failure: StoreFailure) -> Self {
         match failure {
-            StoreFailure::Conflict => CommandError::Contended,
-            // Answered from the stored row by `execute`; reaching here means
-            // the row vanished between the two, which cannot happen.
-            StoreFailure::KeyTaken => CommandError::KeyReused,
-            StoreFailure::Reservation(conflict) => CommandError::Reservation(conflict),
             StoreFailure::Unavailable(e) => CommandError::Unavailable(e),
             StoreFailure::Unexpected(e) => CommandError::Internal(e),
+        }
+    }
+
+    fn from_commit(error: CommitError) -> Self {
+        match error {
+            CommitError::Conflict => CommandError::Contended,
+            // Answered from the stored row by `execute`; reaching here means
+            // the row vanished between the two, which cannot happen.
+            CommitError::KeyTaken => CommandError::KeyReused,
+            CommitError::Reservation(conflict) => CommandError::Reservation(conflict),
+            CommitError::Unavailable(e) => CommandError::Unavailable(Box::new(e)),
+            other => CommandError::Internal(Box::new(other)),
         }
     }
 
@@ -408,7 +415,7 @@ impl CommandBus {
             let _turn = self.turns.of(D::TYPE, id).lock().await;
             execute(
                 store,
-                &self.db,
+                &self.repository,
                 &self.reference,
                 id,
                 command,
@@ -561,7 +568,7 @@ async fn replay<E: std::error::Error>(
 
 async fn execute<D>(
     store: &Store<D>,
-    db: &Database,
+    repository: &BatonRepository,
     services: &Arc<D::Services>,
     id: &str,
     issued: Issued<D::Command>,
@@ -578,6 +585,7 @@ where
         let context = store.load_aggregate(id).await.map_err(failure)?;
         guard(&context.aggregate.0).map_err(CommandError::Denied)?;
     }
+    let db = repository.database();
     if let Some(answer) = replay(db, options.idempotency.as_ref()).await? {
         return Ok(answer);
     }
@@ -615,10 +623,10 @@ where
             return Ok(committed::<D>(id, version, 0));
         }
         let count = events.len();
-        let events = events.into_iter().map(EsEvent).collect();
-        match store.commit(events, context, metadata.clone()).await {
-            Ok(_) => return Ok(committed::<D>(id, version + count as u64, count)),
-            Err(error) => match failure(error) {
+        let events = serialize::<D>(id, context.current_sequence, events, &metadata)?;
+        match repository.commit(&events).await {
+            Ok(()) => return Ok(committed::<D>(id, version + count as u64, count)),
+            Err(error) => match CommandError::from_commit(error) {
                 CommandError::KeyReused => {
                     // Another attempt under this key committed first.
                     return match replay(db, options.idempotency.as_ref()).await? {
@@ -645,6 +653,29 @@ where
         }
     }
     Err(CommandError::Contended)
+}
+
+/// The events as cqrs-es would store them: numbered after `last_sequence`,
+/// each with the command's metadata.
+fn serialize<D: Decider>(
+    id: &str,
+    last_sequence: usize,
+    events: Vec<domain::Recorded<D::Event>>,
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<SerializedEvent>, CommandError<D::Error>> {
+    events
+        .into_iter()
+        .zip(last_sequence + 1..)
+        .map(|(event, sequence)| {
+            let envelope = cqrs_es::EventEnvelope::<EsAggregate<D>> {
+                aggregate_id: id.to_owned(),
+                sequence,
+                payload: EsEvent(event),
+                metadata: metadata.clone(),
+            };
+            SerializedEvent::try_from(&envelope).map_err(|e| CommandError::Internal(Box::new(e)))
+        })
+        .collect()
 }
 
 fn committed<D: Decider>(id: &str, version: u64, events: usize) -> Committed {

@@ -22,6 +22,45 @@ pub enum LogFormat {
     Json,
 }
 
+/// A URL that can carry a password (`postgres://baton:secret@db/baton`):
+/// `Debug` shows it without its user information, so a configuration
+/// logged or printed in a panic never shows the password. Read the whole
+/// text with [`SecretUrl::expose`], only where it is used.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The whole URL, password included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl From<&str> for SecretUrl {
+    fn from(url: &str) -> Self {
+        Self(url.to_owned())
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Each URL of a comma-separated list without its user information.
+        let shown: Vec<String> = self
+            .0
+            .split(',')
+            .map(|u| crate::pipeline::redact(u.trim()))
+            .collect();
+        write!(f, "{:?}", shown.join(","))
+    }
+}
+
 /// Baton's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,12 +70,12 @@ pub struct Config {
     /// SQLite store of the embedded default, and the local signing key.
     pub data_dir: PathBuf,
     /// PostgreSQL URL; when set, events live in PostgreSQL.
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretUrl>,
     /// PostgreSQL pool size.
     pub database_max_connections: u32,
     /// NATS servers, comma-separated (`nats://a:4222,nats://b:4222`: every
     /// seed of a cluster); when set, committed events go to JetStream.
-    pub nats_url: Option<String>,
+    pub nats_url: Option<SecretUrl>,
     /// A NATS credentials file (`.creds`: user JWT and NKey seed).
     pub nats_credentials_file: Option<PathBuf>,
     /// CA certificates (PEM) that NATS servers' TLS certificates must chain to.
@@ -192,6 +231,24 @@ impl Config {
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment's Jail API returns its own error
 mod tests {
+    #[test]
+    fn a_configuration_printed_never_shows_a_password() {
+        let config = Config {
+            database_url: Some("postgres://baton:s3cret@db:5432/baton".into()),
+            nats_url: Some("nats://u:natspw@a:4222,nats://b:4222".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("natspw"), "{shown}");
+        assert!(shown.contains("postgres://db:5432/baton"), "{shown}");
+        assert!(shown.contains("nats://a:4222,nats://b:4222"), "{shown}");
+        assert_eq!(
+            config.database_url.as_ref().map(SecretUrl::expose),
+            Some("postgres://baton:s3cret@db:5432/baton")
+        );
+    }
+
     use super::*;
 
     #[test]

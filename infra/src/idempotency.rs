@@ -6,7 +6,7 @@
 //! window in which events are committed but the key is not: a retry after a
 //! crash, or racing the first attempt, finds either nothing (and runs) or
 //! the stored answer. A second commit under a key already stored aborts
-//! with [`KeyTaken`] and the bus answers from the stored row instead.
+//! with `store::CommitError::KeyTaken` and the bus answers from the stored row instead.
 //! Keys are scoped by principal: one user can never replay another's answer.
 
 use serde::{Deserialize, Serialize};
@@ -46,10 +46,21 @@ pub struct StoredAnswer {
     pub extra: serde_json::Value,
 }
 
-/// The key is already stored: the commit is a retry of an earlier command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("this idempotency key has already been used")]
-pub struct KeyTaken;
+/// A stored answer that cannot be read back: logged and answered as an
+/// internal error, never replaced by defaults (a version of 0 or no extra
+/// fields would be a wrong answer given as the first one).
+#[derive(Debug, thiserror::Error)]
+pub enum CorruptRow {
+    /// A negative version.
+    #[error("idempotency key row holds version {0}")]
+    Version(i64),
+    /// Extra fields that are not JSON.
+    #[error("idempotency key row's extra fields are not JSON: {0}")]
+    Extra(#[source] serde_json::Error),
+    /// A commit's idempotency metadata that is not an `Idempotency`.
+    #[error("a commit's idempotency metadata cannot be read: {0}")]
+    Metadata(#[source] serde_json::Error),
+}
 
 /// Finds the answer stored under a key.
 pub async fn lookup(
@@ -79,26 +90,31 @@ pub async fn lookup(
             .await?
         }
     };
-    Ok(row.map(
-        |(fingerprint, aggregate_type, aggregate_id, version, extra)| StoredAnswer {
-            fingerprint,
-            aggregate_type,
-            aggregate_id,
-            version: u64::try_from(version).unwrap_or_default(),
-            extra: serde_json::from_str(&extra).unwrap_or(serde_json::Value::Null),
-        },
-    ))
+    let Some((fingerprint, aggregate_type, aggregate_id, version, extra)) = row else {
+        return Ok(None);
+    };
+    let corrupt = |e: CorruptRow| sqlx::Error::Decode(Box::new(e));
+    Ok(Some(StoredAnswer {
+        fingerprint,
+        aggregate_type,
+        aggregate_id,
+        version: u64::try_from(version).map_err(|_| corrupt(CorruptRow::Version(version)))?,
+        extra: serde_json::from_str(&extra).map_err(|e| corrupt(CorruptRow::Extra(e)))?,
+    }))
 }
 
 /// The key a commit carries, if any, and the version it leaves.
 pub(crate) fn of_commit(
     events: &[cqrs_es::persist::SerializedEvent],
-) -> Option<(Idempotency, &cqrs_es::persist::SerializedEvent)> {
-    let first = events.first()?;
-    let last = events.last()?;
-    let text = first.metadata.get(METADATA_KEY)?.as_str()?;
-    let idempotency = serde_json::from_str(text).ok()?;
-    Some((idempotency, last))
+) -> Result<Option<(Idempotency, &cqrs_es::persist::SerializedEvent)>, CorruptRow> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(None);
+    };
+    let Some(text) = first.metadata.get(METADATA_KEY).and_then(|v| v.as_str()) else {
+        return Ok(None);
+    };
+    let idempotency = serde_json::from_str(text).map_err(CorruptRow::Metadata)?;
+    Ok(Some((idempotency, last)))
 }
 
 /// Stores the answer to a command that recorded nothing (it asked for what

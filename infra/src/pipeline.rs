@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::commands::CommandBus;
-use crate::config::Config;
+use crate::config::{Config, SecretUrl};
 use crate::feed::Feed;
 use crate::metrics::RelayMetrics;
 use crate::reference::{ReferenceStore, ReferenceStoreError};
@@ -69,7 +69,7 @@ pub fn redact(url: &str) -> String {
 /// Opens the configured database (migrating it to the current schema).
 pub async fn open_database(config: &Config) -> Result<Database, StoreError> {
     let db = match &config.database_url {
-        Some(url) => Database::postgres(url, config.database_max_connections)?,
+        Some(url) => Database::postgres(url.expose(), config.database_max_connections)?,
         None => Database::sqlite(&config.data_dir).await?,
     };
     db.migrate().await?;
@@ -85,7 +85,7 @@ impl Pipeline {
         let bus = Arc::new(CommandBus::new(repo.clone(), reference.clone()));
         let metrics = Arc::new(RelayMetrics::default());
         let (appended, appended_rx) = watch::channel(0);
-        let (sink, feed, bus_words) = match &config.nats_url {
+        let (sink, feed, bus_words) = match config.nats_url.as_ref().map(SecretUrl::expose) {
             Some(url) => {
                 let unusable = |reason: String| PipelineError::Nats {
                     url: crate::nats::describe(url),

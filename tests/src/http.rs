@@ -60,8 +60,8 @@ impl TestApp {
         if stack == Stack::Production {
             let db = Arc::new(TestDatabase::create().await);
             let server = Arc::new(NatsServer::start().await);
-            config.database_url = Some(db.url.clone());
-            config.nats_url = Some(server.url());
+            config.database_url = Some(db.url.clone().into());
+            config.nats_url = Some(server.url().into());
             pg = Some(db);
             nats = Some(server);
         }

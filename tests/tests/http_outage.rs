@@ -20,7 +20,11 @@ async fn with_postgres_down_a_command_gets_a_503_problem_and_service_resumes() {
     let config = Config {
         listen: "127.0.0.1:0".to_owned(),
         data_dir: dir.path().to_path_buf(),
-        database_url: Some(pg.url.replace(":5432/", &format!(":{}/", proxy.port()))),
+        database_url: Some(
+            pg.url
+                .replace(":5432/", &format!(":{}/", proxy.port()))
+                .into(),
+        ),
         ..Config::default()
     };
     let app = TestApp::start(config, dir, Some(pg.clone()), None).await;

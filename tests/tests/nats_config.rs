@@ -18,8 +18,8 @@ fn config(data_dir: &Path, db: &TestDatabase, nats_url: String) -> Config {
     Config {
         listen: "127.0.0.1:0".to_owned(),
         data_dir: data_dir.to_path_buf(),
-        database_url: Some(db.url.clone()),
-        nats_url: Some(nats_url),
+        database_url: Some(db.url.clone().into()),
+        nats_url: Some(nats_url.into()),
         ..Config::default()
     }
 }

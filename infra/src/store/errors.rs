@@ -1,6 +1,13 @@
 //! Sorting database failures into what callers act on: a concurrency
 //! conflict (retry), a refused reservation (tell the user), the database
 //! being unreachable (503, try later), or something unexpected (log it).
+//!
+//! A commit's failure is a typed [`CommitError`] from the store to the
+//! command bus, which commits through [`super::BatonRepository::commit`]
+//! itself: Baton's own failures (a reservation refused, an idempotency key
+//! taken) never travel inside cqrs-es's `PersistenceError` to be recovered
+//! by downcasting. Loads still go through cqrs-es, whose errors box the
+//! database's; [`classify`] reads those.
 
 use cqrs_es::persist::PersistenceError;
 use cqrs_es::AggregateError;
@@ -38,52 +45,93 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Maps a database error met while persisting.
-pub fn persistence_error(error: sqlx::Error) -> PersistenceError {
-    if let sqlx::Error::Database(db) = &error {
-        if db.code().is_some_and(|code| is_conflict(code.as_ref())) {
-            return PersistenceError::OptimisticLockError;
+/// Why a commit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Another commit on the aggregate came first (or the database asked
+    /// to retry: a serialisation failure, a deadlock, SQLite busy).
+    #[error("another commit on the record came first")]
+    Conflict,
+    /// A cross-aggregate rule refused it.
+    #[error(transparent)]
+    Reservation(ReservationConflict),
+    /// The command's idempotency key was stored by an earlier commit.
+    #[error("the idempotency key was stored by an earlier commit")]
+    KeyTaken,
+    /// The database could not be reached.
+    #[error("the event store is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database refused it for another reason.
+    #[error("the event store failed: {0}")]
+    Database(#[source] sqlx::Error),
+    /// An event to store could not be read back as its type.
+    #[error(transparent)]
+    Unreadable(#[from] domain::upcast::ReadError),
+    /// An event could not be written as JSON.
+    #[error("an event could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The command's idempotency metadata cannot be read.
+    #[error(transparent)]
+    Idempotency(#[from] crate::idempotency::CorruptRow),
+    /// A sequence number beyond what the database stores.
+    #[error("sequence number {0} is out of range")]
+    Sequence(usize),
+}
+
+impl From<sqlx::Error> for CommitError {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error {
+            if db.code().is_some_and(|code| is_conflict(code.as_ref())) {
+                return CommitError::Conflict;
+            }
         }
-    }
-    if is_unavailable(&error) {
-        PersistenceError::ConnectionError(Box::new(error))
-    } else {
-        PersistenceError::UnknownError(Box::new(error))
+        if is_unavailable(&error) {
+            CommitError::Unavailable(error)
+        } else {
+            CommitError::Database(error)
+        }
     }
 }
 
-/// Why a commit failed, once cqrs-es has wrapped it.
+/// For cqrs-es's own commit path (`PersistedEventRepository::persist`),
+/// which Baton's bus does not take.
+impl From<CommitError> for PersistenceError {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::Conflict => PersistenceError::OptimisticLockError,
+            CommitError::Unavailable(e) => PersistenceError::ConnectionError(Box::new(e)),
+            other => PersistenceError::UnknownError(Box::new(other)),
+        }
+    }
+}
+
+/// Why a load failed, once cqrs-es has wrapped it.
 #[derive(Debug)]
 pub enum StoreFailure {
-    /// Another commit on the aggregate came first.
-    Conflict,
-    /// A cross-aggregate rule refused it.
-    Reservation(ReservationConflict),
-    /// The command's idempotency key was stored by an earlier commit.
-    KeyTaken,
     /// The database could not be reached.
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
     /// Anything else.
     Unexpected(Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Classifies a cqrs-es error that did not come from the domain.
+/// Classifies a cqrs-es load error that did not come from the domain.
+/// postgres-es reports a database it cannot reach through a pool (timed
+/// out, closed) as an unknown error holding the `sqlx::Error`, so that one
+/// library type is looked for inside it.
 pub fn classify<E: std::error::Error>(error: AggregateError<E>) -> Result<StoreFailure, E> {
     Ok(match error {
         AggregateError::UserError(domain) => return Err(domain),
-        AggregateError::AggregateConflict => StoreFailure::Conflict,
         AggregateError::DatabaseConnectionError(e) => StoreFailure::Unavailable(e),
-        AggregateError::DeserializationError(e) => StoreFailure::Unexpected(e),
-        AggregateError::UnexpectedError(e) => {
-            if e.downcast_ref::<crate::idempotency::KeyTaken>().is_some() {
-                StoreFailure::KeyTaken
-            } else if let Some(conflict) = e.downcast_ref::<ReservationConflict>() {
-                StoreFailure::Reservation(conflict.clone())
-            } else if e.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable) {
-                StoreFailure::Unavailable(e)
-            } else {
-                StoreFailure::Unexpected(e)
-            }
+        AggregateError::UnexpectedError(e)
+            if e.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable) =>
+        {
+            StoreFailure::Unavailable(e)
+        }
+        AggregateError::AggregateConflict => {
+            StoreFailure::Unexpected("a load reported a conflict".into())
+        }
+        AggregateError::DeserializationError(e) | AggregateError::UnexpectedError(e) => {
+            StoreFailure::Unexpected(e)
         }
     })
 }

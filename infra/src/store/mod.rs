@@ -25,7 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::Notify;
 
-pub use errors::{classify, is_unavailable, StoreFailure};
+pub use errors::{classify, is_unavailable, CommitError, StoreFailure};
 
 /// The PostgreSQL channel commits notify the relay on.
 pub fn postgres_channel() -> &'static str {
@@ -245,6 +245,30 @@ impl BatonRepository {
     }
 }
 
+impl BatonRepository {
+    /// Commits `events` (with their reservations, outbox rows and any
+    /// idempotency key) in one transaction, saying exactly why when it
+    /// cannot.
+    pub async fn commit(&self, events: &[SerializedEvent]) -> Result<(), CommitError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let changes = self.rules.changes(events)?;
+        match &self.db {
+            Database::Postgres(pool) => {
+                postgres::commit(pool, events, &changes).await?;
+                if !self.signals.leading.load(Ordering::Relaxed) {
+                    postgres::wake_relay(pool).await;
+                }
+            }
+            Database::Sqlite(pool) => sqlite::commit(pool, events, &changes).await?,
+        }
+        // A stored permit: the relay sees it even if it is busy right now.
+        self.signals.committed.notify_one();
+        Ok(())
+    }
+}
+
 /// Loaded events through their enum's one upcast point
 /// ([`domain::upcast`]) before cqrs-es deserialises them: cqrs-es's own
 /// upcaster hook cannot fail, and an event of a version this build does not
@@ -319,25 +343,7 @@ impl PersistedEventRepository for BatonRepository {
         events: &[SerializedEvent],
         _snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let changes = self
-            .rules
-            .changes(events)
-            .map_err(|e| PersistenceError::DeserializationError(Box::new(e)))?;
-        match &self.db {
-            Database::Postgres(pool) => {
-                postgres::commit(pool, events, &changes).await?;
-                if !self.signals.leading.load(Ordering::Relaxed) {
-                    postgres::wake_relay(pool).await;
-                }
-            }
-            Database::Sqlite(pool) => sqlite::commit(pool, events, &changes).await?,
-        }
-        // A stored permit: the relay sees it even if it is busy right now.
-        self.signals.committed.notify_one();
-        Ok(())
+        Ok(self.commit(events).await?)
     }
 
     async fn stream_events<A: Aggregate>(

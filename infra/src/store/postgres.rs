@@ -2,13 +2,13 @@
 //! single transaction (or, for the common one-event command, a single
 //! statement).
 
-use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use cqrs_es::persist::SerializedEvent;
 use domain::reservation::{
     in_applying_order, ReservationChange, ReservationConflict, ReservationKey,
 };
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::errors::persistence_error;
+use super::errors::CommitError;
 
 /// The channel the relay listens on.
 pub const OUTBOX_CHANNEL: &str = "baton_outbox";
@@ -26,23 +26,23 @@ pub(super) async fn commit(
     pool: &PgPool,
     events: &[SerializedEvent],
     changes: &[ReservationChange],
-) -> Result<(), PersistenceError> {
+) -> Result<(), CommitError> {
     // Most commands record one event and touch no reservation and no
     // idempotency key. Then the commit is that one statement, which
     // PostgreSQL runs atomically on its own: no BEGIN and COMMIT round trips
     // (measured with `bench-pipeline`: they were most of what Baton's commit
     // cost beyond the bare framework's).
     if let ([event], []) = (events, changes) {
-        if crate::idempotency::of_commit(events).is_none() {
+        if crate::idempotency::of_commit(events)?.is_none() {
             insert_event(pool, event).await?;
             return Ok(());
         }
     }
-    let mut tx = pool.begin().await.map_err(persistence_error)?;
+    let mut tx = pool.begin().await?;
     // The idempotency key before anything else: a retry of a command that
     // created something must find the first answer, not trip over the
     // reservations the first attempt took.
-    if let Some((key, last)) = crate::idempotency::of_commit(events) {
+    if let Some((key, last)) = crate::idempotency::of_commit(events)? {
         let stored = crate::idempotency::insert_postgres(
             &mut *tx,
             &key,
@@ -50,12 +50,9 @@ pub(super) async fn commit(
             &last.aggregate_id,
             sequence(last)?,
         )
-        .await
-        .map_err(persistence_error)?;
+        .await?;
         if !stored {
-            return Err(PersistenceError::UnknownError(Box::new(
-                crate::idempotency::KeyTaken,
-            )));
+            return Err(CommitError::KeyTaken);
         }
     }
     // Reservations first: a commit that must wait for another's key takes
@@ -69,13 +66,13 @@ pub(super) async fn commit(
     // transactions on one lock held through the WAL flush, which defeats
     // group commit (measured: less than half the throughput at 32 clients).
     // The relay is woken after the commit instead; see `wake_relay`.
-    tx.commit().await.map_err(persistence_error)
+    Ok(tx.commit().await?)
 }
 
 async fn insert_event<'c>(
     executor: impl sqlx::PgExecutor<'c>,
     event: &SerializedEvent,
-) -> Result<(), PersistenceError> {
+) -> Result<(), CommitError> {
     sqlx::query(INSERT_EVENT)
         .bind(&event.aggregate_type)
         .bind(&event.aggregate_id)
@@ -85,8 +82,7 @@ async fn insert_event<'c>(
         .bind(&event.payload)
         .bind(&event.metadata)
         .execute(executor)
-        .await
-        .map_err(persistence_error)?;
+        .await?;
     Ok(())
 }
 
@@ -103,12 +99,12 @@ pub(super) async fn wake_relay(pool: &PgPool) {
     }
 }
 
-pub(super) fn sequence(event: &SerializedEvent) -> Result<i64, PersistenceError> {
-    i64::try_from(event.sequence).map_err(|e| PersistenceError::UnknownError(Box::new(e)))
+pub(super) fn sequence(event: &SerializedEvent) -> Result<i64, CommitError> {
+    i64::try_from(event.sequence).map_err(|_| CommitError::Sequence(event.sequence))
 }
 
-fn refused(conflict: ReservationConflict) -> PersistenceError {
-    PersistenceError::UnknownError(Box::new(conflict))
+fn refused(conflict: ReservationConflict) -> CommitError {
+    CommitError::Reservation(conflict)
 }
 
 /// Applies reservation changes. A claim on a key another holder has, or a
@@ -123,7 +119,7 @@ fn refused(conflict: ReservationConflict) -> PersistenceError {
 async fn apply_reservations(
     tx: &mut Transaction<'_, Postgres>,
     changes: &[ReservationChange],
-) -> Result<(), PersistenceError> {
+) -> Result<(), CommitError> {
     let mut keys = std::collections::HashSet::new();
     let distinct = changes.iter().all(|change| match change {
         ReservationChange::Claim { key, .. }
@@ -143,7 +139,7 @@ async fn apply_reservations(
 async fn apply_sets(
     tx: &mut Transaction<'_, Postgres>,
     changes: &[ReservationChange],
-) -> Result<(), PersistenceError> {
+) -> Result<(), CommitError> {
     let mut release_all = Vec::new();
     let (mut release_keys, mut release_holders) = (Vec::new(), Vec::new());
     let mut claims: Vec<(&ReservationKey, &String)> = Vec::new();
@@ -165,8 +161,7 @@ async fn apply_sets(
         sqlx::query("DELETE FROM reservations WHERE holder = ANY($1)")
             .bind(&release_all)
             .execute(&mut **tx)
-            .await
-            .map_err(persistence_error)?;
+            .await?;
     }
     if !release_keys.is_empty() {
         sqlx::query(
@@ -176,8 +171,7 @@ async fn apply_sets(
         .bind(&release_keys)
         .bind(&release_holders)
         .execute(&mut **tx)
-        .await
-        .map_err(persistence_error)?;
+        .await?;
     }
     if !claims.is_empty() {
         // Sorted, so two commits claiming the same keys lock them in the same
@@ -194,8 +188,7 @@ async fn apply_sets(
         .bind(&keys)
         .bind(&holders)
         .fetch_all(&mut **tx)
-        .await
-        .map_err(persistence_error)?;
+        .await?;
         if let Some((key, _)) = claims
             .iter()
             .find(|(k, _)| !taken.contains(&k.storage_key()))
@@ -211,8 +204,7 @@ async fn apply_sets(
             sqlx::query_scalar("SELECT key FROM reservations WHERE key = ANY($1) FOR SHARE")
                 .bind(&keys)
                 .fetch_all(&mut **tx)
-                .await
-                .map_err(persistence_error)?;
+                .await?;
         if let Some(key) = requires.iter().find(|k| !held.contains(&k.storage_key())) {
             return Err(refused(key.conflict()));
         }
@@ -225,8 +217,7 @@ async fn apply_sets(
             sqlx::query_scalar("SELECT key FROM reservations WHERE starts_with(key, $1) LIMIT 1")
                 .bind(family.storage_prefix())
                 .fetch_optional(&mut **tx)
-                .await
-                .map_err(persistence_error)?;
+                .await?;
         if held.is_some() {
             return Err(refused(family.conflict()));
         }

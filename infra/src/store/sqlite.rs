@@ -2,25 +2,23 @@
 //! transaction. SQLite admits one writer at a time, so commits are already
 //! serial and outbox positions follow commit order.
 
-use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use cqrs_es::persist::SerializedEvent;
 use domain::reservation::{in_applying_order, ReservationChange, ReservationConflict};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::errors::persistence_error;
+use super::errors::CommitError;
 use super::postgres::sequence;
 
 pub(super) async fn commit(
     pool: &SqlitePool,
     events: &[SerializedEvent],
     changes: &[ReservationChange],
-) -> Result<(), PersistenceError> {
+) -> Result<(), CommitError> {
     let now = chrono::Utc::now().to_rfc3339();
-    let mut tx = super::begin_sqlite_write(pool)
-        .await
-        .map_err(persistence_error)?;
+    let mut tx = super::begin_sqlite_write(pool).await?;
     // Same order as on PostgreSQL: idempotency key, reservations, then
     // events and outbox.
-    if let Some((key, last)) = crate::idempotency::of_commit(events) {
+    if let Some((key, last)) = crate::idempotency::of_commit(events)? {
         let stored = crate::idempotency::insert_sqlite(
             &mut *tx,
             &key,
@@ -28,12 +26,9 @@ pub(super) async fn commit(
             &last.aggregate_id,
             sequence(last)?,
         )
-        .await
-        .map_err(persistence_error)?;
+        .await?;
         if !stored {
-            return Err(PersistenceError::UnknownError(Box::new(
-                crate::idempotency::KeyTaken,
-            )));
+            return Err(CommitError::KeyTaken);
         }
     }
     apply_reservations(&mut tx, changes, &now).await?;
@@ -52,8 +47,7 @@ pub(super) async fn commit(
         .bind(&payload)
         .bind(&metadata)
         .execute(&mut *tx)
-        .await
-        .map_err(persistence_error)?;
+        .await?;
         sqlx::query(
             "INSERT INTO outbox (aggregate_type, aggregate_id, sequence, committed_at) \
              VALUES (?, ?, ?, ?)",
@@ -63,21 +57,20 @@ pub(super) async fn commit(
         .bind(sequence(event)?)
         .bind(&now)
         .execute(&mut *tx)
-        .await
-        .map_err(persistence_error)?;
+        .await?;
     }
-    tx.commit().await.map_err(persistence_error)
+    Ok(tx.commit().await?)
 }
 
-fn refused(conflict: ReservationConflict) -> PersistenceError {
-    PersistenceError::UnknownError(Box::new(conflict))
+fn refused(conflict: ReservationConflict) -> CommitError {
+    CommitError::Reservation(conflict)
 }
 
 async fn apply_reservations(
     tx: &mut Transaction<'_, Sqlite>,
     changes: &[ReservationChange],
     now: &str,
-) -> Result<(), PersistenceError> {
+) -> Result<(), CommitError> {
     for change in in_applying_order(changes) {
         match change {
             ReservationChange::Claim { key, holder } => {
@@ -90,8 +83,7 @@ async fn apply_reservations(
                 .bind(holder)
                 .bind(now)
                 .fetch_optional(&mut **tx)
-                .await
-                .map_err(persistence_error)?;
+                .await?;
                 if taken.is_none() {
                     return Err(refused(key.conflict()));
                 }
@@ -101,23 +93,20 @@ async fn apply_reservations(
                     .bind(key.storage_key())
                     .bind(holder)
                     .execute(&mut **tx)
-                    .await
-                    .map_err(persistence_error)?;
+                    .await?;
             }
             ReservationChange::ReleaseAll { holder } => {
                 sqlx::query("DELETE FROM reservations WHERE holder = ?")
                     .bind(holder)
                     .execute(&mut **tx)
-                    .await
-                    .map_err(persistence_error)?;
+                    .await?;
             }
             ReservationChange::Require { key } => {
                 let held: Option<i32> =
                     sqlx::query_scalar("SELECT 1 FROM reservations WHERE key = ?")
                         .bind(key.storage_key())
                         .fetch_optional(&mut **tx)
-                        .await
-                        .map_err(persistence_error)?;
+                        .await?;
                 if held.is_none() {
                     return Err(refused(key.conflict()));
                 }
@@ -128,8 +117,7 @@ async fn apply_reservations(
                 )
                 .bind(family.storage_prefix())
                 .fetch_optional(&mut **tx)
-                .await
-                .map_err(persistence_error)?;
+                .await?;
                 if held.is_some() {
                     return Err(refused(family.conflict()));
                 }
