@@ -188,24 +188,10 @@ fn bad(what: impl std::fmt::Display) -> DemoError {
 
 /// A valid NHS number from a counter (skipping those whose check is 10).
 fn nhs_number(n: u64) -> Result<NhsNumber, DemoError> {
-    let mut candidate = 900_000_000 + n * 7 % 99_999_999;
-    loop {
-        let digits = candidate.to_string();
-        let sum: u64 = digits
-            .bytes()
-            .zip((2..=10u64).rev())
-            .map(|(b, w)| u64::from(b - b'0') * w)
-            .sum();
-        let check = match 11 - sum % 11 {
-            11 => 0,
-            10 => {
-                candidate += 1;
-                continue;
-            }
-            c => c,
-        };
-        return NhsNumber::parse(&format!("{digits}{check}")).map_err(bad);
-    }
+    let start = 900_000_000 + n * 7 % 99_999_999;
+    (start..=999_999_999)
+        .find_map(|candidate| NhsNumber::with_check_digit(u32::try_from(candidate).ok()?))
+        .ok_or_else(|| bad(format!("no NHS number from {start}")))
 }
 
 struct Loaded {

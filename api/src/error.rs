@@ -292,25 +292,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The snake_case name of an enum variant, from its `Debug` text: stable
-/// rule names for clients without a hand-kept table.
-pub fn rule_name(debug: &str) -> String {
-    let head = debug
-        .split(|c: char| !c.is_alphanumeric())
-        .next()
-        .unwrap_or_default();
-    let mut out = String::new();
-    for (i, c) in head.chars().enumerate() {
-        if c.is_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// A refusal's stable rule name: its variant in snake case (derived by
+/// `strum`, so it cannot drift from the variant or depend on `Debug`).
+fn rule_of<'a, E>(error: &'a E) -> String
+where
+    &'a E: Into<&'static str>,
+{
+    let name: &'static str = error.into();
+    name.to_owned()
 }
 
 /// The request field a spell rule is about, if one.
@@ -363,13 +352,9 @@ impl From<SpellError> for ApiError {
             SpellError::UnknownSpell => ApiError::NotFound,
             SpellError::AlreadyAdmitted => ApiError::Conflict {
                 detail: error.to_string(),
-                rule: rule_name(&format!("{error:?}")),
+                rule: rule_of(&error),
             },
-            other => refused(
-                rule_name(&format!("{other:?}")),
-                other.to_string(),
-                spell_field(&other),
-            ),
+            other => refused(rule_of(&other), other.to_string(), spell_field(&other)),
         }
     }
 }
@@ -380,13 +365,9 @@ impl From<ReferralError> for ApiError {
             ReferralError::UnknownReferral => ApiError::NotFound,
             ReferralError::AlreadyRaised => ApiError::Conflict {
                 detail: error.to_string(),
-                rule: rule_name(&format!("{error:?}")),
+                rule: rule_of(&error),
             },
-            other => refused(
-                rule_name(&format!("{other:?}")),
-                other.to_string(),
-                referral_field(&other),
-            ),
+            other => refused(rule_of(&other), other.to_string(), referral_field(&other)),
         }
     }
 }
@@ -410,7 +391,7 @@ impl From<ReservationConflict> for ApiError {
     fn from(conflict: ReservationConflict) -> Self {
         ApiError::Conflict {
             detail: conflict.to_string(),
-            rule: rule_name(&format!("{conflict:?}")),
+            rule: rule_of(&conflict),
         }
     }
 }
@@ -453,8 +434,8 @@ mod tests {
 
     #[test]
     fn rule_names_are_the_variants_in_snake_case() {
-        assert_eq!(rule_name("UnknownWard"), "unknown_ward");
-        assert_eq!(rule_name("InFuture { at: 1 }"), "in_future");
-        assert_eq!(rule_name("BedOccupied { ward: W1 }"), "bed_occupied");
+        assert_eq!(rule_of(&SpellError::UnknownSpell), "unknown_spell");
+        assert_eq!(rule_of(&SpellError::AlreadyAdmitted), "already_admitted");
+        assert_eq!(rule_of(&ReferralError::AlreadyRaised), "already_raised");
     }
 }

@@ -115,7 +115,8 @@ pub trait ReferenceData: Send + Sync {
 pub const MAX_BEDS: u16 = 120;
 
 /// Why a change to reference data was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum ReferenceError {
     /// A ward must belong to a hospital Baton knows.
     #[error("the ward's hospital is not known")]

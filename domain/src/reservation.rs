@@ -174,7 +174,9 @@ pub fn in_applying_order(
 }
 
 /// Why a commit was refused by a cross-aggregate rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The variant's name in snake case is the rule's stable name in API answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum ReservationConflict {
     /// A bed holds at most one patient.
     #[error("bed {bed} on ward {ward} is occupied by another patient")]

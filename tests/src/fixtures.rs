@@ -38,26 +38,10 @@ pub fn catalogue() -> Arc<dyn ReferenceData> {
     Arc::new(c)
 }
 
-/// A valid NHS number for every `n` (Modulus 11 computed, check 10 skipped).
+/// A valid NHS number for every `n` (check 10 skipped).
 pub fn nhs_number(n: u32) -> NhsNumber {
-    let mut candidate = n.wrapping_mul(7919) % 900_000_000 + 100_000_000;
-    loop {
-        let digits = candidate.to_string();
-        let sum: u32 = digits
-            .bytes()
-            .zip((2..=10u32).rev())
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        let check = match 11 - sum % 11 {
-            11 => 0,
-            10 => {
-                candidate += 1;
-                continue;
-            }
-            c => c,
-        };
-        return NhsNumber::parse(&format!("{digits}{check}")).unwrap();
-    }
+    let start = n.wrapping_mul(7919) % 900_000_000 + 100_000_000;
+    (start..).find_map(NhsNumber::with_check_digit).unwrap()
 }
 
 /// The clock tests record at.

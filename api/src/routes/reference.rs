@@ -76,11 +76,7 @@ fn refused(error: ReferenceStoreError) -> ApiError {
                 ReferenceError::ZeroSla => "response_sla_minutes",
                 _ => "",
             };
-            ApiError::refused_field(
-                &crate::error::rule_name(&format!("{rule:?}")),
-                field,
-                rule.to_string(),
-            )
+            ApiError::refused_field(<&'static str>::from(&rule), field, rule.to_string())
         }
         ReferenceStoreError::Database(e) if infra::store::is_unavailable(&e) => {
             ApiError::Unavailable("the database is unavailable; try again shortly".into())

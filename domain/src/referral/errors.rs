@@ -3,7 +3,9 @@
 use super::aggregate::ReferralStatus;
 
 /// A refusal by a referral.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The variant's name in snake case is the rule's stable name in API answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum ReferralError {
     /// Only raising creates a referral.
     #[error("there is no such referral")]

@@ -3,7 +3,9 @@
 //! no patient identifiers, because errors reach logs.
 
 /// A refusal by a spell.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The variant's name in snake case is the rule's stable name in API answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum SpellError {
     /// Only an admission creates a spell.
     #[error("there is no such spell")]

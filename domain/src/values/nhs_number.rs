@@ -31,6 +31,20 @@ pub struct NhsNumber([u8; 10]);
 /// FHIR identifier system for NHS numbers.
 pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 
+/// The Modulus 11 check digit of nine digits, or `None` when it is 10.
+fn check_digit(nine: &[u8]) -> Option<u8> {
+    let sum: u32 = nine
+        .iter()
+        .zip((2..=10u32).rev())
+        .map(|(digit, weight)| u32::from(*digit) * weight)
+        .sum();
+    match 11 - (sum % 11) {
+        11 => Some(0),
+        10 => None,
+        check => u8::try_from(check).ok(),
+    }
+}
+
 impl NhsNumber {
     /// Parses `9912003888` or `991 200 3888` (surrounding white space is ignored).
     pub fn parse(text: &str) -> Result<Self, NhsNumberError> {
@@ -53,20 +67,32 @@ impl NhsNumber {
             }
             *slot = byte - b'0';
         }
-        let sum: u32 = out[..9]
-            .iter()
-            .zip((2..=10u32).rev())
-            .map(|(digit, weight)| u32::from(*digit) * weight)
-            .sum();
-        let check = match 11 - (sum % 11) {
-            11 => 0,
-            10 => return Err(NhsNumberError::CheckDigitTen),
-            check => check,
+        let Some(check) = check_digit(&out[..9]) else {
+            return Err(NhsNumberError::CheckDigitTen);
         };
-        if u32::from(out[9]) != check {
+        if out[9] != check {
             return Err(NhsNumberError::CheckDigitMismatch);
         }
         Ok(Self(out))
+    }
+
+    /// The NHS number whose first nine digits are those of `first_nine`
+    /// (zero-padded), with its Modulus 11 check digit; `None` when the
+    /// check would be 10 (no number has those nine digits) or `first_nine`
+    /// has more than nine digits. Demo data and tests make numbers with it.
+    pub fn with_check_digit(first_nine: u32) -> Option<Self> {
+        if first_nine > 999_999_999 {
+            return None;
+        }
+        let mut out = [0u8; 10];
+        let mut rest = first_nine;
+        for slot in out[..9].iter_mut().rev() {
+            // A remainder of 10 is below 256.
+            *slot = u8::try_from(rest % 10).ok()?;
+            rest /= 10;
+        }
+        out[9] = check_digit(&out[..9])?;
+        Some(Self(out))
     }
 
     /// The ten digits with no spaces, as systems exchange it.
@@ -117,6 +143,33 @@ impl<'de> Deserialize<'de> for NhsNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_made_from_nine_digits_is_the_one_parse_accepts() {
+        assert_eq!(
+            NhsNumber::with_check_digit(991_200_388),
+            Some(NhsNumber::parse("9912003888").unwrap())
+        );
+        assert_eq!(NhsNumber::with_check_digit(1_000_000_000), None);
+        assert_eq!(
+            NhsNumber::with_check_digit(999_999_999).map(|n| n.digits()[..9].to_owned()),
+            NhsNumber::parse("9999999999")
+                .ok()
+                .map(|n| n.digits()[..9].to_owned())
+        );
+        for prefix in 100_000_000..100_000_200u32 {
+            let made = NhsNumber::with_check_digit(prefix);
+            let parsed: Vec<NhsNumber> = (0..10)
+                .filter_map(|d| NhsNumber::parse(&format!("{prefix}{d}")).ok())
+                .collect();
+            assert_eq!(made.into_iter().collect::<Vec<_>>(), parsed, "{prefix}");
+        }
+        // Leading zeros are digits too.
+        assert_eq!(
+            NhsNumber::with_check_digit(12_345).map(|n| n.digits()[..9].to_owned()),
+            Some("000012345".to_owned())
+        );
+    }
 
     #[test]
     fn accepts_the_documented_example_in_both_written_forms() {
