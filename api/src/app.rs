@@ -167,7 +167,6 @@ impl Application {
             db: pipeline.db.clone(),
             feed: pipeline.feed.clone(),
             auth,
-            verified: Arc::default(),
             relay_metrics: pipeline.metrics.clone(),
             http_metrics: Arc::new(HttpMetrics::default()),
             connections: Arc::default(),

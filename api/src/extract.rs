@@ -215,10 +215,13 @@ impl FromRequestParts<AppState> for Caller {
                 ))
             }
         };
+        // The authenticator remembers tokens it verified lately, never past
+        // their `exp` plus its leeway: a second cache here could outlive it.
         let principal = state
-            .verified
-            .get_or_verify(&state.auth, token.trim())
-            .await?;
+            .auth
+            .verify(token.trim())
+            .await
+            .map_err(|error| ApiError::Unauthenticated(error.to_string()))?;
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -330,52 +333,6 @@ where
                     },
                 }
             })
-    }
-}
-
-/// Recently verified tokens. A ward PC or a team's tool sends the same
-/// token with every request; verifying its signature each time costs more
-/// than the rest of a small command. An entry is trusted for at most
-/// [`VERIFIED_FOR`] after it verified, so an expired token is accepted at
-/// most that much longer than the verifier alone (with its 60 s leeway)
-/// would accept it.
-#[derive(Debug, Default)]
-pub struct VerifiedTokens {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>,
-}
-
-/// How long a verified token is trusted without verifying it again.
-pub const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
-const MAX_VERIFIED: usize = 10_000;
-
-impl VerifiedTokens {
-    async fn get_or_verify(
-        &self,
-        auth: &infra::auth::Authenticator,
-        token: &str,
-    ) -> Result<Principal, ApiError> {
-        let now = std::time::Instant::now();
-        {
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((principal, at)) = entries.get(token) {
-                if now.duration_since(*at) < VERIFIED_FOR {
-                    return Ok(principal.clone());
-                }
-            }
-        }
-        let principal = auth
-            .verify(token)
-            .await
-            .map_err(|error| ApiError::Unauthenticated(error.to_string()))?;
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_VERIFIED {
-            entries.retain(|_, (_, at)| now.duration_since(*at) < VERIFIED_FOR);
-            if entries.len() >= MAX_VERIFIED {
-                entries.clear();
-            }
-        }
-        entries.insert(token.to_owned(), (principal.clone(), now));
-        Ok(principal)
     }
 }
 

@@ -27,10 +27,8 @@ pub struct AppState {
     pub db: Database,
     /// What the boards read, for readiness.
     pub feed: Feed,
-    /// Token verification.
+    /// Token verification (it remembers the tokens it verified lately).
     pub auth: Authenticator,
-    /// Tokens verified in the last few seconds.
-    pub verified: Arc<crate::extract::VerifiedTokens>,
     /// The relay's figures, for /metrics.
     pub relay_metrics: Arc<RelayMetrics>,
     /// Request figures, for /metrics.

@@ -23,7 +23,9 @@
 //!   database and served from memory (every command reads them).
 //! - [`config`], [`telemetry`]: layered configuration and logging, set up once.
 //! - [`auth`]: bearer tokens: who is calling, verified against the local
-//!   signing key or, once configured, an external identity provider.
+//!   signing key or, once configured, an external identity provider; one
+//!   module a job (claims, checks, JWKS, local key, the verified-token
+//!   cache).
 pub mod auth;
 pub mod commands;
 pub mod config;

@@ -9,27 +9,30 @@ use baton_tests::http::TestApp;
 use infra::auth::Role;
 use infra::config::Config;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/tests/fixtures");
 
 fn idp_token(issuer: &str, audience: &str, expires_in: i64) -> String {
-    let key = std::fs::read(format!("{FIXTURES}/test-only-rsa-private.pem")).unwrap();
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({
+    signed(&json!({
         "sub": "cis2-555", "name": "Pat Nurse", "role": "ward", "hospital": "POOLE",
         "iss": issuer, "aud": audience, "iat": now, "exp": now + expires_in,
-    });
+    }))
+}
+
+fn signed(claims: &Value) -> String {
+    let key = std::fs::read(format!("{FIXTURES}/test-only-rsa-private.pem")).unwrap();
     encode(
         &Header::new(Algorithm::RS256),
-        &claims,
+        claims,
         &EncodingKey::from_rsa_pem(&key).unwrap(),
     )
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_external_identity_providers_tokens_are_trusted_and_the_local_key_is_not() {
+/// Baton trusting the identity provider whose key the fixtures hold.
+async fn app_trusting_the_provider() -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let config = Config {
         listen: "127.0.0.1:0".to_owned(),
@@ -39,7 +42,12 @@ async fn an_external_identity_providers_tokens_are_trusted_and_the_local_key_is_
         jwt_public_key_file: Some(format!("{FIXTURES}/test-only-rsa-public.pem").into()),
         ..Config::default()
     };
-    let app = TestApp::start(config, dir, None, None).await;
+    TestApp::start(config, dir, None, None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_external_identity_providers_tokens_are_trusted_and_the_local_key_is_not() {
+    let app = app_trusting_the_provider().await;
     let mut client = app.anonymous();
     client.token = Some(idp_token("https://idp.example.nhs.uk", "baton", 600));
     let me = client.get("/api/v1/session").await.expect(200);
@@ -64,6 +72,44 @@ async fn an_external_identity_providers_tokens_are_trusted_and_the_local_key_is_
             .expect(200)
             .body["enabled"],
         false
+    );
+    app.stop().await;
+}
+
+/// Waits until the wall clock shows `second` (seconds since the epoch): the
+/// server reads the real clock, so crossing a token's last second takes time.
+async fn until_second(second: i64) {
+    let left = second * 1000 - chrono::Utc::now().timestamp_millis();
+    if let Ok(left) = u64::try_from(left) {
+        tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_used_just_before_exp_plus_the_leeway_is_refused_after_it_like_an_unused_one() {
+    let app = app_trusting_the_provider().await;
+    // Expired 58 s ago: the 60 s leeway ends two seconds from now.
+    let exp = chrono::Utc::now().timestamp() - 58;
+    let token = |name: &str| {
+        signed(&json!({
+            "sub": "cis2-555", "name": name, "role": "ward", "hospital": "POOLE",
+            "iss": "https://idp.example.nhs.uk", "aud": "baton", "iat": exp - 600, "exp": exp,
+        }))
+    };
+    let mut client = app.anonymous();
+    client.token = Some(token("Pat Nurse"));
+    client.get("/api/v1/session").await.expect(200);
+
+    until_second(exp + 61).await;
+    let used = client.get("/api/v1/session").await;
+    client.token = Some(token("Pat Nurse, on another device"));
+    let unused = client.get("/api/v1/session").await;
+    assert_eq!(unused.status, 401, "{:#}", unused.body);
+    assert_eq!(used.status, 401, "{:#}", used.body);
+    assert_eq!(used.body["detail"], unused.body["detail"]);
+    assert_eq!(
+        used.body["detail"],
+        "a valid bearer token is required: the token has expired"
     );
     app.stop().await;
 }
