@@ -306,7 +306,13 @@ mod tests {
         ledger.apply(&[claim(bed("2"), "s1")]).unwrap();
         let before = ledger.clone();
         let result = ledger.apply(&[claim(bed("1"), "s2"), claim(bed("2"), "s2")]);
-        assert!(result.is_err());
+        assert_eq!(
+            result,
+            Err(ReservationConflict::BedOccupied {
+                ward: WardCode::parse("W1").unwrap(),
+                bed: BedLabel::parse("2").unwrap(),
+            })
+        );
         assert_eq!(ledger, before);
     }
 

@@ -12,6 +12,7 @@ use domain::values::{
 };
 use domain::{Actor, Recorded};
 use projections::boards::CriteriaToReside;
+use projections::envelope::DecodeError;
 use projections::{decode, Change, Envelope, Flow};
 
 fn t(s: &str) -> Instant {
@@ -561,7 +562,20 @@ fn decodes_events_as_stored() {
         .unwrap();
     assert_eq!(envelope.sequence, 4);
     assert_eq!(envelope.change, Change::Spell(recorded.event));
-    assert!(decode("spell", "s1", 4, "2", payload.to_string().as_bytes()).is_err());
+    let unknown = decode("spell", "s1", 4, "2", payload.to_string().as_bytes());
+    assert!(
+        matches!(
+            &unknown,
+            Err(DecodeError::UnknownVersion { aggregate_type, version })
+                if aggregate_type == "spell" && version == "2"
+        ),
+        "{unknown:?}"
+    );
+    let malformed = decode("spell", "s1", 4, "1", b"{\"by\": 1}");
+    assert!(
+        matches!(&malformed, Err(DecodeError::Malformed { aggregate_type, .. }) if aggregate_type == "spell"),
+        "{malformed:?}"
+    );
     assert!(decode("other", "x", 1, "1", payload.to_string().as_bytes())
         .unwrap()
         .is_none());
