@@ -314,6 +314,27 @@ mod tests {
     }
 
     #[test]
+    fn the_catalogue_lists_and_finds_what_it_holds() {
+        let mut c = Catalogue::default();
+        c.put_hospital(hospital());
+        c.put_ward(ward(10)).unwrap();
+        let team = Team {
+            code: TeamCode::parse("REAB").unwrap(),
+            name: Text::parse("Reablement East").unwrap(),
+            services: [ServiceKind::Reablement].into(),
+            response_sla_minutes: 60,
+        };
+        c.put_team(team.clone()).unwrap();
+        assert_eq!(c.hospitals().collect::<Vec<_>>(), [&hospital()]);
+        assert_eq!(c.wards().collect::<Vec<_>>(), [&ward(10)]);
+        assert_eq!(c.teams().collect::<Vec<_>>(), [&team]);
+        assert_eq!(c.hospital(&hospital().code), Some(&hospital()));
+        assert_eq!(c.hospital(&HospitalCode::parse("RBD").unwrap()), None);
+        assert_eq!(c.ward(&ward(10).code), Some(ward(10)));
+        assert_eq!(c.team(&team.code), Some(team));
+    }
+
+    #[test]
     fn refuses_a_ward_bigger_than_any_real_one() {
         let mut c = Catalogue::default();
         c.put_hospital(hospital());

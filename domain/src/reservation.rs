@@ -308,7 +308,13 @@ mod tests {
         ledger.apply(&[claim(bed("2"), "s1")]).unwrap();
         let before = ledger.clone();
         let result = ledger.apply(&[claim(bed("1"), "s2"), claim(bed("2"), "s2")]);
-        assert!(result.is_err());
+        assert_eq!(
+            result,
+            Err(ReservationConflict::BedOccupied {
+                ward: WardCode::parse("W1").unwrap(),
+                bed: BedLabel::parse("2").unwrap(),
+            })
+        );
         assert_eq!(ledger, before);
     }
 
@@ -402,12 +408,47 @@ mod tests {
     }
 
     #[test]
+    fn the_ledger_lists_every_key_held_with_its_holder() {
+        let mut ledger = Ledger::default();
+        ledger
+            .apply(&[claim(bed("2"), "s2"), claim(bed("1"), "s1")])
+            .unwrap();
+        let held: Vec<_> = ledger.iter().collect();
+        assert_eq!(held, [(&bed("1"), "s1"), (&bed("2"), "s2")]);
+        assert_eq!(Ledger::holder_name("spell", "s1"), "spell/s1");
+    }
+
+    #[test]
+    fn a_familys_prefix_is_where_its_storage_keys_begin_and_no_other_spells() {
+        let family = KeyFamily::ActiveReferralsOf {
+            spell: SpellId::parse("s1").unwrap(),
+        };
+        assert_eq!(family.storage_prefix(), "referral/s1/");
+        let of = |spell: &str| ReservationKey::ActiveReferral {
+            spell: SpellId::parse(spell).unwrap(),
+            team: TeamCode::parse("REAB").unwrap(),
+        };
+        assert_eq!(of("s1").storage_key(), "referral/s1/REAB");
+        assert!(!of("s10")
+            .storage_key()
+            .starts_with(&family.storage_prefix()));
+        assert!(family.contains(&of("s1")));
+        assert!(!family.contains(&of("s10")));
+        assert!(!family.contains(&bed("1")));
+    }
+
+    #[test]
     fn storage_keys_are_distinct_per_kind() {
         let nhs = NhsNumber::parse("9912003888").unwrap();
         assert_eq!(bed("3").storage_key(), "bed/W1/3");
         assert_eq!(
             ReservationKey::PatientInHospital { nhs_number: nhs }.storage_key(),
             "patient/9912003888"
+        );
+        let spell = SpellId::parse("s1").unwrap();
+        assert_eq!(
+            ReservationKey::OpenSpell { spell }.storage_key(),
+            "spell/s1"
         );
     }
 }

@@ -321,6 +321,35 @@ mod life_cycle {
     }
 
     #[test]
+    fn the_team_may_plan_to_start_on_the_day_the_referral_was_raised() {
+        given::<Referral>([raised(), acknowledged()])
+            .when(
+                ReferralCommand::AcceptReferral {
+                    planned_start: d("2026-03-03"),
+                },
+                t("2026-03-03T11:00:00Z"),
+                &refs(),
+            )
+            .then_expect(vec![ReferralEvent::ReferralAccepted {
+                planned_start: d("2026-03-03"),
+                at: t("2026-03-03T11:00:00Z"),
+            }]);
+    }
+
+    #[test]
+    fn refuses_a_planned_start_the_day_before_the_referral_was_raised() {
+        given::<Referral>([raised(), acknowledged()])
+            .when(
+                ReferralCommand::AcceptReferral {
+                    planned_start: d("2026-03-02"),
+                },
+                t("2026-03-03T11:00:00Z"),
+                &refs(),
+            )
+            .then_refused(ReferralError::PlannedStartBeforeReferral);
+    }
+
+    #[test]
     fn the_team_declines_with_a_reason() {
         given::<Referral>([raised(), acknowledged()])
             .when(
@@ -487,6 +516,30 @@ mod life_cycle {
     }
 
     #[test]
+    fn care_may_start_at_the_very_instant_the_referral_was_raised() {
+        given::<Referral>([raised(), acknowledged(), accepted()])
+            .when(
+                ReferralCommand::StartCare { at: raised_at() },
+                now(),
+                &refs(),
+            )
+            .then_expect(vec![ReferralEvent::CareStarted { at: raised_at() }]);
+    }
+
+    #[test]
+    fn refuses_care_starting_a_second_before_the_referral_was_raised() {
+        given::<Referral>([raised(), acknowledged(), accepted()])
+            .when(
+                ReferralCommand::StartCare {
+                    at: raised_at() - chrono::Duration::seconds(1),
+                },
+                now(),
+                &refs(),
+            )
+            .then_refused(ReferralError::CareStartBeforeReferral);
+    }
+
+    #[test]
     fn every_command_follows_the_fhir_task_life_cycle_from_every_status() {
         for from in ReferralStatus::ALL {
             for (command, to) in transitions() {
@@ -601,6 +654,103 @@ fn statuses_serialise_as_fhir_task_codes() {
             "on-hold",
             "cancelled",
             "completed"
+        ]
+    );
+}
+
+#[test]
+fn rejected_cancelled_and_completed_are_final_and_no_other_status_is() {
+    let finals: Vec<_> = ReferralStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .collect();
+    assert_eq!(
+        finals,
+        [
+            ReferralStatus::Rejected,
+            ReferralStatus::Cancelled,
+            ReferralStatus::Completed
+        ]
+    );
+}
+
+#[test]
+fn each_status_shows_as_its_fhir_task_code_the_same_as_in_json() {
+    let shown: Vec<_> = ReferralStatus::ALL
+        .iter()
+        .map(|s| (s.code(), s.to_string()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("requested", "requested".to_owned()),
+            ("received", "received".to_owned()),
+            ("accepted", "accepted".to_owned()),
+            ("rejected", "rejected".to_owned()),
+            ("on-hold", "on-hold".to_owned()),
+            ("cancelled", "cancelled".to_owned()),
+            ("completed", "completed".to_owned()),
+        ]
+    );
+    for status in ReferralStatus::ALL {
+        assert_eq!(serde_json::to_value(status).unwrap(), status.code());
+    }
+}
+
+#[test]
+fn a_refused_move_names_both_statuses_by_their_codes() {
+    let error = ReferralError::InvalidTransition {
+        from: ReferralStatus::OnHold,
+        to: ReferralStatus::Completed,
+    };
+    assert_eq!(
+        error.to_string(),
+        "a referral that is on-hold cannot become completed"
+    );
+}
+
+#[test]
+fn every_referral_event_keeps_its_stable_name_at_version_one() {
+    let at = t("2026-03-03T11:00:00Z");
+    let events = [
+        raised(),
+        acknowledged(),
+        accepted(),
+        ReferralEvent::ReferralDeclined {
+            reason: text("out of area"),
+            at,
+        },
+        ReferralEvent::InformationRequested {
+            question: text("Any stairs?"),
+            at,
+        },
+        ReferralEvent::InformationProvided {
+            answer: text("Twelve"),
+            at,
+        },
+        ReferralEvent::ReferralWithdrawn {
+            reason: text("going home with family"),
+            at,
+        },
+        ReferralEvent::CareStarted { at },
+        ReferralEvent::ReferralEscalated { at, respond_by: at },
+    ];
+    let names: Vec<_> = events
+        .iter()
+        .map(|e| (e.event_type(), e.event_version()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ReferralRaised", "1"),
+            ("ReferralAcknowledged", "1"),
+            ("ReferralAccepted", "1"),
+            ("ReferralDeclined", "1"),
+            ("InformationRequested", "1"),
+            ("InformationProvided", "1"),
+            ("ReferralWithdrawn", "1"),
+            ("CareStarted", "1"),
+            ("ReferralEscalated", "1"),
         ]
     );
 }

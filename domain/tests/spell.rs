@@ -330,6 +330,55 @@ mod transfer {
     }
 
     #[test]
+    fn accepts_a_transfer_at_the_very_instant_of_the_previous_one() {
+        given::<Spell>([admitted(), transferred("W2", "3", "2026-03-03T10:00:00Z")])
+            .when(
+                SpellCommand::TransferPatient {
+                    ward: ward("W2"),
+                    bed: bed("4"),
+                    at: t("2026-03-03T10:00:00Z"),
+                },
+                now(),
+                &refs(),
+            )
+            .then_expect(vec![SpellEvent::PatientTransferred {
+                from: placement("W2", "3"),
+                to: placement("W2", "4"),
+                at: t("2026-03-03T10:00:00Z"),
+            }]);
+    }
+
+    #[test]
+    fn accepts_a_transfer_at_the_very_instant_of_the_admission() {
+        given::<Spell>([admitted()])
+            .when(
+                SpellCommand::TransferPatient {
+                    ward: ward("W2"),
+                    bed: bed("3"),
+                    at: admitted_at(),
+                },
+                now(),
+                &refs(),
+            )
+            .then_expect(vec![transferred("W2", "3", "2026-03-01T09:00:00Z")]);
+    }
+
+    #[test]
+    fn refuses_a_transfer_a_second_before_the_admission() {
+        given::<Spell>([admitted()])
+            .when(
+                SpellCommand::TransferPatient {
+                    ward: ward("W2"),
+                    bed: bed("3"),
+                    at: t("2026-03-01T08:59:59Z"),
+                },
+                now(),
+                &refs(),
+            )
+            .then_refused(SpellError::BeforeAdmission { field: "at" });
+    }
+
+    #[test]
     fn refuses_a_transfer_in_the_future() {
         given::<Spell>([admitted()])
             .when(
@@ -600,6 +649,24 @@ mod criteria_to_reside {
     }
 
     #[test]
+    fn accepts_a_review_at_the_very_instant_of_the_admission() {
+        given::<Spell>([admitted()])
+            .when(review(false, "2026-03-01T09:00:00Z"), now(), &refs())
+            .then_expect(vec![reviewed(
+                "2026-03-01T09:00:00Z",
+                false,
+                Some("2026-03-01"),
+            )]);
+    }
+
+    #[test]
+    fn refuses_a_review_a_second_before_the_admission() {
+        given::<Spell>([admitted()])
+            .when(review(false, "2026-03-01T08:59:59Z"), now(), &refs())
+            .then_refused(SpellError::BeforeAdmission { field: "at" });
+    }
+
+    #[test]
     fn refuses_a_review_before_the_admission_or_in_the_future() {
         given::<Spell>([admitted()])
             .when(review(false, "2026-02-28T09:30:00Z"), now(), &refs())
@@ -804,6 +871,33 @@ mod delays {
     }
 
     #[test]
+    fn resolves_a_delay_at_the_very_instant_it_began() {
+        given::<Spell>([
+            admitted(),
+            delay_recorded("D1", "8", TRANSPORT, "2026-03-03T10:00:00Z"),
+        ])
+        .when(resolve("D1", "2026-03-03T10:00:00Z"), now(), &refs())
+        .then_expect(vec![SpellEvent::DelayResolved {
+            delay_id: DelayId::parse("D1").unwrap(),
+            reason: delay_reason("8", TRANSPORT),
+            at: t("2026-03-03T10:00:00Z"),
+        }]);
+    }
+
+    #[test]
+    fn refuses_to_resolve_a_delay_a_second_before_it_began() {
+        given::<Spell>([
+            admitted(),
+            delay_recorded("D1", "8", TRANSPORT, "2026-03-03T10:00:00Z"),
+        ])
+        .when(resolve("D1", "2026-03-03T09:59:59Z"), now(), &refs())
+        .then_refused(SpellError::OutOfOrder {
+            field: "at",
+            earlier: "start of the delay",
+        });
+    }
+
+    #[test]
     fn refuses_to_resolve_a_delay_before_it_started_or_in_the_future() {
         let history = [
             admitted(),
@@ -926,6 +1020,97 @@ mod discharge {
                 field: "at",
                 earlier: "transfer",
             });
+    }
+
+    #[test]
+    fn accepts_a_discharge_at_the_very_instant_of_the_latest_recorded_event() {
+        for latest in [
+            transferred("W2", "2", "2026-03-04T09:30:00Z"),
+            reviewed("2026-03-04T09:30:00Z", true, None),
+            delay_recorded("D1", "8", "Awaiting transport", "2026-03-04T09:30:00Z"),
+        ] {
+            let outcome = given::<Spell>([admitted(), latest.clone()])
+                .when(discharge("2026-03-04T09:30:00Z"), now(), &refs())
+                .outcome();
+            assert!(
+                matches!(&outcome, Ok(events) if matches!(
+                    events.as_slice(),
+                    [SpellEvent::PatientDischarged { at, .. }] if *at == t("2026-03-04T09:30:00Z")
+                )),
+                "after {latest:?}: {outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_a_discharge_at_the_very_instant_a_delay_was_resolved() {
+        given::<Spell>([
+            admitted(),
+            delay_recorded("D1", "8", "Awaiting transport", "2026-03-02T09:30:00Z"),
+            SpellEvent::DelayResolved {
+                delay_id: DelayId::parse("D1").unwrap(),
+                reason: delay_reason("8", "Awaiting transport"),
+                at: t("2026-03-04T09:30:00Z"),
+            },
+        ])
+        .when(discharge("2026-03-04T09:30:00Z"), now(), &refs())
+        .then_expect(vec![discharged(
+            "2026-03-04T09:30:00Z",
+            Some("2026-03-04"),
+            0,
+        )]);
+    }
+
+    #[test]
+    fn refuses_a_discharge_a_second_before_a_delay_was_resolved_or_began() {
+        let began = delay_recorded("D1", "8", "Awaiting transport", "2026-03-02T09:30:00Z");
+        let resolved = SpellEvent::DelayResolved {
+            delay_id: DelayId::parse("D1").unwrap(),
+            reason: delay_reason("8", "Awaiting transport"),
+            at: t("2026-03-04T09:30:00Z"),
+        };
+        given::<Spell>([admitted(), began.clone(), resolved])
+            .when(discharge("2026-03-04T09:29:59Z"), now(), &refs())
+            .then_refused(SpellError::OutOfOrder {
+                field: "at",
+                earlier: "delay resolution",
+            });
+        given::<Spell>([admitted(), began])
+            .when(discharge("2026-03-02T09:29:59Z"), now(), &refs())
+            .then_refused(SpellError::OutOfOrder {
+                field: "at",
+                earlier: "delay",
+            });
+    }
+
+    #[test]
+    fn a_discharge_before_events_recorded_at_one_instant_names_the_first_kind_checked() {
+        // Transfers are checked first, then reviews, delays and resolutions;
+        // a later kind at the same instant does not replace the one found.
+        given::<Spell>([
+            admitted(),
+            transferred("W2", "2", "2026-03-04T09:30:00Z"),
+            reviewed("2026-03-04T09:30:00Z", true, None),
+        ])
+        .when(discharge("2026-03-03T11:00:00Z"), now(), &refs())
+        .then_refused(SpellError::OutOfOrder {
+            field: "at",
+            earlier: "transfer",
+        });
+    }
+
+    #[test]
+    fn a_discharge_after_a_review_names_the_later_review_not_the_earlier_transfer() {
+        given::<Spell>([
+            admitted(),
+            transferred("W2", "2", "2026-03-03T09:30:00Z"),
+            reviewed("2026-03-04T09:30:00Z", true, None),
+        ])
+        .when(discharge("2026-03-03T11:00:00Z"), now(), &refs())
+        .then_refused(SpellError::OutOfOrder {
+            field: "at",
+            earlier: "criteria review",
+        });
     }
 
     #[test]
@@ -1227,6 +1412,68 @@ fn event_type_names_are_stable() {
             "PatientTransferred",
             "CriteriaToResideReviewed",
             "PatientDischarged"
+        ]
+    );
+}
+
+#[test]
+fn every_spell_event_keeps_its_stable_name_at_version_one() {
+    let at = t("2026-03-02T10:00:00Z");
+    let events = [
+        admitted(),
+        transferred("W2", "1", "2026-03-02T10:00:00Z"),
+        SpellEvent::ExpectedDischargeDateSet {
+            date: d("2026-03-09"),
+            previous: None,
+        },
+        reviewed("2026-03-02T10:00:00Z", true, None),
+        SpellEvent::DischargePathwaySet {
+            pathway: Pathway::P1,
+            previous: None,
+        },
+        delay_recorded("D1", "8", "Awaiting transport", "2026-03-02T10:00:00Z"),
+        SpellEvent::DelayResolved {
+            delay_id: DelayId::parse("D1").unwrap(),
+            reason: delay_reason("8", "Awaiting transport"),
+            at,
+        },
+        discharged("2026-03-04T11:00:00Z", None, 0),
+        SpellEvent::AdmissionCancelled {
+            reason: text("wrong patient"),
+            placement: placement("W1", "1"),
+            nhs_number: patient().nhs_number,
+        },
+        SpellEvent::TransferCancelled {
+            reason: text("wrong bed"),
+            from: placement("W2", "1"),
+            back_to: placement("W1", "1"),
+            transfer_at: at,
+        },
+        SpellEvent::DischargeCancelled {
+            reason: text("still here"),
+            placement: placement("W1", "1"),
+            nhs_number: patient().nhs_number,
+            discharge_at: at,
+        },
+    ];
+    let names: Vec<_> = events
+        .iter()
+        .map(|e| (e.event_type(), e.event_version()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("PatientAdmitted", "1"),
+            ("PatientTransferred", "1"),
+            ("ExpectedDischargeDateSet", "1"),
+            ("CriteriaToResideReviewed", "1"),
+            ("DischargePathwaySet", "1"),
+            ("DelayRecorded", "1"),
+            ("DelayResolved", "1"),
+            ("PatientDischarged", "1"),
+            ("AdmissionCancelled", "1"),
+            ("TransferCancelled", "1"),
+            ("DischargeCancelled", "1"),
         ]
     );
 }

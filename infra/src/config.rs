@@ -284,7 +284,14 @@ mod tests {
     fn an_unknown_key_in_the_file_is_an_error() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("baton.toml", "lisen = \"0.0.0.0:9000\"")?;
-            assert!(Config::load(Some(Path::new("baton.toml"))).is_err());
+            let error = Config::load(Some(Path::new("baton.toml"))).unwrap_err();
+            assert!(
+                matches!(
+                    &error.0.kind,
+                    figment::error::Kind::UnknownField(field, _) if field == "lisen"
+                ),
+                "{error:?}"
+            );
             Ok(())
         });
     }

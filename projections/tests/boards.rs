@@ -12,6 +12,7 @@ use domain::values::{
 };
 use domain::{Actor, Recorded};
 use projections::boards::CriteriaToReside;
+use projections::envelope::DecodeError;
 use projections::{decode, Change, Envelope, Flow};
 
 fn t(s: &str) -> Instant {
@@ -571,14 +572,19 @@ fn decodes_events_as_stored() {
     assert_eq!(envelope.change, Change::Spell(recorded.event));
     assert!(matches!(
         decode("spell", "s1", 4, "DischargePathwaySet", "2", bytes.as_bytes()),
-        Err(projections::envelope::DecodeError::UnknownVersion { version, .. }) if version == "2"
+        Err(DecodeError::UnknownVersion { version, .. }) if version == "2"
     ));
     assert!(matches!(
         decode("spell", "s1", 4, "PatientAdmitted", "1", bytes.as_bytes()),
-        Err(projections::envelope::DecodeError::TypeMismatch {
+        Err(DecodeError::TypeMismatch {
             found: "DischargePathwaySet",
             ..
         })
+    ));
+    assert!(matches!(
+        decode("spell", "s1", 4, "DischargePathwaySet", "1", b"{\"by\": 1}"),
+        Err(DecodeError::Malformed { event_type, .. })
+            if event_type == "DischargePathwaySet"
     ));
     assert!(decode("other", "x", 1, "Other", "1", bytes.as_bytes())
         .unwrap()

@@ -488,15 +488,22 @@ async fn an_admission_is_cancelled_only_once_its_referrals_have_ended(backend: B
         "{refused:?}"
     );
     // Nothing of the refused commit was kept: the bed is still taken.
-    assert!(h
+    let bed_taken = h
         .bus
         .spell(
             &spell_id("other"),
             issued(admit("other", 12, "W1", 11)),
-            None
+            None,
         )
-        .await
-        .is_err());
+        .await;
+    assert!(
+        matches!(
+            &bed_taken,
+            Err(CommandError::Reservation(ReservationConflict::BedOccupied { ward, bed }))
+                if ward.as_str() == "W1" && bed.as_str() == "11"
+        ),
+        "{bed_taken:?}"
+    );
     h.bus
         .referral(
             &ReferralId::parse("oops-r").unwrap(),

@@ -686,14 +686,108 @@ async fn every_read_of_a_patient_is_logged_and_an_admin_sees_who_looked() {
     let pool = sqlx::PgPool::connect(&app.pg.as_ref().unwrap().url)
         .await
         .unwrap();
-    assert!(sqlx::query("UPDATE access_log SET actor = 'someone else'")
-        .execute(&pool)
+    let before: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(before.0 > 0 && before.1 > 0, "{before:?}");
+    for statement in [
+        "UPDATE access_log SET actor = 'someone else'",
+        "UPDATE access_log_patients SET nhs_number = '9434765919'",
+        "DELETE FROM access_log",
+        "DELETE FROM access_log_patients",
+        // TRUNCATE visits no row, so the row triggers never see it; the
+        // statement-level triggers (migration 0004) refuse it. A plain
+        // `TRUNCATE access_log` fails on the foreign key before any trigger,
+        // so CASCADE is what would have emptied both tables.
+        "TRUNCATE access_log_patients",
+        "TRUNCATE access_log CASCADE",
+        "TRUNCATE access_log, access_log_patients",
+    ] {
+        let refused = sqlx::query(statement).execute(&pool).await;
+        assert_refused_by_the_append_only_trigger(statement, refused, "P0001");
+    }
+    let after: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(after, before, "accesses and patients logged");
+    app.stop().await;
+}
+
+/// Asserts that `statement` was refused by the access log's own trigger: its
+/// SQLSTATE (PostgreSQL) or result code (SQLite) and its message, not merely
+/// some SQL error (a syntax error, a foreign key, a missing table).
+fn assert_refused_by_the_append_only_trigger(
+    statement: &str,
+    result: Result<impl std::fmt::Debug, sqlx::Error>,
+    code: &str,
+) {
+    let error = match result {
+        Ok(done) => panic!("{statement}: accepted ({done:?})"),
+        Err(error) => error,
+    };
+    let Some(database) = error.as_database_error() else {
+        panic!("{statement}: not refused by the database: {error:?}");
+    };
+    assert_eq!(
+        (database.code().as_deref(), database.message()),
+        (Some(code), "the access log is append-only"),
+        "{statement}: {database:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_embedded_access_log_refuses_updates_and_deletes_of_every_kind() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    app.seed_reference().await;
+    let ward = app.as_(Role::Ward, Some("POOLE"));
+    let spell = ward
+        .post("/api/v1/spells", admission(12, "W1", 12))
         .await
-        .is_err());
-    assert!(sqlx::query("DELETE FROM access_log_patients")
-        .execute(&pool)
+        .expect(201);
+    ward.get(&format!("/api/v1/spells/{}", spell.id()))
         .await
-        .is_err());
+        .expect(200);
+    let pool = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(app.config.data_dir.join("baton.sqlite")),
+    )
+    .await
+    .unwrap();
+    let before: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(before.0 > 0 && before.1 > 0, "{before:?}");
+    // SQLite has no TRUNCATE. A DELETE with no WHERE clause would empty a
+    // table without visiting its rows, except that SQLite never takes that
+    // short cut on a table with triggers: the row triggers refuse it.
+    for statement in [
+        "UPDATE access_log SET actor = 'someone else'",
+        "UPDATE access_log_patients SET nhs_number = '9434765919'",
+        "DELETE FROM access_log",
+        "DELETE FROM access_log_patients",
+        "DELETE FROM access_log_patients WHERE access_id > 0",
+    ] {
+        let refused = sqlx::query(statement).execute(&pool).await;
+        // 1811: SQLITE_CONSTRAINT_TRIGGER, what RAISE(ABORT, ...) answers.
+        assert_refused_by_the_append_only_trigger(statement, refused, "1811");
+    }
+    let after: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(after, before, "accesses and patients logged");
+    pool.close().await;
     app.stop().await;
 }
 

@@ -361,6 +361,10 @@ async fn a_leader_that_stops_renewing_its_heartbeat_is_replaced() {
     // A leader whose host hung: its session (and so its lock) stays open,
     // but it no longer renews its heartbeat.
     let mut hung = sqlx::PgConnection::connect(&s._pg.url).await.unwrap();
+    let (hung_pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+        .fetch_one(&mut hung)
+        .await
+        .unwrap();
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(0x4241_544F_4E52_4C59_i64) // the relay's lock key, "BATONRLY"
         .execute(&mut hung)
@@ -381,10 +385,32 @@ async fn a_leader_that_stops_renewing_its_heartbeat_is_replaced() {
     )
     .await;
     assert_eq!(relay.metrics.leader.load(Ordering::Relaxed), 1);
+    // Ended by the server (pg_terminate_backend: FATAL 57P01, or the socket
+    // closed under it), not failing for some other reason.
+    let ended = sqlx::query("SELECT 1").execute(&mut hung).await;
     assert!(
-        sqlx::query("SELECT 1").execute(&mut hung).await.is_err(),
-        "the hung session was ended"
+        match &ended {
+            Err(sqlx::Error::Database(e)) => e.code().as_deref() == Some("57P01"),
+            Err(sqlx::Error::Io(_)) => true,
+            _ => false,
+        },
+        "the hung session was not ended: {ended:?}"
     );
+    let observer = sqlx::PgPool::connect(&s._pg.url).await.unwrap();
+    eventually(
+        "the hung session's backend to be gone",
+        Duration::from_secs(5),
+        || async {
+            let (left,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
+                    .bind(hung_pid)
+                    .fetch_one(&observer)
+                    .await
+                    .unwrap();
+            left == 0
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

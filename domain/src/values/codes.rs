@@ -143,7 +143,14 @@ mod tests {
 
     #[test]
     fn refuses_an_invalid_code_in_json() {
-        assert!(serde_json::from_str::<HospitalCode>("\"a.b\"").is_err());
+        let unsafe_code = serde_json::from_str::<HospitalCode>("\"a.b\"").unwrap_err();
+        let rule = CodeError::Characters {
+            kind: "hospital code",
+        };
+        assert!(
+            unsafe_code.to_string().starts_with(&rule.to_string()),
+            "{unsafe_code}"
+        );
         assert_eq!(
             serde_json::from_str::<HospitalCode>("\"RBD\"").unwrap(),
             HospitalCode::parse("RBD").unwrap()

@@ -83,3 +83,29 @@ pub enum Destination {
     /// Anything else.
     Other,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pathways_one_to_three_need_a_community_team_and_pathway_zero_does_not() {
+        let needing: Vec<_> = Pathway::ALL
+            .into_iter()
+            .filter(|p| p.needs_community_support())
+            .collect();
+        assert_eq!(needing, [Pathway::P1, Pathway::P2, Pathway::P3]);
+    }
+
+    #[test]
+    fn each_pathway_is_written_as_in_the_guidance_the_same_as_in_json() {
+        let codes: Vec<_> = Pathway::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(codes, ["P0", "P1", "P2", "P3"]);
+        for pathway in Pathway::ALL {
+            assert_eq!(
+                serde_json::to_value(pathway).unwrap_or_default(),
+                pathway.as_str()
+            );
+        }
+    }
+}

@@ -252,6 +252,28 @@ mod tests {
     }
 
     #[test]
+    fn refuses_the_spaced_form_with_only_one_of_its_two_spaces() {
+        // Twelve characters with a digit where one space should be: the ten
+        // digits left once the 4th and 8th characters are dropped make a
+        // valid number, so only checking both spaces refuses them.
+        for bad in ["991 20053888", "9915200 3888"] {
+            assert_eq!(
+                NhsNumber::parse(bad),
+                Err(NhsNumberError::BadFormat),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn displays_as_the_ten_digits_systems_exchange() {
+        let n = NhsNumber::parse("991 200 3888").unwrap();
+        assert_eq!(n.to_string(), "9912003888");
+        assert_eq!(format!("{n}"), n.digits());
+        assert_eq!("9912003888".parse::<NhsNumber>(), Ok(n));
+    }
+
+    #[test]
     fn debug_output_masks_all_but_the_last_three_digits() {
         let n = NhsNumber::parse("9912003888").unwrap();
         assert_eq!(format!("{n:?}"), "NhsNumber(*******888)");
@@ -261,6 +283,12 @@ mod tests {
     fn round_trips_through_json_as_ten_digits() {
         let n: NhsNumber = serde_json::from_str("\"991 200 3888\"").unwrap();
         assert_eq!(serde_json::to_string(&n).unwrap(), "\"9912003888\"");
-        assert!(serde_json::from_str::<NhsNumber>("\"9912003814\"").is_err());
+        let wrong = serde_json::from_str::<NhsNumber>("\"9912003814\"").unwrap_err();
+        assert!(
+            wrong
+                .to_string()
+                .starts_with(&NhsNumberError::CheckDigitMismatch.to_string()),
+            "{wrong}"
+        );
     }
 }

@@ -220,7 +220,11 @@ mod tests {
         assert_eq!(name.as_str(), "Ann\tSmith\u{200f}");
         let note: Text = serde_json::from_str("\"a\\u0007b\"").unwrap();
         assert_eq!(note.as_str(), "a\u{7}b");
-        assert!(serde_json::from_str::<PersonName>("\"  \"").is_err());
+        let blank = serde_json::from_str::<PersonName>("\"  \"").unwrap_err();
+        assert!(
+            blank.to_string().starts_with(&TextError::Blank.to_string()),
+            "{blank}"
+        );
     }
 
     #[test]

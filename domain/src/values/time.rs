@@ -53,4 +53,21 @@ mod tests {
         assert!(!is_in_future(now + chrono::Duration::minutes(4), now));
         assert!(is_in_future(now + chrono::Duration::minutes(6), now));
     }
+
+    #[test]
+    fn exactly_the_clock_skew_ahead_is_not_the_future_and_a_second_more_is() {
+        let now: Instant = "2026-01-01T10:00:00Z".parse().unwrap();
+        let skew = chrono::Duration::minutes(CLOCK_SKEW_MINUTES);
+        assert!(!is_in_future(now + skew, now));
+        assert!(is_in_future(now + skew + chrono::Duration::seconds(1), now));
+        assert!(!is_in_future(now - skew, now));
+    }
+
+    #[test]
+    fn days_between_counts_whole_days_and_is_negative_backwards() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(days_between(d("2026-03-01"), d("2026-03-05")), 4);
+        assert_eq!(days_between(d("2026-03-05"), d("2026-03-01")), -4);
+        assert_eq!(days_between(d("2026-03-01"), d("2026-03-01")), 0);
+    }
 }
