@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use domain::reference::{Catalogue, Hospital, ReferenceData, Team, Ward};
-use domain::spell::{Patient, SpellCommand};
+use domain::spell::{Patient, Placement, SpellCommand};
 use domain::values::{
     BedLabel, HospitalCode, Instant, NhsNumber, PersonName, ServiceKind, SpellId, TeamCode, Text,
     WardCode,
@@ -59,16 +59,30 @@ pub fn issued<C>(command: C) -> Issued<C> {
     Issued::new(nurse(), now(), command)
 }
 
+/// Patient `n`.
+pub fn patient(n: u32) -> Patient {
+    Patient {
+        nhs_number: nhs_number(n),
+        family_name: PersonName::parse(format!("Family{n}")).unwrap(),
+        given_name: PersonName::parse("Pat").unwrap(),
+        date_of_birth: "1950-01-01".parse().unwrap(),
+    }
+}
+
+/// Bed `bed` of `ward` at Poole.
+pub fn placement(ward: &str, bed: &str) -> Placement {
+    Placement {
+        hospital: HospitalCode::parse("POOLE").unwrap(),
+        ward: WardCode::parse(ward).unwrap(),
+        bed: BedLabel::parse(bed).unwrap(),
+    }
+}
+
 /// Admits patient `n` to `ward`/`bed` an hour ago.
 pub fn admit(spell: &str, n: u32, ward: &str, bed: u32) -> SpellCommand {
     SpellCommand::AdmitPatient {
         spell_id: SpellId::parse(spell).unwrap(),
-        patient: Patient {
-            nhs_number: nhs_number(n),
-            family_name: PersonName::parse(format!("Family{n}")).unwrap(),
-            given_name: PersonName::parse("Pat").unwrap(),
-            date_of_birth: "1950-01-01".parse().unwrap(),
-        },
+        patient: patient(n),
         ward: WardCode::parse(ward).unwrap(),
         bed: BedLabel::parse(bed.to_string()).unwrap(),
         admitted_at: now() - chrono::Duration::hours(1),

@@ -137,6 +137,18 @@ impl TestApp {
         }
     }
 
+    /// The text at `path` (the docs, `/metrics`), read without a token.
+    pub async fn text(&self, path: &str) -> String {
+        self.client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// A token of the local key.
     pub fn token(&self, role: Role, scope: Option<&str>) -> String {
         let principal = Principal {

@@ -106,15 +106,7 @@ async fn exchange(stream: &mut TcpStream, request: &[u8]) -> (u16, String) {
 const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: baton\r\n\r\n";
 
 async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in /metrics"))

@@ -68,15 +68,7 @@ async fn boards_that_cannot_follow_the_record_say_since_when_everywhere_until_th
     let ready = app.anonymous().get("/readyz").await.expect(503);
     assert_eq!(ready.body["boards_current"], false);
     assert_eq!(ready.body["status"], "not_ready");
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.text("/metrics").await;
     assert!(metrics.contains("\nbaton_boards_current 0\n"), "{metrics}");
     assert!(app.boards.alarm_count() >= 1, "the alarm was raised");
     // A page opened now is told at once.

@@ -807,15 +807,7 @@ async fn operations_endpoints_answer_without_a_token() {
         anonymous.get("/readyz").await.status == 200
     })
     .await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.text("/metrics").await;
     for name in [
         "baton_outbox_published_total",
         "baton_outbox_depth",

@@ -2,38 +2,16 @@
 //! one to the same state, skipping redeliveries, never stepping over a gap.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use domain::spell::{Patient, Placement, SpellEvent};
-use domain::values::{
-    BedLabel, HospitalCode, Instant, NhsNumber, Pathway, PersonName, SpellId, WardCode,
-};
-use domain::{Actor, Recorded};
-
-fn t(s: &str) -> Instant {
-    s.parse().unwrap()
-}
-
-fn place(w: &str, b: &str) -> Placement {
-    Placement {
-        hospital: HospitalCode::parse("POOLE").unwrap(),
-        ward: WardCode::parse(w).unwrap(),
-        bed: BedLabel::parse(b).unwrap(),
-    }
-}
-
-fn patient(nhs: &str) -> Patient {
-    Patient {
-        nhs_number: NhsNumber::parse(nhs).unwrap(),
-        family_name: PersonName::parse("Smith").unwrap(),
-        given_name: PersonName::parse("Ada").unwrap(),
-        date_of_birth: "1940-02-03".parse().unwrap(),
-    }
-}
+use baton_tests::fixtures::{nurse, patient, placement as place};
+use domain::spell::SpellEvent;
+use domain::values::{Pathway, SpellId};
+use domain::Recorded;
 
 fn feed_event(position: u64, id: &str, sequence: u64, event: SpellEvent) -> infra::feed::FeedEvent {
     let event_type = domain::DomainEvent::event_type(&event);
     let recorded = Recorded {
-        by: Actor::new("u1", "Nurse"),
-        recorded_at: t("2026-03-01T10:00:00Z"),
+        by: nurse(),
+        recorded_at: "2026-03-01T10:00:00Z".parse().unwrap(),
         event,
     };
     infra::feed::FeedEvent {
@@ -49,19 +27,19 @@ fn feed_event(position: u64, id: &str, sequence: u64, event: SpellEvent) -> infr
 
 #[test]
 fn applying_a_chunk_equals_applying_its_events_one_by_one_and_skips_redeliveries() {
-    let admitted = |id: &str, nhs: &str, bed: &str| SpellEvent::PatientAdmitted {
+    let admitted = |id: &str, n: u32, bed: &str| SpellEvent::PatientAdmitted {
         spell_id: SpellId::parse(id).unwrap(),
-        patient: patient(nhs),
+        patient: patient(n),
         placement: place("W1", bed),
-        admitted_at: t("2026-03-01T09:00:00Z"),
+        admitted_at: "2026-03-01T09:00:00Z".parse().unwrap(),
     };
     let pathway = SpellEvent::DischargePathwaySet {
         pathway: Pathway::P1,
         previous: None,
     };
     let events = vec![
-        feed_event(1, "s1", 1, admitted("s1", "9912003888", "1")),
-        feed_event(2, "s2", 1, admitted("s2", "9434765919", "2")),
+        feed_event(1, "s1", 1, admitted("s1", 1, "1")),
+        feed_event(2, "s2", 1, admitted("s2", 2, "2")),
         feed_event(3, "s1", 2, pathway.clone()),
         // A redelivery of position 3.
         feed_event(3, "s1", 2, pathway),
@@ -83,16 +61,16 @@ fn applying_a_chunk_equals_applying_its_events_one_by_one_and_skips_redeliveries
 
 #[test]
 fn the_boards_never_step_over_a_position_the_feed_skipped() {
-    let admitted = |id: &str, nhs: &str, bed: &str| SpellEvent::PatientAdmitted {
+    let admitted = |id: &str, n: u32, bed: &str| SpellEvent::PatientAdmitted {
         spell_id: SpellId::parse(id).unwrap(),
-        patient: patient(nhs),
+        patient: patient(n),
         placement: place("W1", bed),
-        admitted_at: t("2026-03-01T09:00:00Z"),
+        admitted_at: "2026-03-01T09:00:00Z".parse().unwrap(),
     };
     let events = [
-        feed_event(1, "s1", 1, admitted("s1", "9912003888", "1")),
-        feed_event(2, "s2", 1, admitted("s2", "9434765919", "2")),
-        feed_event(3, "s3", 1, admitted("s3", "9876543210", "3")),
+        feed_event(1, "s1", 1, admitted("s1", 1, "1")),
+        feed_event(2, "s2", 1, admitted("s2", 2, "2")),
+        feed_event(3, "s3", 1, admitted("s3", 3, "3")),
     ];
     let boards = infra::runner::Boards::new();
     let gap = boards
