@@ -353,6 +353,17 @@ async fn a_value_at_each_bound_is_accepted_and_one_past_it_is_refused_naming_the
         .put("/api/v1/teams/T9", team(json!(1), json!(["reablement"])))
         .await
         .expect(200);
+    // 60.0 is an integer to JSON Schema, and so to Baton.
+    let sixty = admin
+        .put("/api/v1/teams/T9", team(json!(60.0), json!(["reablement"])))
+        .await
+        .expect(200);
+    assert_eq!(sixty.body["response_sla_minutes"], 60);
+    let refused = admin
+        .put("/api/v1/teams/T9", team(json!(60.5), json!(["reablement"])))
+        .await
+        .expect(400);
+    assert_eq!(refused.body["errors"][0]["field"], "response_sla_minutes");
     for (body, field) in [
         (team(json!(0), json!(["reablement"])), "response_sla_minutes"),
         (team(json!(5), json!([])), "services"),
