@@ -314,8 +314,7 @@ where
         let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        let errors =
-            crate::validate::check_query(&crate::validate::parameters_of::<T>(), &pairs);
+        let errors = crate::validate::check_query(&crate::validate::parameters_of::<T>(), &pairs);
         if !errors.is_empty() {
             let detail = match errors.as_slice() {
                 [one] => format!("query parameter {}: {}", one.field, one.message),

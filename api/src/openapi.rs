@@ -131,7 +131,9 @@ pub fn complete(doc: &mut Document) {
                     op.responses
                         .responses
                         .entry("403".to_owned())
-                        .or_insert_with(|| problem("The caller's role or scope does not allow this"));
+                        .or_insert_with(|| {
+                            problem("The caller's role or scope does not allow this")
+                        });
                 }
             }
             if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some() {

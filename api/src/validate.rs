@@ -515,13 +515,22 @@ mod tests {
         assert!(check(&schema, &json!({"ward": longest, "bed": "1", "at": at})).is_empty());
         let too_long = "W".repeat(domain::values::WardCode::MAX_LEN + 1);
         assert_eq!(
-            fields(&check(&schema, &json!({"ward": too_long, "bed": "1", "at": at}))),
+            fields(&check(
+                &schema,
+                &json!({"ward": too_long, "bed": "1", "at": at})
+            )),
             [("ward", "the ward is at most 32 characters")]
         );
         assert_eq!(
-            fields(&check(&schema, &json!({"ward": "W 1", "bed": "", "at": at}))),
+            fields(&check(
+                &schema,
+                &json!({"ward": "W 1", "bed": "", "at": at})
+            )),
             [
-                ("ward", "the ward may hold only letters, digits, '-' and '_'"),
+                (
+                    "ward",
+                    "the ward may hold only letters, digits, '-' and '_'"
+                ),
                 ("bed", "enter the bed"),
             ]
         );
@@ -554,7 +563,10 @@ mod tests {
         assert!(check(&schema, &json!({"reason": "a\u{0}b"})).is_empty());
         // Counted before trimming, as the document counts.
         assert_eq!(
-            fields(&check(&schema, &json!({"reason": format!(" {}", "x".repeat(most))}))),
+            fields(&check(
+                &schema,
+                &json!({"reason": format!(" {}", "x".repeat(most))})
+            )),
             [("reason", "the reason is at most 4000 characters")]
         );
     }
@@ -565,9 +577,28 @@ mod tests {
         let text = regex::Regex::new(&shape::text_pattern(true)).unwrap();
         let name = regex::Regex::new(&shape::text_pattern(false)).unwrap();
         let samples = [
-            "Ann", " Ann ", "\nAnn\t", "a\nb", "a\tb", " ", "", "\u{3000}", "a\u{0}b",
-            "a\u{7f}", "\u{200e}x", "x\u{202e}", "x\u{200b}", "\u{200b}", "a\u{85}b",
-            "\u{85}a", "Zoë", "محمد", "a\u{2066}", "\u{a0}\u{a0}", "x\u{a0}y", "\u{1c}x",
+            "Ann",
+            " Ann ",
+            "\nAnn\t",
+            "a\nb",
+            "a\tb",
+            " ",
+            "",
+            "\u{3000}",
+            "a\u{0}b",
+            "a\u{7f}",
+            "\u{200e}x",
+            "x\u{202e}",
+            "x\u{200b}",
+            "\u{200b}",
+            "a\u{85}b",
+            "\u{85}a",
+            "Zoë",
+            "محمد",
+            "a\u{2066}",
+            "\u{a0}\u{a0}",
+            "x\u{a0}y",
+            "\u{1c}x",
         ];
         for sample in samples {
             assert_eq!(
@@ -590,7 +621,13 @@ mod tests {
             );
         }
         let nhs = regex::Regex::new(shape::NHS_NUMBER).unwrap();
-        for sample in ["9912003888", " 991 200 3888 ", "991200 3888", "99120038881", "x912003888"] {
+        for sample in [
+            "9912003888",
+            " 991 200 3888 ",
+            "991200 3888",
+            "99120038881",
+            "x912003888",
+        ] {
             let shaped = !matches!(
                 domain::values::NhsNumber::parse(sample),
                 Err(domain::values::NhsNumberError::BadFormat)
@@ -598,7 +635,16 @@ mod tests {
             assert_eq!(nhs.is_match(sample), shaped, "{sample:?}");
         }
         let search = regex::Regex::new(&shape::search()).unwrap();
-        for sample in ["ab", " a ", "a b", "12", "1", "  ", "\u{3000}x\u{3000}", "x\ny"] {
+        for sample in [
+            "ab",
+            " a ",
+            "a b",
+            "12",
+            "1",
+            "  ",
+            "\u{3000}x\u{3000}",
+            "x\ny",
+        ] {
             assert_eq!(
                 search.is_match(sample),
                 projections::lookup::Query::parse(sample).is_some(),

@@ -206,9 +206,8 @@ fn request_bodies(doc: &Value) -> Vec<(String, Value)> {
     let mut bodies = Vec::new();
     for item in doc["paths"].as_object().unwrap().values() {
         for op in item.as_object().unwrap().values() {
-            let Some(reference) = op["requestBody"]["content"]["application/json"]["schema"]
-                ["$ref"]
-                .as_str()
+            let Some(reference) =
+                op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
             else {
                 continue;
             };
@@ -259,8 +258,14 @@ async fn every_text_field_of_every_request_body_is_bounded_and_every_closed_set_
             if !text["maxLength"].is_u64() && text["enum"].is_null() {
                 unbounded.push(format!("{name}.{field}"));
             }
-            if ["pathway", "service", "services", "destination", "reason_code"]
-                .contains(&field.as_str())
+            if [
+                "pathway",
+                "service",
+                "services",
+                "destination",
+                "reason_code",
+            ]
+            .contains(&field.as_str())
                 && !text["enum"].is_array()
             {
                 open.push(format!("{name}.{field}"));
@@ -286,7 +291,10 @@ async fn every_text_field_of_every_request_body_is_bounded_and_every_closed_set_
     assert_eq!(team["services"]["minItems"], 1);
     assert_eq!(team["response_sla_minutes"]["minimum"], 1);
     let discharge = &doc["components"]["schemas"]["DischargeRequest"]["properties"];
-    assert_eq!(discharge["destination"]["enum"].as_array().unwrap().len(), 9);
+    assert_eq!(
+        discharge["destination"]["enum"].as_array().unwrap().len(),
+        9
+    );
     let ward = &doc["components"]["schemas"]["WardRequest"]["properties"];
     assert_eq!(ward["beds"]["maximum"], domain::reference::MAX_BEDS);
     let admit = &doc["components"]["schemas"]["AdmitRequest"]["properties"];
@@ -331,7 +339,10 @@ async fn a_value_at_each_bound_is_accepted_and_one_past_it_is_refused_naming_the
     let admin = app.as_(Role::Admin, None);
     let most = domain::reference::MAX_BEDS;
     let ward = |beds: Value| json!({"name": "Ward 9", "hospital": "POOLE", "beds": beds});
-    admin.put("/api/v1/wards/W9", ward(json!(most))).await.expect(200);
+    admin
+        .put("/api/v1/wards/W9", ward(json!(most)))
+        .await
+        .expect(200);
     let refused = admin
         .put("/api/v1/wards/W9", ward(json!(most + 1)))
         .await
@@ -346,9 +357,7 @@ async fn a_value_at_each_bound_is_accepted_and_one_past_it_is_refused_naming_the
         .await
         .expect(400);
     assert_eq!(refused.body["errors"][0]["field"], "hospital");
-    let team = |minutes: Value, services: Value| {
-        json!({"name": "Team", "services": services, "response_sla_minutes": minutes})
-    };
+    let team = |minutes: Value, services: Value| json!({"name": "Team", "services": services, "response_sla_minutes": minutes});
     admin
         .put("/api/v1/teams/T9", team(json!(1), json!(["reablement"])))
         .await
@@ -365,7 +374,10 @@ async fn a_value_at_each_bound_is_accepted_and_one_past_it_is_refused_naming_the
         .expect(400);
     assert_eq!(refused.body["errors"][0]["field"], "response_sla_minutes");
     for (body, field) in [
-        (team(json!(0), json!(["reablement"])), "response_sla_minutes"),
+        (
+            team(json!(0), json!(["reablement"])),
+            "response_sla_minutes",
+        ),
         (team(json!(5), json!([])), "services"),
         (team(json!(5), json!(["teleportation"])), "services"),
     ] {
@@ -427,17 +439,17 @@ async fn a_value_at_each_bound_is_accepted_and_one_past_it_is_refused_naming_the
     system.get(&format!("{daily}?days=1")).await.expect(200);
     system.get(&format!("{daily}?days=90")).await.expect(200);
     for days in ["0", "91"] {
-        let refused = system.get(&format!("{daily}?days={days}")).await.expect(400);
+        let refused = system
+            .get(&format!("{daily}?days={days}"))
+            .await
+            .expect(400);
         assert_eq!(refused.body["errors"][0]["field"], "days");
     }
     let recent = "/api/v1/boards/wards/W1/recent-discharges";
     ward.get(&format!("{recent}?hours=720")).await.expect(200);
     let refused = ward.get(&format!("{recent}?hours=721")).await.expect(400);
     assert_eq!(refused.body["errors"][0]["field"], "hours");
-    let refused = ward
-        .get("/api/v1/referrals?status=lost")
-        .await
-        .expect(400);
+    let refused = ward.get("/api/v1/referrals?status=lost").await.expect(400);
     assert_eq!(refused.body["errors"][0]["field"], "status");
     let refused = ward
         .get(&format!(
