@@ -3,12 +3,16 @@
 //! deserialised, so that every field at fault is answered at once, in
 //! plain words: an empty admission form gets "enter the family name",
 //! "enter the date of birth", ... in one answer, not one per submit. Serde
-//! stops at the first error; this walks the whole body. It checks shape
-//! only (what is missing, of the wrong type, not a date), which answers the
-//! same whoever asks about whichever record; what a value means (a blank
-//! reason, a Modulus 11 check, a ward that exists) is judged by the handler
-//! once it knows the caller may act (docs/architecture.md, "Authorise,
-//! then validate").
+//! stops at the first error; this walks the whole body (and query strings
+//! alike). It checks shape only, everything the document states (missing,
+//! of the wrong type, not a date, too long, not one of the listed values,
+//! not of the pattern, out of bounds), which answers the same whoever asks
+//! about whichever record, so the document and the server agree by
+//! construction (`openapi::shape` gives both the same schema). What a value
+//! means (a blank reason, a Modulus 11 check, a ward that exists) is judged
+//! by the handler once it knows the caller may act (docs/architecture.md,
+//! "Authorise, then validate", and "The document and the server agree by
+//! construction").
 
 use std::any::TypeId;
 use std::collections::HashMap;

@@ -476,3 +476,31 @@ async fn a_value_at_each_bound_is_accepted_and_one_past_it_is_refused_naming_the
 fn baton_search_max() -> usize {
     api::openapi::shape::MAX_SEARCH
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_signed_in_operation_documents_the_403_its_roles_can_get() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    let doc = openapi(&app).await;
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let public = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(|r| r == &json!({})));
+            if public || path == "/api/v1/session" {
+                continue;
+            }
+            if op["responses"]["403"]["content"]["application/problem+json"].is_null() {
+                missing.push(format!("{method} {path}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:?}");
+    // A team may not admit: the answer the document promises.
+    app.seed_reference().await;
+    let team = app.as_(Role::Team, Some("REAB"));
+    team.post("/api/v1/spells", baton_tests::http::admission(1, "W1", 1))
+        .await
+        .expect(403);
+    app.stop().await;
+}
