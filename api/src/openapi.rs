@@ -326,9 +326,24 @@ pub mod shape {
     /// handler's, 422 as the contract says).
     pub const NHS_NUMBER: &str = "^ *(?:[0-9]{10}|[0-9]{3} [0-9]{3} [0-9]{4}) *$";
     /// `type.id.version`, as commands answer it.
-    pub const CONSISTENCY_TOKEN: &str = "^(?:spell|referral)\\.[A-Za-z0-9_-]{1,64}\\.[0-9]{1,19}$";
+    pub fn consistency_token() -> String {
+        use domain::Decider;
+        format!(
+            "^(?:{}|{})\\.[A-Za-z0-9_-]{{1,{}}}\\.[0-9]{{1,19}}$",
+            domain::spell::Spell::TYPE,
+            domain::referral::Referral::TYPE,
+            SpellId::MAX_LEN.max(ReferralId::MAX_LEN)
+        )
+    }
     /// A live stream's board.
-    pub const BOARD: &str = "^(?:system|(?:ward|hospital|team):[A-Za-z0-9_-]{1,32})$";
+    pub fn board() -> String {
+        format!(
+            "^(?:system|ward:[A-Za-z0-9_-]{{1,{}}}|hospital:[A-Za-z0-9_-]{{1,{}}}|team:[A-Za-z0-9_-]{{1,{}}})$",
+            WardCode::MAX_LEN,
+            HospitalCode::MAX_LEN,
+            TeamCode::MAX_LEN
+        )
+    }
     /// At least two characters once trimmed (`lookup::Query::parse`).
     pub fn search() -> String {
         format!("^[{WHITE_SPACE}]*[^{WHITE_SPACE}][\\s\\S]*[^{WHITE_SPACE}][{WHITE_SPACE}]*$")
@@ -352,8 +367,8 @@ pub mod shape {
         match pattern {
             CODE => format!("the {name} may hold only letters, digits, '-' and '_'"),
             NHS_NUMBER => format!("enter the {name} as 10 digits, such as 943 476 5919"),
-            CONSISTENCY_TOKEN => "not a consistency token".to_owned(),
-            BOARD => "ward:{code}, hospital:{code}, team:{code} or system".to_owned(),
+            p if p == consistency_token() => "not a consistency token".to_owned(),
+            p if p == board() => "ward:{code}, hospital:{code}, team:{code} or system".to_owned(),
             p if p == search() => {
                 "enter at least two letters of a name, or the first digits of an NHS number"
                     .to_owned()
@@ -437,8 +452,8 @@ pub mod shape {
             "limit" => Shape::Whole(0, i64::from(u32::MAX)),
             "days" => Shape::Whole(1, i64::from(crate::routes::boards::DAILY_MAX_DAYS)),
             "hours" => Shape::Whole(1, i64::from(crate::routes::boards::DISCHARGES_MAX_HOURS)),
-            "consistency_token" => Shape::Pattern(CONSISTENCY_TOKEN.to_owned(), 96),
-            "board" => Shape::Pattern(BOARD.to_owned(), 48),
+            "consistency_token" => Shape::Pattern(consistency_token(), 96),
+            "board" => Shape::Pattern(board(), 48),
             "q" => Shape::Pattern(search(), MAX_SEARCH),
             _ => return None,
         })

@@ -655,8 +655,24 @@ mod tests {
                 "{sample:?}"
             );
         }
-        for pattern in [shape::CONSISTENCY_TOKEN, shape::BOARD] {
-            regex::Regex::new(pattern).unwrap();
+        let token = regex::Regex::new(&shape::consistency_token()).unwrap();
+        for (sample, ok) in [
+            ("spell.S1.3", true),
+            ("referral.R-1.0", true),
+            ("ward.W1.1", false),
+            ("spell.S1", false),
+        ] {
+            assert_eq!(token.is_match(sample), ok, "{sample:?}");
+        }
+        let board = regex::Regex::new(&shape::board()).unwrap();
+        for (sample, ok) in [
+            ("system", true),
+            ("ward:W1", true),
+            ("team:REAB-E", true),
+            ("ward:", false),
+            ("bed:1", false),
+        ] {
+            assert_eq!(board.is_match(sample), ok, "{sample:?}");
         }
     }
 }
