@@ -21,7 +21,7 @@ pub struct JsonBody<T>(pub T);
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + utoipa::PartialSchema + 'static,
+    T: DeserializeOwned + utoipa::ToSchema + 'static,
 {
     type Rejection = ApiError;
 
@@ -58,8 +58,10 @@ where
         // Every field at fault at once, in plain words; what parses as JSON
         // and fits the schema goes on to serde (and malformed JSON to its
         // syntax error below).
-        if let Ok(body) = serde_json::from_slice::<serde_json::Value>(bytes) {
-            let errors = crate::validate::check(&crate::validate::schema_of::<T>(), &body);
+        let mut normalised = Vec::new();
+        if let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            let schema = crate::validate::schema_of::<T>();
+            let errors = crate::validate::check(&schema, &body);
             if !errors.is_empty() {
                 let detail = match errors.as_slice() {
                     [one] => format!("{}: {}", one.field, one.message),
@@ -67,7 +69,15 @@ where
                 };
                 return Err(ApiError::BadRequest { detail, errors });
             }
+            if crate::validate::whole_numbers(&schema, &mut body) {
+                normalised = serde_json::to_vec(&body).unwrap_or_default();
+            }
         }
+        let bytes = if normalised.is_empty() {
+            bytes
+        } else {
+            &normalised
+        };
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let field = error.path().to_string();
@@ -290,7 +300,7 @@ pub struct QueryParams<T>(pub T);
 impl<S, T> FromRequestParts<S> for QueryParams<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + utoipa::IntoParams + 'static,
 {
     type Rejection = ApiError;
 
@@ -302,6 +312,19 @@ where
             .filter(|pair| !pair.starts_with("access_token=") || parts.uri.path() != STREAM_PATH)
             .collect::<Vec<_>>()
             .join("&");
+        // Every parameter at fault against the document's schema at once,
+        // as for bodies.
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let errors = crate::validate::check_query(&crate::validate::parameters_of::<T>(), &pairs);
+        if !errors.is_empty() {
+            let detail = match errors.as_slice() {
+                [one] => format!("query parameter {}: {}", one.field, one.message),
+                many => format!("{} query parameters need attention", many.len()),
+            };
+            return Err(ApiError::BadRequest { detail, errors });
+        }
         let deserializer =
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer)

@@ -70,6 +70,42 @@ pub fn complete(doc: &mut Document) {
                 .build(),
         )
     };
+    // The shapes of request bodies, as `validate` reads them.
+    let bodies: Vec<String> = doc
+        .paths
+        .paths
+        .values()
+        .flat_map(|item| [&item.get, &item.put, &item.post, &item.delete])
+        .flatten()
+        .filter_map(|op| op.request_body.as_ref())
+        .filter_map(|body| body.content.get("application/json"))
+        .filter_map(|content| match &content.schema {
+            Some(RefOr::Ref(r)) => r.ref_location.rsplit('/').next().map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    if let Some(components) = doc.components.as_mut() {
+        for name in bodies {
+            if let Some(schema) = components.schemas.get_mut(&name) {
+                shape::refine_body(&name, schema);
+            }
+        }
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for parameter in op.parameters.iter_mut().flatten() {
+                shape::refine_parameter(path, parameter);
+            }
+        }
+    }
     for item in doc.paths.paths.values_mut() {
         let operations = [
             &mut item.get,
@@ -89,6 +125,16 @@ pub fn complete(doc: &mut Document) {
                     .responses
                     .entry("401".to_owned())
                     .or_insert_with(|| problem("No bearer token, or one that does not verify"));
+                // Every signed-in operation but "who am I" is for some
+                // roles only (api/src/policy.rs).
+                if op.operation_id.as_deref() != Some("session") {
+                    op.responses
+                        .responses
+                        .entry("403".to_owned())
+                        .or_insert_with(|| {
+                            problem("The caller's role or scope does not allow this")
+                        });
+                }
             }
             if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some() {
                 op.responses
@@ -242,4 +288,287 @@ pub fn render_docs(doc: &Document) -> String {
     }
     html.push_str("</body></html>");
     html
+}
+
+/// What each field and parameter may hold, stated once: the document shows
+/// it and `validate` enforces it, from the same schema. A field's name means
+/// one thing across the whole API (`ward` is always a ward code, `reason`
+/// always free text), so shapes are given by name; the bounds are the
+/// domain's own constants.
+pub mod shape {
+    use domain::values::{
+        BedLabel, DelayId, DelayReasonCode, Destination, HospitalCode, Pathway, ReferralId,
+        ServiceKind, SpellId, TeamCode, WardCode, MAX_NAME, MAX_TEXT,
+    };
+    use serde_json::Value;
+    use utoipa::openapi::extensions::ExtensionsBuilder;
+    use utoipa::openapi::schema::{ArrayItems, Object, Schema};
+    use utoipa::openapi::RefOr;
+
+    /// Marks a field whose pattern or list is judged by the handler once the
+    /// caller is authorised (free text, the current delay reasons): it answers
+    /// 422 naming the field, together with the command's other refusals.
+    /// `validate` checks only its length.
+    pub const JUDGED_AFTER_AUTHORISING: &str = "x-judged-after-authorising";
+
+    /// What `str::trim` removes (Unicode White_Space), spelt out: `\s`
+    /// means slightly different things in ECMA, Python and Rust regexes.
+    const WHITE_SPACE: &str =
+        r"\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+    const CONTROLS: &str = r"\u0000-\u001F\u007F-\u009F";
+    const CONTROLS_BUT_LAYOUT: &str = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F";
+    const BIDIRECTIONAL: &str = r"\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069";
+
+    /// A code (ward, hospital, team, bed, id): what `check_code` accepts.
+    pub const CODE: &str = "^[A-Za-z0-9_-]+$";
+    /// Ten digits, or 3-3-4 with single spaces, with spaces around:
+    /// what `NhsNumber::parse` reads (the Modulus 11 check is the
+    /// handler's, 422 as the contract says).
+    pub const NHS_NUMBER: &str = "^ *(?:[0-9]{10}|[0-9]{3} [0-9]{3} [0-9]{4}) *$";
+    /// `type.id.version`, as commands answer it.
+    pub fn consistency_token() -> String {
+        use domain::Decider;
+        format!(
+            "^(?:{}|{})\\.[A-Za-z0-9_-]{{1,{}}}\\.[0-9]{{1,19}}$",
+            domain::spell::Spell::TYPE,
+            domain::referral::Referral::TYPE,
+            SpellId::MAX_LEN.max(ReferralId::MAX_LEN)
+        )
+    }
+    /// A live stream's board.
+    pub fn board() -> String {
+        format!(
+            "^(?:system|ward:[A-Za-z0-9_-]{{1,{}}}|hospital:[A-Za-z0-9_-]{{1,{}}}|team:[A-Za-z0-9_-]{{1,{}}})$",
+            WardCode::MAX_LEN,
+            HospitalCode::MAX_LEN,
+            TeamCode::MAX_LEN
+        )
+    }
+    /// At least two characters once trimmed (`lookup::Query::parse`).
+    pub fn search() -> String {
+        format!("^[{WHITE_SPACE}]*[^{WHITE_SPACE}][\\s\\S]*[^{WHITE_SPACE}][{WHITE_SPACE}]*$")
+    }
+    /// The most characters a search may have.
+    pub const MAX_SEARCH: usize = 100;
+
+    /// Text as `Text::parse` (lines allowed) or `PersonName::parse` (one
+    /// line) takes it: something once trimmed, and no control character
+    /// (but line breaks and tabs in text) or bidirectional control.
+    pub fn text_pattern(lines: bool) -> String {
+        let refused = if lines { CONTROLS_BUT_LAYOUT } else { CONTROLS };
+        format!(
+            "^[{WHITE_SPACE}]*[^{WHITE_SPACE}{refused}{BIDIRECTIONAL}]\
+             (?:[^{refused}{BIDIRECTIONAL}]*[^{WHITE_SPACE}{refused}{BIDIRECTIONAL}])?[{WHITE_SPACE}]*$"
+        )
+    }
+
+    /// The words for a value that does not match `pattern`.
+    pub fn pattern_words(pattern: &str, name: &str) -> String {
+        match pattern {
+            CODE => format!("the {name} may hold only letters, digits, '-' and '_'"),
+            NHS_NUMBER => format!("enter the {name} as 10 digits, such as 943 476 5919"),
+            p if p == consistency_token() => "not a consistency token".to_owned(),
+            p if p == board() => "ward:{code}, hospital:{code}, team:{code} or system".to_owned(),
+            p if p == search() => {
+                "enter at least two letters of a name, or the first digits of an NHS number"
+                    .to_owned()
+            }
+            _ => format!("the {name} is not in a form Baton reads"),
+        }
+    }
+
+    enum Shape {
+        Code(usize),
+        NhsNumber,
+        Text { max: usize, lines: bool },
+        OneOf(Vec<Value>),
+        JudgedOneOf(Vec<Value>, usize),
+        Whole(i64, i64),
+        Pattern(String, usize),
+        Bounded(usize),
+    }
+
+    fn names<T: serde::Serialize>(all: impl IntoIterator<Item = T>) -> Vec<Value> {
+        all.into_iter()
+            .filter_map(|v| serde_json::to_value(v).ok())
+            .collect()
+    }
+
+    fn delay_reasons() -> Vec<Value> {
+        domain::reference::sitrep_delay_reasons()
+            .map(|list| {
+                list.reasons
+                    .iter()
+                    .map(|r| Value::from(r.code.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The shape of a field of the body `body` (empty for a query
+    /// parameter), by its name.
+    fn of(body: &str, name: &str) -> Option<Shape> {
+        Some(match (body, name) {
+            // A display name for a development token: anything short.
+            ("DevSignIn", "name") => Shape::Bounded(MAX_NAME),
+            ("DevSignIn", "role") => Shape::OneOf(
+                infra::auth::Role::ALL
+                    .iter()
+                    .map(|r| Value::from(r.as_str()))
+                    .collect(),
+            ),
+            (_, name) => return of_field(name),
+        })
+    }
+
+    fn of_field(name: &str) -> Option<Shape> {
+        Some(match name {
+            "nhs_number" => Shape::NhsNumber,
+            "family_name" | "given_name" => Shape::Text {
+                max: MAX_NAME,
+                lines: false,
+            },
+            "name" | "summary" | "question" | "answer" | "reason" | "note" => Shape::Text {
+                max: MAX_TEXT,
+                lines: true,
+            },
+            "ward" => Shape::Code(WardCode::MAX_LEN),
+            "hospital" => Shape::Code(HospitalCode::MAX_LEN),
+            "bed" => Shape::Code(BedLabel::MAX_LEN),
+            "team" => Shape::Code(TeamCode::MAX_LEN),
+            "spell_id" => Shape::Code(SpellId::MAX_LEN),
+            "reason_code" => Shape::JudgedOneOf(delay_reasons(), DelayReasonCode::MAX_LEN),
+            "pathway" => Shape::OneOf(names(Pathway::ALL)),
+            "service" | "services" => Shape::OneOf(names(ServiceKind::ALL)),
+            "destination" => Shape::OneOf(names(Destination::ALL)),
+            "status" => Shape::OneOf(
+                domain::referral::ReferralStatus::ALL
+                    .iter()
+                    .map(|s| Value::from(s.code()))
+                    .collect(),
+            ),
+            "beds" => Shape::Whole(1, i64::from(domain::reference::MAX_BEDS)),
+            "response_sla_minutes" => Shape::Whole(1, i64::from(u32::MAX)),
+            "limit" => Shape::Whole(0, i64::from(u32::MAX)),
+            "days" => Shape::Whole(1, i64::from(crate::routes::boards::DAILY_MAX_DAYS)),
+            "hours" => Shape::Whole(1, i64::from(crate::routes::boards::DISCHARGES_MAX_HOURS)),
+            "consistency_token" => Shape::Pattern(consistency_token(), 96),
+            "board" => Shape::Pattern(board(), 48),
+            "q" => Shape::Pattern(search(), MAX_SEARCH),
+            _ => return None,
+        })
+    }
+
+    /// The shape of a path parameter: by name, and for `code` and `id` by
+    /// the collection the path names.
+    fn of_path(path: &str, name: &str) -> Option<Shape> {
+        let under = |prefix: &str| path.starts_with(prefix);
+        let max = match name {
+            "ward" => WardCode::MAX_LEN,
+            "hospital" => HospitalCode::MAX_LEN,
+            "team" => TeamCode::MAX_LEN,
+            "delay_id" => DelayId::MAX_LEN,
+            "code" if under("/api/v1/hospitals/") => HospitalCode::MAX_LEN,
+            "code" if under("/api/v1/wards/") => WardCode::MAX_LEN,
+            "code" if under("/api/v1/teams/") => TeamCode::MAX_LEN,
+            "id" if under("/api/v1/spells/") => SpellId::MAX_LEN,
+            "id" if under("/api/v1/referrals/") => ReferralId::MAX_LEN,
+            _ => return None,
+        };
+        Some(Shape::Code(max))
+    }
+
+    fn apply(shape: Shape, schema: &mut Schema) {
+        if let Schema::Array(array) = schema {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                if let RefOr::T(items) = items.as_mut() {
+                    apply(shape, items);
+                }
+            }
+            // A team offers at least one service.
+            array.min_items = Some(1);
+            return;
+        }
+        let Schema::Object(object) = schema else {
+            return;
+        };
+        set(shape, object);
+    }
+
+    fn set(shape: Shape, object: &mut Object) {
+        match shape {
+            Shape::Code(max) => {
+                object.min_length = Some(1);
+                object.max_length = Some(max);
+                object.pattern = Some(CODE.to_owned());
+            }
+            Shape::NhsNumber => {
+                object.max_length = Some(32);
+                object.pattern = Some(NHS_NUMBER.to_owned());
+            }
+            Shape::Text { max, lines } => {
+                object.min_length = Some(1);
+                object.max_length = Some(max);
+                object.pattern = Some(text_pattern(lines));
+                judged(object);
+            }
+            Shape::OneOf(values) => object.enum_values = Some(values),
+            Shape::JudgedOneOf(values, max) => {
+                object.max_length = Some(max);
+                object.enum_values = Some(values);
+                judged(object);
+            }
+            Shape::Whole(least, most) => {
+                object.minimum = Some(least.into());
+                object.maximum = Some(most.into());
+            }
+            Shape::Pattern(pattern, max) => {
+                object.max_length = Some(max);
+                object.pattern = Some(pattern);
+            }
+            Shape::Bounded(max) => object.max_length = Some(max),
+        }
+    }
+
+    fn judged(object: &mut Object) {
+        let marker = ExtensionsBuilder::new()
+            .add(JUDGED_AFTER_AUTHORISING, true)
+            .build();
+        match &mut object.extensions {
+            Some(extensions) => extensions.merge(marker),
+            None => object.extensions = Some(marker),
+        }
+    }
+
+    /// Whether the handler judges this field's pattern or list.
+    pub fn is_judged(object: &Object) -> bool {
+        object
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.contains_key(JUDGED_AFTER_AUTHORISING))
+    }
+
+    /// Gives every property of the request body `body` its shape.
+    pub fn refine_body(body: &str, schema: &mut RefOr<Schema>) {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            return;
+        };
+        for (name, property) in object.properties.iter_mut() {
+            if let (Some(shape), RefOr::T(property)) = (of(body, name), property) {
+                apply(shape, property);
+            }
+        }
+    }
+
+    /// Gives a query or path parameter of `path` its shape.
+    pub fn refine_parameter(path: &str, parameter: &mut utoipa::openapi::path::Parameter) {
+        use utoipa::openapi::path::ParameterIn;
+        let shape = match parameter.parameter_in {
+            ParameterIn::Path => of_path(path, &parameter.name),
+            _ => of("", &parameter.name),
+        };
+        if let (Some(shape), Some(RefOr::T(schema))) = (shape, parameter.schema.as_mut()) {
+            apply(shape, schema);
+        }
+    }
 }

@@ -58,10 +58,16 @@ pub struct DailyQuery {
     pub consistency_token: Option<String>,
 }
 
+/// Most days of daily figures one request may ask for.
+pub const DAILY_MAX_DAYS: u32 = 90;
+
 fn days(query: &DailyQuery) -> Result<u32, ApiError> {
     match query.days.unwrap_or(30) {
-        n @ 1..=90 => Ok(n),
-        _ => Err(ApiError::field("days", "between 1 and 90")),
+        n @ 1..=DAILY_MAX_DAYS => Ok(n),
+        _ => Err(ApiError::field(
+            "days",
+            format!("between 1 and {DAILY_MAX_DAYS}"),
+        )),
     }
 }
 
@@ -296,7 +302,7 @@ pub struct DischargesQuery {
 }
 
 /// Most hours of discharges one request may ask for (30 days).
-const DISCHARGES_MAX_HOURS: u32 = 720;
+pub const DISCHARGES_MAX_HOURS: u32 = 720;
 
 /// Patients discharged from a ward lately, newest first, with what a
 /// correction needs (`spell_id`, `version`): a discharge made in error is

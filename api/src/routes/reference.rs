@@ -49,7 +49,6 @@ pub struct WardRequest {
     #[schema(value_type = String)]
     pub hospital: HospitalCode,
     /// How many beds (labelled `1..beds`).
-    #[schema(minimum = 1, maximum = 120)]
     pub beds: u16,
 }
 

@@ -46,10 +46,14 @@ macro_rules! code_type {
         pub struct $name(String);
 
         impl $name {
+            /// The most characters it may have (the OpenAPI document's
+            /// `maxLength` for it is this constant).
+            pub const MAX_LEN: usize = $max;
+
             /// Validates and wraps a code.
             pub fn parse(text: impl Into<String>) -> Result<Self, CodeError> {
                 let text = text.into();
-                check_code($kind, $max, &text)?;
+                check_code($kind, Self::MAX_LEN, &text)?;
                 Ok(Self(text))
             }
 

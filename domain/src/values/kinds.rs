@@ -84,6 +84,81 @@ pub enum Destination {
     Other,
 }
 
+impl ServiceKind {
+    /// Every service, in the order the contract lists them (the OpenAPI
+    /// document's `enum` is built from this).
+    pub const ALL: [ServiceKind; 8] = [
+        ServiceKind::Reablement,
+        ServiceKind::HomeCare,
+        ServiceKind::DistrictNursing,
+        ServiceKind::CommunityRehabBed,
+        ServiceKind::CareHome,
+        ServiceKind::SocialWorkAssessment,
+        ServiceKind::Hospice,
+        ServiceKind::Other,
+    ];
+}
+
+impl Destination {
+    /// Every destination group, in the contract's order (the OpenAPI
+    /// document's `enum` is built from this).
+    pub const ALL: [Destination; 9] = [
+        Destination::UsualResidence,
+        Destination::UsualResidenceWithSupport,
+        Destination::CommunityRehabBed,
+        Destination::CareHomeNew,
+        Destination::CareHomeUsual,
+        Destination::Hospice,
+        Destination::OtherAcuteTrust,
+        Destination::Died,
+        Destination::Other,
+    ];
+}
+
+#[cfg(test)]
+mod every_value_is_listed {
+    use super::*;
+
+    // A variant added without being listed in ALL would be missing from
+    // the document's enum, and refused by the schema check: the match
+    // makes adding one a compile error here until it is counted.
+    fn service_rank(s: ServiceKind) -> usize {
+        match s {
+            ServiceKind::Reablement => 0,
+            ServiceKind::HomeCare => 1,
+            ServiceKind::DistrictNursing => 2,
+            ServiceKind::CommunityRehabBed => 3,
+            ServiceKind::CareHome => 4,
+            ServiceKind::SocialWorkAssessment => 5,
+            ServiceKind::Hospice => 6,
+            ServiceKind::Other => 7,
+        }
+    }
+
+    fn destination_rank(d: Destination) -> usize {
+        match d {
+            Destination::UsualResidence => 0,
+            Destination::UsualResidenceWithSupport => 1,
+            Destination::CommunityRehabBed => 2,
+            Destination::CareHomeNew => 3,
+            Destination::CareHomeUsual => 4,
+            Destination::Hospice => 5,
+            Destination::OtherAcuteTrust => 6,
+            Destination::Died => 7,
+            Destination::Other => 8,
+        }
+    }
+
+    #[test]
+    fn all_lists_each_service_and_destination_once_in_order() {
+        for (i, s) in ServiceKind::ALL.into_iter().enumerate() {
+            assert_eq!(service_rank(s), i);
+        }
+        for (i, d) in Destination::ALL.into_iter().enumerate() {
+            assert_eq!(destination_rank(d), i);
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
