@@ -26,7 +26,6 @@ pub struct Actor {
 }
 
 impl Actor {
-    /// An actor.
     pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             id: id.into(),
@@ -63,7 +62,6 @@ pub struct Recorded<E> {
     pub by: Actor,
     /// When the event was recorded (the command's receipt time).
     pub recorded_at: Instant,
-    /// What happened.
     pub event: E,
 }
 

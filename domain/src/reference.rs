@@ -14,9 +14,7 @@ use crate::values::{
 /// An acute hospital site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hospital {
-    /// Its code.
     pub code: HospitalCode,
-    /// Its name.
     pub name: Text,
 }
 
@@ -25,7 +23,6 @@ pub struct Hospital {
 pub struct Ward {
     /// Its code, unique across the system.
     pub code: WardCode,
-    /// Its name.
     pub name: Text,
     /// The hospital it belongs to.
     pub hospital: HospitalCode,
@@ -52,9 +49,7 @@ impl Ward {
 /// A community or social-care team.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Team {
-    /// Its code.
     pub code: TeamCode,
-    /// Its name.
     pub name: Text,
     /// The services it offers.
     pub services: BTreeSet<ServiceKind>,
@@ -78,7 +73,6 @@ pub struct DelayReasonList {
     pub version: String,
     /// Where it comes from.
     pub source: String,
-    /// Its reasons.
     pub reasons: Vec<DelayReason>,
 }
 
@@ -212,17 +206,14 @@ impl Catalogue {
         Ok(())
     }
 
-    /// Every hospital.
     pub fn hospitals(&self) -> impl Iterator<Item = &Hospital> {
         self.hospitals.values()
     }
 
-    /// Every ward.
     pub fn wards(&self) -> impl Iterator<Item = &Ward> {
         self.wards.values()
     }
 
-    /// Every team.
     pub fn teams(&self) -> impl Iterator<Item = &Team> {
         self.teams.values()
     }

@@ -26,26 +26,20 @@ use crate::values::{BedLabel, NhsNumber, SpellId, TeamCode, WardCode};
 pub enum ReservationKey {
     /// A bed, held by the spell of the patient in it.
     Bed {
-        /// The ward.
         ward: WardCode,
-        /// The bed.
         bed: BedLabel,
     },
     /// A patient's presence in hospital, held by their one open spell.
     PatientInHospital {
-        /// The patient.
         nhs_number: NhsNumber,
     },
     /// A spell being open, held by the spell itself: referrals require it.
     OpenSpell {
-        /// The spell.
         spell: SpellId,
     },
     /// The active referral of a spell to a team (BaRS: one active at a time).
     ActiveReferral {
-        /// The spell.
         spell: SpellId,
-        /// The team.
         team: TeamCode,
     },
 }
@@ -89,7 +83,6 @@ impl ReservationKey {
 pub enum KeyFamily {
     /// The active referrals of a spell, whatever the team.
     ActiveReferralsOf {
-        /// The spell.
         spell: SpellId,
     },
 }
@@ -127,14 +120,12 @@ impl KeyFamily {
 pub enum ReservationChange {
     /// Take the key for `holder`; fails when another holder has it.
     Claim {
-        /// The key.
         key: ReservationKey,
         /// The aggregate id that takes it.
         holder: String,
     },
     /// Give the key up, if `holder` has it.
     Release {
-        /// The key.
         key: ReservationKey,
         /// The aggregate id that gives it up.
         holder: String,
@@ -147,7 +138,6 @@ pub enum ReservationChange {
     },
     /// Fail unless someone holds the key.
     Require {
-        /// The key.
         key: ReservationKey,
     },
     /// Fail while anyone holds a key of the family. Checked after every
@@ -155,7 +145,6 @@ pub enum ReservationChange {
     /// racing one that claims such a key either sees that claim or makes it
     /// fail.
     RequireNone {
-        /// The family.
         family: KeyFamily,
     },
 }
@@ -181,9 +170,7 @@ pub enum ReservationConflict {
     /// A bed holds at most one patient.
     #[error("bed {bed} on ward {ward} is occupied by another patient")]
     BedOccupied {
-        /// The ward.
         ward: WardCode,
-        /// The bed.
         bed: BedLabel,
     },
     /// An NHS number has at most one open spell. (No number in the message:
@@ -193,13 +180,11 @@ pub enum ReservationConflict {
     /// A referral is raised only for an open spell.
     #[error("the spell is not open")]
     SpellNotOpen {
-        /// The spell.
         spell: SpellId,
     },
     /// A spell has at most one active referral to a team.
     #[error("a referral to team {team} is already active for this spell")]
     ReferralAlreadyActive {
-        /// The team.
         team: TeamCode,
     },
     /// An admission entered in error is not cancelled while teams are

@@ -15,7 +15,6 @@ use crate::stream::StreamSettings;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
-    /// Human-readable lines.
     #[default]
     Text,
     /// One JSON object per line.
@@ -61,7 +60,6 @@ impl std::fmt::Debug for SecretUrl {
     }
 }
 
-/// Baton's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -91,7 +89,6 @@ pub struct Config {
     pub stream: String,
     /// Subject prefix of the stream.
     pub subject_prefix: String,
-    /// Stream replicas.
     pub stream_replicas: usize,
     /// JetStream de-duplication window, in seconds.
     pub stream_duplicate_window_seconds: u64,
@@ -103,7 +100,6 @@ pub struct Config {
     pub jwt_public_key_file: Option<PathBuf>,
     /// External identity provider: JWKS URL.
     pub jwks_url: Option<String>,
-    /// Log format.
     pub log_format: LogFormat,
     /// Reverse proxies (IP addresses, comma-separated) whose
     /// `X-Forwarded-For` names the client; unset means none.

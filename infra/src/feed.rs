@@ -25,15 +25,11 @@ use crate::stream::{headers, StreamSettings, Target};
 pub struct FeedEvent {
     /// Feed position: checkpoint this.
     pub position: u64,
-    /// Aggregate type.
     pub aggregate_type: String,
-    /// Aggregate id.
     pub aggregate_id: String,
     /// Sequence within the aggregate.
     pub sequence: u64,
-    /// Event type.
     pub event_type: String,
-    /// Event version.
     pub event_version: String,
     /// The event (`Recorded<E>` as JSON), as it was stored: decoded once,
     /// straight into typed events, by whoever reads it.
@@ -54,7 +50,6 @@ pub enum FeedError {
     /// The local log could not be read.
     #[error("event log read failed: {0}")]
     Database(#[from] sqlx::Error),
-    /// JetStream failed.
     #[error("JetStream consumer failed: {0}")]
     JetStream(String),
     /// A message lacked what every Baton message carries.
@@ -69,7 +64,6 @@ pub enum Feed {
     JetStream(Arc<Target>),
     /// The local event log.
     Log {
-        /// Its database.
         db: Database,
         /// Bumped by this process's relay after each append.
         appended: watch::Receiver<u64>,

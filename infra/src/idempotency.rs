@@ -38,7 +38,6 @@ pub struct StoredAnswer {
     pub fingerprint: String,
     /// The aggregate the command went to.
     pub aggregate_type: String,
-    /// Its id.
     pub aggregate_id: String,
     /// Its version after the command.
     pub version: u64,

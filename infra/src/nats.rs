@@ -28,9 +28,7 @@ pub enum NatsConfigError {
     /// The credentials file could not be read.
     #[error("cannot read the NATS credentials file {path}: {reason}")]
     Credentials {
-        /// The file.
         path: String,
-        /// Why.
         reason: String,
     },
     /// A client certificate was given without its key, or the other way round.

@@ -30,17 +30,12 @@ pub const LOG_CHANNEL: &str = "baton_event_log";
 /// One committed event waiting for the relay.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
-    /// Outbox position.
     pub position: i64,
-    /// Aggregate type.
     pub aggregate_type: String,
-    /// Aggregate id.
     pub aggregate_id: String,
     /// Sequence within the aggregate.
     pub sequence: i64,
-    /// Event type.
     pub event_type: String,
-    /// Event version.
     pub event_version: String,
     /// The event as stored (`Recorded<E>`).
     pub payload: Value,
@@ -328,7 +323,6 @@ pub struct OutboxStatus {
     pub published_total: i64,
     /// Which process relays now.
     pub relay_owner: Option<String>,
-    /// Since when.
     pub relay_owner_since: Option<DateTime<Utc>>,
     /// Its last sign of life.
     pub relay_heartbeat_at: Option<DateTime<Utc>>,

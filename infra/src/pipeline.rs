@@ -32,7 +32,6 @@ pub enum PipelineError {
     Nats {
         /// The servers, without credentials.
         url: String,
-        /// Why.
         reason: String,
     },
 }

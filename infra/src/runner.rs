@@ -78,7 +78,6 @@ pub struct BoardChange {
 pub struct State {
     /// Feed position of the last event applied.
     pub position: u64,
-    /// The fold.
     pub flow: Flow,
     /// The fold's shape when this state was built (checkpoints before
     /// versions were recorded read as 1).
@@ -159,7 +158,6 @@ fn touch(keys: &mut BTreeSet<BoardKey>, placement: &Placement) {
 }
 
 impl Boards {
-    /// Empty boards.
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             state: RwLock::new(State::default()),

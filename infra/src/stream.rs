@@ -74,16 +74,13 @@ pub enum StreamError {
     /// JetStream refused or could not be asked.
     #[error("cannot create or read stream {name}: {reason}")]
     Unavailable {
-        /// The stream.
         name: String,
-        /// Why.
         reason: String,
     },
     /// A stream of that name exists with settings that would let events be
     /// lost or altered; Baton will not publish to it.
     #[error("stream {name} exists but {problem}; fix or rename it (BATON_STREAM)")]
     Unsafe {
-        /// The stream.
         name: String,
         /// What is wrong.
         problem: String,

@@ -28,11 +28,8 @@ pub enum CriteriaToReside {
 /// The patient, for staff with a legitimate relationship.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PatientView {
-    /// NHS number.
     pub nhs_number: String,
-    /// Family name.
     pub family_name: String,
-    /// Given name.
     pub given_name: String,
     /// Date of birth.
     pub date_of_birth: NaiveDate,
@@ -43,22 +40,16 @@ pub struct PatientView {
 pub struct DelayView {
     /// Its id within the spell.
     pub delay_id: String,
-    /// Reason code.
     pub reason_code: String,
-    /// Reason text.
     pub reason: String,
-    /// Since when.
     pub since: Instant,
 }
 
 /// A referral's state as a ward sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReferralBadge {
-    /// Referral id.
     pub referral_id: String,
-    /// Team.
     pub team: TeamCode,
-    /// FHIR status.
     pub status: ReferralStatus,
     /// Unacknowledged past the team's SLA.
     pub sla_breached: bool,
@@ -67,13 +58,11 @@ pub struct ReferralBadge {
 /// One bed on the ward board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BedRow {
-    /// Bed label.
     pub bed: String,
     /// The spell in it, if any.
     pub spell_id: Option<String>,
     /// The patient (shown to the ward role only; the API removes it otherwise).
     pub patient: Option<PatientView>,
-    /// When admitted.
     pub admitted_at: Option<Instant>,
     /// Whole days since the admission date.
     pub days_in_hospital: Option<i64>,
@@ -87,9 +76,7 @@ pub struct BedRow {
     pub discharge_ready_date: Option<NaiveDate>,
     /// Whole days since the discharge ready date.
     pub delay_days: Option<i64>,
-    /// Discharge pathway.
     pub pathway: Option<Pathway>,
-    /// Open delays.
     pub open_delays: Vec<DelayView>,
     /// Referrals not yet ended.
     pub referrals: Vec<ReferralBadge>,
@@ -98,11 +85,8 @@ pub struct BedRow {
 /// Totals of a ward board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct WardTotals {
-    /// Beds.
     pub beds: u32,
-    /// Occupied.
     pub occupied: u32,
-    /// Free.
     pub free: u32,
     /// Patients with no criteria to reside.
     pub nctr: u32,
@@ -111,11 +95,8 @@ pub struct WardTotals {
 /// The ward bed-flow board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WardBoard {
-    /// Ward.
     pub ward: WardCode,
-    /// Its hospital.
     pub hospital: HospitalCode,
-    /// Totals.
     pub totals: WardTotals,
     /// One row per bed.
     pub beds: Vec<BedRow>,
@@ -124,17 +105,13 @@ pub struct WardBoard {
 /// A ward's line on the hospital board (and the shape of its totals).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct FlowTotals {
-    /// Beds.
     pub beds: u32,
-    /// Occupied.
     pub occupied: u32,
-    /// Free.
     pub free: u32,
     /// No criteria to reside.
     pub nctr: u32,
     /// Whole days lost: sum over open spells with a DRD of days since it.
     pub delay_days: i64,
-    /// Discharges today.
     pub discharges_today: u32,
     /// Open spells whose EDD is today.
     pub edd_today: u32,
@@ -158,9 +135,7 @@ impl FlowTotals {
 /// A ward line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WardLine {
-    /// Ward.
     pub ward: WardCode,
-    /// Its figures.
     #[serde(flatten)]
     pub totals: FlowTotals,
 }
@@ -168,11 +143,8 @@ pub struct WardLine {
 /// The hospital flow board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HospitalBoard {
-    /// Hospital.
     pub hospital: HospitalCode,
-    /// Totals.
     pub totals: FlowTotals,
-    /// Per ward.
     pub wards: Vec<WardLine>,
     /// Open delays by reason code.
     pub delays_by_reason: BTreeMap<String, u32>,
@@ -183,9 +155,7 @@ pub struct HospitalBoard {
 /// A hospital line on the system board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HospitalLine {
-    /// Hospital.
     pub hospital: HospitalCode,
-    /// Its figures.
     #[serde(flatten)]
     pub totals: FlowTotals,
 }
@@ -193,7 +163,6 @@ pub struct HospitalLine {
 /// Handover waits of one team.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TeamWaits {
-    /// Team.
     pub team: TeamCode,
     /// Referrals waiting for the team's answer (requested, received, on-hold).
     pub waiting: u32,
@@ -206,22 +175,16 @@ pub struct TeamWaits {
 /// The system flow board: counts only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SystemBoard {
-    /// Totals.
     pub totals: FlowTotals,
-    /// Per hospital.
     pub hospitals: Vec<HospitalLine>,
-    /// Per team.
     pub teams: Vec<TeamWaits>,
 }
 
 /// A referral on the team board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TeamRow {
-    /// Referral id.
     pub id: String,
-    /// Status.
     pub status: ReferralStatus,
-    /// Spell.
     pub spell_id: String,
     /// Minutes since raised.
     pub age_minutes: i64,
@@ -233,13 +196,11 @@ pub struct TeamRow {
     pub escalated: bool,
     /// Service asked for.
     pub service: ServiceKind,
-    /// Pathway.
     pub pathway: Pathway,
     /// Patient (minimum detail).
     pub patient: PatientView,
     /// Hospital and ward when referred.
     pub hospital: HospitalCode,
-    /// Ward.
     pub ward: WardCode,
     /// Planned start, once accepted.
     pub planned_start: Option<NaiveDate>,
@@ -268,7 +229,6 @@ pub enum PatientStatus {
 /// The team handover board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TeamBoard {
-    /// Team.
     pub team: TeamCode,
     /// Referrals by status (all time).
     pub counts: BTreeMap<ReferralStatus, u32>,

@@ -8,7 +8,6 @@ use domain::upcast::read_slice;
 use domain::values::Instant;
 use domain::Decider;
 
-/// What changed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// A spell event.
@@ -26,7 +25,6 @@ pub struct Envelope {
     pub sequence: u64,
     /// When it was recorded.
     pub recorded_at: Instant,
-    /// What happened.
     pub change: Change,
 }
 

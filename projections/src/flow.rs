@@ -23,20 +23,16 @@ use crate::envelope::{Change, Envelope};
 /// An open delay on a spell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenDelay {
-    /// Its reason.
     pub reason: DelayReasonRef,
-    /// Since when.
     pub since: Instant,
 }
 
 /// What the boards know of a spell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpellFacts {
-    /// The patient.
     pub patient: Patient,
     /// The current (or last) bed.
     pub placement: Placement,
-    /// When admitted.
     pub admitted_at: Instant,
     /// Expected date of discharge.
     pub expected_discharge_date: Option<NaiveDate>,
@@ -44,7 +40,6 @@ pub struct SpellFacts {
     pub reviewed: bool,
     /// Start of the current period of not meeting the criteria to reside.
     pub discharge_ready_date: Option<NaiveDate>,
-    /// Discharge pathway.
     pub pathway: Option<Pathway>,
     /// Open delays by id.
     pub delays: BTreeMap<DelayId, OpenDelay>,
@@ -55,27 +50,20 @@ pub struct SpellFacts {
 /// What the boards know of a referral.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReferralFacts {
-    /// The spell.
     pub spell_id: String,
     /// The patient (minimum detail for the team).
     pub patient: Patient,
     /// Where the patient was when referred.
     pub placement: Placement,
-    /// The team.
     pub team: TeamCode,
-    /// The service.
     pub service: ServiceKind,
-    /// The pathway.
     pub pathway: Pathway,
-    /// Status.
     pub status: ReferralStatus,
-    /// When raised.
     pub raised_at: Instant,
     /// When acknowledgement is due.
     pub respond_by: Instant,
     /// When acknowledged (explicitly or by answering).
     pub acknowledged_at: Option<Instant>,
-    /// When escalated.
     pub escalated_at: Option<Instant>,
     /// Planned start, once accepted.
     pub planned_start: Option<NaiveDate>,
@@ -89,7 +77,6 @@ pub struct ReferralFacts {
 /// (the system board covers every ward in England: 100,000 spells).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WardAggregate {
-    /// Open spells.
     pub occupied: u32,
     /// Open spells by discharge ready date (NCTR patients).
     pub ready_since: BTreeMap<NaiveDate, u32>,
@@ -105,7 +92,6 @@ fn bump(map: &mut BTreeMap<NaiveDate, u32>, date: NaiveDate, by: i64) {
     }
 }
 
-/// The fold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Flow {
     /// Spells whose admission stands (open or discharged).

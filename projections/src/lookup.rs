@@ -29,22 +29,17 @@ pub enum SpellStatus {
 /// One spell found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpellRecord {
-    /// The spell.
     pub spell_id: String,
     /// Its version (for `If-Match` on a correction).
     pub version: u64,
-    /// The patient.
     #[serde(flatten)]
     pub patient: PatientView,
     /// In hospital or discharged.
     pub status: SpellStatus,
-    /// Hospital.
     pub hospital: String,
     /// Ward (the last one, for a discharged spell).
     pub ward: String,
-    /// Bed.
     pub bed: String,
-    /// Admitted.
     pub admitted_at: Instant,
     /// Discharged, if so.
     pub discharged_at: Option<Instant>,

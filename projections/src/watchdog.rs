@@ -51,7 +51,6 @@ pub struct Freshness {
 /// One look at the record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
-    /// When.
     pub at: DateTime<Utc>,
     /// The boards' feed position.
     pub position: u64,

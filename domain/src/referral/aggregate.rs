@@ -97,20 +97,16 @@ impl fmt::Display for ReferralStatus {
 /// A question from the team and the ward's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exchange {
-    /// The question.
     pub question: Text,
-    /// When asked.
     pub asked_at: Instant,
     /// The answer, once given.
     pub answer: Option<Text>,
-    /// When answered.
     pub answered_at: Option<Instant>,
 }
 
 /// A raised referral's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReferralState {
-    /// Its id.
     pub referral_id: ReferralId,
     /// The spell, patient and placement when raised.
     pub subject: ReferralSubject,
@@ -122,7 +118,6 @@ pub struct ReferralState {
     pub pathway: Pathway,
     /// What the team needs to know.
     pub summary: Text,
-    /// When raised.
     pub raised_at: Instant,
     /// When acknowledgement is due.
     pub respond_by: Instant,

@@ -12,7 +12,6 @@ use crate::values::{Instant, Pathway, ReferralId, ServiceKind, SpellId, TeamCode
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReferralSubject {
-    /// The spell.
     pub spell_id: SpellId,
     /// The patient (minimum detail the team needs to act).
     pub patient: Patient,
@@ -30,7 +29,6 @@ pub enum ReferralCommand {
     RaiseReferral {
         /// The new referral's id, chosen by the caller so retries are idempotent.
         referral_id: ReferralId,
-        /// The spell.
         subject: ReferralSubject,
         /// The receiving team.
         team: TeamCode,
@@ -50,7 +48,6 @@ pub enum ReferralCommand {
     },
     /// The team will not take the person on.
     DeclineReferral {
-        /// Why.
         reason: Text,
     },
     /// The team needs more information before it can decide.
@@ -60,12 +57,10 @@ pub enum ReferralCommand {
     },
     /// The ward answers the team's question.
     ProvideInformation {
-        /// The answer.
         answer: Text,
     },
     /// The ward no longer needs the referral.
     WithdrawReferral {
-        /// Why.
         reason: Text,
     },
     /// The team has taken the person on.

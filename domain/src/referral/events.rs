@@ -18,7 +18,6 @@ use crate::values::{Instant, Pathway, ReferralId, ServiceKind, TeamCode, Text};
 pub enum ReferralEvent {
     /// A referral was raised (status `requested`).
     ReferralRaised {
-        /// Its id.
         referral_id: ReferralId,
         /// The spell, patient and placement.
         subject: ReferralSubject,
@@ -39,42 +38,32 @@ pub enum ReferralEvent {
     },
     /// The team acknowledged it (`received`).
     ReferralAcknowledged {
-        /// When.
         at: Instant,
     },
     /// The team accepted it (`accepted`).
     ReferralAccepted {
         /// When care is planned to start.
         planned_start: NaiveDate,
-        /// When accepted.
         at: Instant,
     },
     /// The team declined it (`rejected`).
     ReferralDeclined {
-        /// Why.
         reason: Text,
-        /// When.
         at: Instant,
     },
     /// The team asked for information (`on-hold`).
     InformationRequested {
-        /// The question.
         question: Text,
-        /// When.
         at: Instant,
     },
     /// The ward answered (`received`).
     InformationProvided {
-        /// The answer.
         answer: Text,
-        /// When.
         at: Instant,
     },
     /// The ward withdrew it (`cancelled`).
     ReferralWithdrawn {
-        /// Why.
         reason: Text,
-        /// When.
         at: Instant,
     },
     /// The team took the person on (`completed`).

@@ -36,11 +36,8 @@ pub enum SpellStatus {
 /// A transfer in force (cancelled transfers are removed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
-    /// From where.
     pub from: Placement,
-    /// To where.
     pub to: Placement,
-    /// When.
     pub at: Instant,
 }
 
@@ -58,9 +55,7 @@ pub struct Review {
 pub struct Delay {
     /// Its id within the spell.
     pub delay_id: DelayId,
-    /// Why.
     pub reason: DelayReasonRef,
-    /// Detail.
     pub note: Option<Text>,
     /// When it began.
     pub at: Instant,
@@ -71,13 +66,10 @@ pub struct Delay {
 /// A discharge in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Discharge {
-    /// When.
     pub at: Instant,
-    /// Where to.
     pub destination: Destination,
     /// The reported discharge ready date.
     pub discharge_ready_date: Option<NaiveDate>,
-    /// Delay days.
     pub delay_days: u32,
 }
 
@@ -88,9 +80,7 @@ pub struct Stay {
     pub spell_id: SpellId,
     /// Where it stands.
     pub status: SpellStatus,
-    /// The patient.
     pub patient: Patient,
-    /// When admitted.
     pub admitted_at: Instant,
     /// The current (or last) bed.
     pub placement: Placement,
@@ -102,7 +92,6 @@ pub struct Stay {
     pub reviews: Vec<Review>,
     /// Start of the current period of not meeting the criteria to reside.
     pub discharge_ready_date: Option<NaiveDate>,
-    /// Discharge pathway.
     pub pathway: Option<Pathway>,
     /// Delays in order of recording.
     pub delays: Vec<Delay>,

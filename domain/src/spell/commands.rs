@@ -15,9 +15,7 @@ use crate::values::{
 pub struct Patient {
     /// NHS number (valid by construction).
     pub nhs_number: NhsNumber,
-    /// Family name.
     pub family_name: PersonName,
-    /// Given name.
     pub given_name: PersonName,
     /// Date of birth.
     pub date_of_birth: NaiveDate,
@@ -39,7 +37,6 @@ pub enum SpellCommand {
         ward: WardCode,
         /// To which bed.
         bed: BedLabel,
-        /// When.
         admitted_at: Instant,
     },
     /// ADT A02: the patient moves ward or bed within the hospital.
@@ -48,7 +45,6 @@ pub enum SpellCommand {
         ward: WardCode,
         /// The new bed.
         bed: BedLabel,
-        /// When.
         at: Instant,
     },
     /// The ward round sets or revises the expected date of discharge.
@@ -65,45 +61,37 @@ pub enum SpellCommand {
     },
     /// Sets or changes the discharge pathway.
     SetDischargePathway {
-        /// The pathway.
         pathway: Pathway,
     },
     /// Records why a discharge-ready patient is still here.
     RecordDelay {
         /// The reason's code in the current list.
         reason_code: DelayReasonCode,
-        /// Optional detail.
         note: Option<Text>,
         /// When the delay began.
         at: Instant,
     },
     /// Records that a delay no longer holds.
     ResolveDelay {
-        /// Which delay.
         delay_id: DelayId,
         /// When it ended.
         at: Instant,
     },
     /// ADT A03: the patient leaves hospital.
     DischargePatient {
-        /// When.
         at: Instant,
-        /// Where to.
         destination: Destination,
     },
     /// ADT A11: the admission was entered in error.
     CancelAdmission {
-        /// Why.
         reason: Text,
     },
     /// ADT A12: the latest transfer was entered in error.
     CancelTransfer {
-        /// Why.
         reason: Text,
     },
     /// ADT A13: the discharge was entered in error; the spell is open again.
     CancelDischarge {
-        /// Why.
         reason: Text,
     },
 }

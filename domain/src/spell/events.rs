@@ -19,11 +19,8 @@ use crate::values::{
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Placement {
-    /// The hospital.
     pub hospital: HospitalCode,
-    /// The ward.
     pub ward: WardCode,
-    /// The bed.
     pub bed: BedLabel,
 }
 
@@ -47,20 +44,14 @@ pub enum SpellEvent {
     PatientAdmitted {
         /// The spell's id.
         spell_id: SpellId,
-        /// Who.
         patient: Patient,
-        /// Where.
         placement: Placement,
-        /// When.
         admitted_at: Instant,
     },
     /// The patient moved within the hospital.
     PatientTransferred {
-        /// From where.
         from: Placement,
-        /// To where.
         to: Placement,
-        /// When.
         at: Instant,
     },
     /// The expected date of discharge was set or revised.
@@ -81,7 +72,6 @@ pub enum SpellEvent {
     },
     /// The discharge pathway was set or changed.
     DischargePathwaySet {
-        /// The pathway.
         pathway: Pathway,
         /// The pathway it replaces.
         previous: Option<Pathway>,
@@ -90,16 +80,13 @@ pub enum SpellEvent {
     DelayRecorded {
         /// The delay's id within the spell.
         delay_id: DelayId,
-        /// Why.
         reason: DelayReasonRef,
-        /// Detail.
         note: Option<Text>,
         /// When it began.
         at: Instant,
     },
     /// A delay was resolved.
     DelayResolved {
-        /// Which delay.
         delay_id: DelayId,
         /// Its reason, so boards can count without looking back.
         reason: DelayReasonRef,
@@ -108,9 +95,7 @@ pub enum SpellEvent {
     },
     /// The patient was discharged.
     PatientDischarged {
-        /// When.
         at: Instant,
-        /// Where to.
         destination: Destination,
         /// The bed left.
         from: Placement,
@@ -124,7 +109,6 @@ pub enum SpellEvent {
     },
     /// The admission was entered in error.
     AdmissionCancelled {
-        /// Why.
         reason: Text,
         /// The bed it occupied.
         placement: Placement,
@@ -133,7 +117,6 @@ pub enum SpellEvent {
     },
     /// The latest transfer was entered in error; the patient is back.
     TransferCancelled {
-        /// Why.
         reason: Text,
         /// The placement the cancelled transfer led to.
         from: Placement,
@@ -144,7 +127,6 @@ pub enum SpellEvent {
     },
     /// The discharge was entered in error; the spell is open again.
     DischargeCancelled {
-        /// Why.
         reason: Text,
         /// The bed the patient is back in.
         placement: Placement,

@@ -54,9 +54,7 @@ pub enum ServiceKind {
     CareHome,
     /// Social work (Care Act) assessment.
     SocialWorkAssessment,
-    /// Hospice care.
     Hospice,
-    /// Anything else.
     Other,
 }
 
@@ -74,13 +72,11 @@ pub enum Destination {
     CareHomeNew,
     /// The care home the person lives in.
     CareHomeUsual,
-    /// A hospice.
     Hospice,
     /// Another acute trust (a new spell starts there).
     OtherAcuteTrust,
     /// The patient died.
     Died,
-    /// Anything else.
     Other,
 }
 

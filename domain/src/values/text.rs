@@ -51,7 +51,6 @@ impl Text {
         bounded(text.as_ref(), MAX_TEXT, Lines::Allowed).map(Self)
     }
 
-    /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -68,7 +67,6 @@ impl PersonName {
         bounded(text.as_ref(), MAX_NAME, Lines::Refused).map(Self)
     }
 
-    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -66,7 +66,6 @@ pub enum KeySourceError {
     /// The public key file is not an Ed25519 or RSA public key in PEM.
     #[error("{} is not an Ed25519 or RSA public key in PEM", path.display())]
     NotAPublicKey {
-        /// The file.
         path: PathBuf,
         /// The parser's error, when it had one.
         #[source]
@@ -75,7 +74,6 @@ pub enum KeySourceError {
     /// The local signing key file is not an Ed25519 private key in PKCS#8 PEM.
     #[error("{} is not an Ed25519 private key in PKCS#8 PEM", path.display())]
     NotASigningKey {
-        /// The file.
         path: PathBuf,
         /// The parser's error.
         #[source]

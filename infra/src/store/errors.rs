@@ -110,7 +110,6 @@ impl From<CommitError> for PersistenceError {
 pub enum StoreFailure {
     /// The database could not be reached.
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
-    /// Anything else.
     Unexpected(Box<dyn std::error::Error + Send + Sync>),
 }
 

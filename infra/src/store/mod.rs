@@ -45,9 +45,7 @@ pub enum StoreError {
     /// The data directory could not be created.
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
-        /// The directory.
         path: String,
-        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -239,7 +237,6 @@ impl BatonRepository {
         self.signals.clone()
     }
 
-    /// The database.
     pub fn database(&self) -> &Database {
         &self.db
     }
