@@ -25,23 +25,13 @@ use crate::values::{BedLabel, NhsNumber, SpellId, TeamCode, WardCode};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReservationKey {
     /// A bed, held by the spell of the patient in it.
-    Bed {
-        ward: WardCode,
-        bed: BedLabel,
-    },
+    Bed { ward: WardCode, bed: BedLabel },
     /// A patient's presence in hospital, held by their one open spell.
-    PatientInHospital {
-        nhs_number: NhsNumber,
-    },
+    PatientInHospital { nhs_number: NhsNumber },
     /// A spell being open, held by the spell itself: referrals require it.
-    OpenSpell {
-        spell: SpellId,
-    },
+    OpenSpell { spell: SpellId },
     /// The active referral of a spell to a team (BaRS: one active at a time).
-    ActiveReferral {
-        spell: SpellId,
-        team: TeamCode,
-    },
+    ActiveReferral { spell: SpellId, team: TeamCode },
 }
 
 impl ReservationKey {
@@ -82,9 +72,7 @@ impl ReservationKey {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum KeyFamily {
     /// The active referrals of a spell, whatever the team.
-    ActiveReferralsOf {
-        spell: SpellId,
-    },
+    ActiveReferralsOf { spell: SpellId },
 }
 
 impl KeyFamily {
@@ -137,16 +125,12 @@ pub enum ReservationChange {
         holder: String,
     },
     /// Fail unless someone holds the key.
-    Require {
-        key: ReservationKey,
-    },
+    Require { key: ReservationKey },
     /// Fail while anyone holds a key of the family. Checked after every
     /// other change of the commit (its releases above all), so a commit
     /// racing one that claims such a key either sees that claim or makes it
     /// fail.
-    RequireNone {
-        family: KeyFamily,
-    },
+    RequireNone { family: KeyFamily },
 }
 
 /// A commit's changes in the order every store applies them: as declared,
@@ -169,24 +153,17 @@ pub fn in_applying_order(
 pub enum ReservationConflict {
     /// A bed holds at most one patient.
     #[error("bed {bed} on ward {ward} is occupied by another patient")]
-    BedOccupied {
-        ward: WardCode,
-        bed: BedLabel,
-    },
+    BedOccupied { ward: WardCode, bed: BedLabel },
     /// An NHS number has at most one open spell. (No number in the message:
     /// messages reach logs.)
     #[error("this patient already has an open spell")]
     PatientAlreadyInHospital,
     /// A referral is raised only for an open spell.
     #[error("the spell is not open")]
-    SpellNotOpen {
-        spell: SpellId,
-    },
+    SpellNotOpen { spell: SpellId },
     /// A spell has at most one active referral to a team.
     #[error("a referral to team {team} is already active for this spell")]
-    ReferralAlreadyActive {
-        team: TeamCode,
-    },
+    ReferralAlreadyActive { team: TeamCode },
     /// An admission entered in error is not cancelled while teams are
     /// working on referrals for it: the ward withdraws them first, so that
     /// each team hears of it.

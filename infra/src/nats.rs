@@ -27,10 +27,7 @@ pub enum NatsConfigError {
     },
     /// The credentials file could not be read.
     #[error("cannot read the NATS credentials file {path}: {reason}")]
-    Credentials {
-        path: String,
-        reason: String,
-    },
+    Credentials { path: String, reason: String },
     /// A client certificate was given without its key, or the other way round.
     #[error("BATON_NATS_TLS_CERT_FILE and BATON_NATS_TLS_KEY_FILE go together")]
     HalfClientCertificate,

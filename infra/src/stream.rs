@@ -73,10 +73,7 @@ pub mod headers {
 pub enum StreamError {
     /// JetStream refused or could not be asked.
     #[error("cannot create or read stream {name}: {reason}")]
-    Unavailable {
-        name: String,
-        reason: String,
-    },
+    Unavailable { name: String, reason: String },
     /// A stream of that name exists with settings that would let events be
     /// lost or altered; Baton will not publish to it.
     #[error("stream {name} exists but {problem}; fix or rename it (BATON_STREAM)")]

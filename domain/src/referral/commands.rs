@@ -47,22 +47,16 @@ pub enum ReferralCommand {
         planned_start: NaiveDate,
     },
     /// The team will not take the person on.
-    DeclineReferral {
-        reason: Text,
-    },
+    DeclineReferral { reason: Text },
     /// The team needs more information before it can decide.
     RequestInformation {
         /// What it asks.
         question: Text,
     },
     /// The ward answers the team's question.
-    ProvideInformation {
-        answer: Text,
-    },
+    ProvideInformation { answer: Text },
     /// The ward no longer needs the referral.
-    WithdrawReferral {
-        reason: Text,
-    },
+    WithdrawReferral { reason: Text },
     /// The team has taken the person on.
     StartCare {
         /// When care started.

@@ -37,9 +37,7 @@ pub enum ReferralEvent {
         respond_by: Instant,
     },
     /// The team acknowledged it (`received`).
-    ReferralAcknowledged {
-        at: Instant,
-    },
+    ReferralAcknowledged { at: Instant },
     /// The team accepted it (`accepted`).
     ReferralAccepted {
         /// When care is planned to start.
@@ -47,25 +45,13 @@ pub enum ReferralEvent {
         at: Instant,
     },
     /// The team declined it (`rejected`).
-    ReferralDeclined {
-        reason: Text,
-        at: Instant,
-    },
+    ReferralDeclined { reason: Text, at: Instant },
     /// The team asked for information (`on-hold`).
-    InformationRequested {
-        question: Text,
-        at: Instant,
-    },
+    InformationRequested { question: Text, at: Instant },
     /// The ward answered (`received`).
-    InformationProvided {
-        answer: Text,
-        at: Instant,
-    },
+    InformationProvided { answer: Text, at: Instant },
     /// The ward withdrew it (`cancelled`).
-    ReferralWithdrawn {
-        reason: Text,
-        at: Instant,
-    },
+    ReferralWithdrawn { reason: Text, at: Instant },
     /// The team took the person on (`completed`).
     CareStarted {
         /// When care started.

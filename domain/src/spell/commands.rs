@@ -60,9 +60,7 @@ pub enum SpellCommand {
         at: Instant,
     },
     /// Sets or changes the discharge pathway.
-    SetDischargePathway {
-        pathway: Pathway,
-    },
+    SetDischargePathway { pathway: Pathway },
     /// Records why a discharge-ready patient is still here.
     RecordDelay {
         /// The reason's code in the current list.
@@ -83,15 +81,9 @@ pub enum SpellCommand {
         destination: Destination,
     },
     /// ADT A11: the admission was entered in error.
-    CancelAdmission {
-        reason: Text,
-    },
+    CancelAdmission { reason: Text },
     /// ADT A12: the latest transfer was entered in error.
-    CancelTransfer {
-        reason: Text,
-    },
+    CancelTransfer { reason: Text },
     /// ADT A13: the discharge was entered in error; the spell is open again.
-    CancelDischarge {
-        reason: Text,
-    },
+    CancelDischarge { reason: Text },
 }

@@ -1,0 +1,367 @@
+//! The command bus: load an aggregate from its events, let the domain
+//! decide, commit the events (with their reservations and outbox rows), and
+//! answer with the new version and a consistency token.
+//!
+//! Concurrency: without an expected version, a commit that loses the race
+//! for the next sequence number is retried from a fresh load, so the command
+//! is decided again against the state that won; it succeeds if still valid,
+//! or is refused by the domain. With an expected version (HTTP `If-Match`),
+//! any move of the aggregate is reported instead of retried.
+
+mod errors;
+mod execute;
+mod token;
+
+pub use errors::{CommandError, DeadlinePassed, Denied, Guard, RaiseRefusal};
+pub use token::{BadToken, ConsistencyToken};
+
+use errors::failure;
+use execute::{execute, load, replay, within, Turns};
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, SerializedEvent};
+use domain::reference::ReferenceData;
+use domain::referral::{Referral, ReferralCommand, ReferralError, ReferralSubject};
+use domain::spell::{Spell, SpellCommand, SpellError};
+use domain::values::{Pathway, ReferralId, ServiceKind, SpellId, TeamCode, Text};
+use domain::{Actor, Decider, Issued};
+
+use crate::cqrs::EsAggregate;
+use crate::idempotency::Idempotency;
+use crate::store::{BatonRepository, Database};
+
+/// The event store of one aggregate type.
+pub type Store<D> = PersistedEventStore<BatonRepository, EsAggregate<D>>;
+
+/// How many times a command is decided again after losing a race with
+/// another process (within one process, commands on one aggregate queue).
+pub const MAX_ATTEMPTS: u32 = 16;
+
+/// How long a command may take, waiting for its turn included, before it
+/// fails as unavailable. Pooled connections used within the last second
+/// are not pinged before use (`store::PING_WHEN_IDLE_FOR`), so a network
+/// that silently drops packets would otherwise hold a command until TCP
+/// gives up, which takes minutes. A command that times out during its commit
+/// may still have been stored: a retry with the same `Idempotency-Key`
+/// finds the first answer.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What a successful command answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The aggregate's id.
+    pub aggregate_id: String,
+    /// Its version after the command (the sequence of its last event).
+    pub version: u64,
+    /// How many events the command recorded (0 when nothing changed).
+    pub events: usize,
+    /// Awaitable by board reads: they answer once they include this version.
+    pub token: ConsistencyToken,
+    /// `Some(extra)` when this is the stored answer to an earlier command
+    /// with the same idempotency key (nothing was recorded this time).
+    pub replayed: Option<serde_json::Value>,
+}
+
+/// How a command is to be carried out.
+#[derive(Debug, Clone, Default)]
+pub struct CommandOptions {
+    /// Refuse unless the aggregate is at this version (HTTP `If-Match`).
+    pub expected_version: Option<u64>,
+    /// Record at most once under this key (HTTP `Idempotency-Key`).
+    pub idempotency: Option<Idempotency>,
+}
+
+impl CommandOptions {
+    /// Only an expected version.
+    pub fn expecting(expected_version: Option<u64>) -> Self {
+        Self {
+            expected_version,
+            idempotency: None,
+        }
+    }
+}
+
+/// What raising a referral needs.
+#[derive(Debug, Clone)]
+pub struct RaiseReferral {
+    /// The new referral's id.
+    pub referral_id: ReferralId,
+    /// The spell it hands over.
+    pub spell_id: SpellId,
+    /// The team it goes to.
+    pub team: TeamCode,
+    /// The service asked for.
+    pub service: ServiceKind,
+    /// The discharge pathway.
+    pub pathway: Pathway,
+    /// What the team needs to know.
+    pub summary: Text,
+}
+
+/// Loads, decides and commits commands for every aggregate.
+#[derive(Clone)]
+pub struct CommandBus {
+    db: Database,
+    repository: BatonRepository,
+    spells: Arc<Store<Spell>>,
+    referrals: Arc<Store<Referral>>,
+    reference: Arc<dyn ReferenceData>,
+    turns: Arc<Turns>,
+    deadline: Duration,
+}
+
+impl fmt::Debug for CommandBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CommandBus")
+    }
+}
+
+impl CommandBus {
+    /// A bus over `repository`, deciding against `reference` data.
+    pub fn new(repository: BatonRepository, reference: Arc<dyn ReferenceData>) -> Self {
+        Self {
+            db: repository.database().clone(),
+            repository: repository.clone(),
+            spells: Arc::new(PersistedEventStore::new_event_store(repository.clone())),
+            referrals: Arc::new(PersistedEventStore::new_event_store(repository)),
+            reference,
+            turns: Arc::new(Turns::new()),
+            deadline: COMMAND_DEADLINE,
+        }
+    }
+
+    /// The same bus with another deadline per command (tests shorten it).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Executes a spell command.
+    pub async fn spell(
+        &self,
+        id: &SpellId,
+        command: Issued<SpellCommand>,
+        expected_version: Option<u64>,
+    ) -> Result<Committed, CommandError<SpellError>> {
+        self.spell_with(id, command, CommandOptions::expecting(expected_version))
+            .await
+    }
+
+    /// Executes a spell command with options.
+    pub async fn spell_with(
+        &self,
+        id: &SpellId,
+        command: Issued<SpellCommand>,
+        options: CommandOptions,
+    ) -> Result<Committed, CommandError<SpellError>> {
+        self.spell_guarded(id, command, options, &|_| Ok(())).await
+    }
+
+    /// Executes a spell command with options, if `guard` lets the caller
+    /// act on the spell as loaded.
+    pub async fn spell_guarded(
+        &self,
+        id: &SpellId,
+        command: Issued<SpellCommand>,
+        options: CommandOptions,
+        guard: Guard<'_, Spell>,
+    ) -> Result<Committed, CommandError<SpellError>> {
+        if let SpellCommand::AdmitPatient { spell_id, .. } = &command.command {
+            if spell_id != id {
+                return Err(CommandError::IdMismatch);
+            }
+        }
+        self.take_turn(&self.spells, id.as_str(), command, options, guard)
+            .await
+    }
+
+    /// Executes a referral command.
+    pub async fn referral(
+        &self,
+        id: &ReferralId,
+        command: Issued<ReferralCommand>,
+        expected_version: Option<u64>,
+    ) -> Result<Committed, CommandError<ReferralError>> {
+        self.referral_with(id, command, CommandOptions::expecting(expected_version))
+            .await
+    }
+
+    /// Executes a referral command with options.
+    pub async fn referral_with(
+        &self,
+        id: &ReferralId,
+        command: Issued<ReferralCommand>,
+        options: CommandOptions,
+    ) -> Result<Committed, CommandError<ReferralError>> {
+        self.referral_guarded(id, command, options, &|_| Ok(()))
+            .await
+    }
+
+    /// Executes a referral command with options, if `guard` lets the caller
+    /// act on the referral as loaded.
+    pub async fn referral_guarded(
+        &self,
+        id: &ReferralId,
+        command: Issued<ReferralCommand>,
+        options: CommandOptions,
+        guard: Guard<'_, Referral>,
+    ) -> Result<Committed, CommandError<ReferralError>> {
+        if let ReferralCommand::RaiseReferral { referral_id, .. } = &command.command {
+            if referral_id != id {
+                return Err(CommandError::IdMismatch);
+            }
+        }
+        self.take_turn(&self.referrals, id.as_str(), command, options, guard)
+            .await
+    }
+
+    /// Executes a command once the aggregate's turn comes, within the
+    /// deadline.
+    async fn take_turn<D>(
+        &self,
+        store: &Store<D>,
+        id: &str,
+        command: Issued<D::Command>,
+        options: CommandOptions,
+        guard: Guard<'_, D>,
+    ) -> Result<Committed, CommandError<D::Error>>
+    where
+        D: Decider<Services = dyn ReferenceData>,
+        D::Command: Clone,
+    {
+        within(self.deadline, async {
+            let _turn = self.turns.of(D::TYPE, id).lock().await;
+            execute(
+                store,
+                &self.repository,
+                &self.reference,
+                id,
+                command,
+                options,
+                guard,
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Raises a referral for a spell: the spell must be open now (a clear
+    /// refusal in the common case) and at commit (the reservation closes the
+    /// race with a discharge committed in between).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn raise_referral(
+        &self,
+        referral_id: &ReferralId,
+        spell_id: &SpellId,
+        team: TeamCode,
+        service: ServiceKind,
+        pathway: Pathway,
+        summary: Text,
+        by: Actor,
+        at: domain::values::Instant,
+    ) -> Result<Committed, CommandError<RaiseRefusal>> {
+        let raise = RaiseReferral {
+            referral_id: referral_id.clone(),
+            spell_id: spell_id.clone(),
+            team,
+            service,
+            pathway,
+            summary,
+        };
+        self.raise_referral_with(raise, by, at, CommandOptions::default())
+            .await
+    }
+
+    /// Raises a referral, with options (an idempotency key).
+    pub async fn raise_referral_with(
+        &self,
+        raise: RaiseReferral,
+        by: Actor,
+        at: domain::values::Instant,
+        options: CommandOptions,
+    ) -> Result<Committed, CommandError<RaiseRefusal>> {
+        let RaiseReferral {
+            referral_id,
+            spell_id,
+            team,
+            service,
+            pathway,
+            summary,
+        } = raise;
+        let referral_id = &referral_id;
+        if let Some(answer) = replay(&self.db, options.idempotency.as_ref()).await? {
+            return Ok(answer);
+        }
+        let (spell, _) = within(self.deadline, self.load_spell(&spell_id))
+            .await
+            .map_err(|e| e.map_refusal(RaiseRefusal::Spell))?;
+        let subject: ReferralSubject = spell
+            .referral_subject()
+            .map_err(|e| CommandError::Refused(RaiseRefusal::Spell(e)))?;
+        let command = ReferralCommand::RaiseReferral {
+            referral_id: referral_id.clone(),
+            subject,
+            team,
+            service,
+            pathway,
+            summary,
+        };
+        self.referral_with(referral_id, Issued::new(by, at, command), options)
+            .await
+            .map_err(|e| e.map_refusal(RaiseRefusal::Referral))
+    }
+
+    /// Every stored event of a spell, oldest first (empty when unknown).
+    pub async fn spell_history(
+        &self,
+        id: &SpellId,
+    ) -> Result<Vec<SerializedEvent>, CommandError<SpellError>> {
+        self.repository
+            .get_events::<EsAggregate<Spell>>(id.as_str())
+            .await
+            .map_err(|e| failure(cqrs_es::AggregateError::from(e)))
+    }
+
+    /// A spell's current state and version.
+    pub async fn load_spell(&self, id: &SpellId) -> Result<(Spell, u64), CommandError<SpellError>> {
+        load(&self.spells, id.as_str()).await
+    }
+
+    /// A referral's current state and version.
+    pub async fn load_referral(
+        &self,
+        id: &ReferralId,
+    ) -> Result<(Referral, u64), CommandError<ReferralError>> {
+        load(&self.referrals, id.as_str()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consistency_token_round_trips_through_text() {
+        let token = ConsistencyToken {
+            aggregate_type: "spell".into(),
+            aggregate_id: "0b7c-x_1".into(),
+            version: 12,
+        };
+        assert_eq!(token.to_string(), "spell.0b7c-x_1.12");
+        assert_eq!(token.to_string().parse::<ConsistencyToken>(), Ok(token));
+        for bad in [
+            "",
+            "spell",
+            "spell.x",
+            "spell.x.y",
+            ".x.1",
+            "spell..1",
+            "a.b.c.1",
+        ] {
+            assert_eq!(bad.parse::<ConsistencyToken>(), Err(BadToken), "{bad}");
+        }
+    }
+}
