@@ -13,7 +13,6 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::Value;
 use sqlx::postgres::PgListener;
-use sqlx::Row;
 use tokio::sync::watch;
 
 use crate::outbox::LOG_CHANNEL;
@@ -266,61 +265,41 @@ async fn subscribe_log(
     .boxed()
 }
 
+/// The local log after a position, with each event's stored text.
+/// `CAST(... AS text)` reads PostgreSQL's jsonb and SQLite's text alike.
+const READ_LOG: &str = "SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence, \
+     e.event_type, e.event_version, CAST(e.payload AS text) AS payload FROM event_log l \
+     JOIN events e ON e.aggregate_type = l.aggregate_type AND e.aggregate_id = l.aggregate_id \
+     AND e.sequence = l.sequence WHERE l.position > $1 ORDER BY l.position LIMIT $2";
+
+#[derive(sqlx::FromRow)]
+struct LogRow {
+    position: i64,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: String,
+}
+
 async fn read_log(db: &Database, after: u64) -> Result<Vec<FeedEvent>, sqlx::Error> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let rows: Vec<LogRow> = crate::on_either_database!(db, pool => {
+        sqlx::query_as(READ_LOG).bind(after).bind(PAGE).fetch_all(pool).await?
+    });
+    // Positions and sequences are written from u64s and never negative.
     let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
-    match db {
-        Database::Postgres(pool) => {
-            let rows = sqlx::query(
-                "SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence, e.event_type, \
-                 e.event_version, e.payload::text AS payload FROM event_log l JOIN events e \
-                 ON e.aggregate_type = l.aggregate_type AND e.aggregate_id = l.aggregate_id \
-                 AND e.sequence = l.sequence WHERE l.position > $1 \
-                 ORDER BY l.position LIMIT $2",
-            )
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(FeedEvent {
-                        position: to_u64(r.try_get("position")?),
-                        aggregate_type: r.try_get("aggregate_type")?,
-                        aggregate_id: r.try_get("aggregate_id")?,
-                        sequence: to_u64(r.try_get("sequence")?),
-                        event_type: r.try_get("event_type")?,
-                        event_version: r.try_get("event_version")?,
-                        payload: bytes::Bytes::from(r.try_get::<String, _>("payload")?),
-                    })
-                })
-                .collect()
-        }
-        Database::Sqlite(pool) => {
-            let rows = sqlx::query(
-                "SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence, e.event_type, \
-                 e.event_version, e.payload FROM event_log l JOIN events e \
-                 ON e.aggregate_type = l.aggregate_type AND e.aggregate_id = l.aggregate_id \
-                 AND e.sequence = l.sequence WHERE l.position > ? \
-                 ORDER BY l.position LIMIT ?",
-            )
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(FeedEvent {
-                        position: to_u64(r.try_get("position")?),
-                        aggregate_type: r.try_get("aggregate_type")?,
-                        aggregate_id: r.try_get("aggregate_id")?,
-                        sequence: to_u64(r.try_get("sequence")?),
-                        event_type: r.try_get("event_type")?,
-                        event_version: r.try_get("event_version")?,
-                        payload: bytes::Bytes::from(r.try_get::<String, _>("payload")?),
-                    })
-                })
-                .collect()
-        }
-    }
+    Ok(rows
+        .into_iter()
+        .map(|r| FeedEvent {
+            position: to_u64(r.position),
+            aggregate_type: r.aggregate_type,
+            aggregate_id: r.aggregate_id,
+            sequence: to_u64(r.sequence),
+            event_type: r.event_type,
+            event_version: r.event_version,
+            payload: bytes::Bytes::from(r.payload),
+        })
+        .collect())
 }

@@ -67,28 +67,16 @@ pub async fn lookup(
     principal: &str,
     key: &str,
 ) -> Result<Option<StoredAnswer>, sqlx::Error> {
-    let row: Option<(String, String, String, i64, String)> = match db {
-        Database::Postgres(pool) => {
-            sqlx::query_as(
-                "SELECT fingerprint, aggregate_type, aggregate_id, version, extra \
-                 FROM idempotency_keys WHERE principal = $1 AND key = $2",
-            )
-            .bind(principal)
-            .bind(key)
-            .fetch_optional(pool)
-            .await?
-        }
-        Database::Sqlite(pool) => {
-            sqlx::query_as(
-                "SELECT fingerprint, aggregate_type, aggregate_id, version, extra \
-                 FROM idempotency_keys WHERE principal = ? AND key = ?",
-            )
-            .bind(principal)
-            .bind(key)
-            .fetch_optional(pool)
-            .await?
-        }
-    };
+    let row: Option<(String, String, String, i64, String)> = crate::on_either_database!(db, pool => {
+        sqlx::query_as(
+            "SELECT fingerprint, aggregate_type, aggregate_id, version, extra \
+             FROM idempotency_keys WHERE principal = $1 AND key = $2",
+        )
+        .bind(principal)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?
+    });
     let Some((fingerprint, aggregate_type, aggregate_id, version, extra)) = row else {
         return Ok(None);
     };

@@ -54,6 +54,20 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
+/// Runs `$body` on whichever pool `$db` holds, bound to `$pool`: one
+/// query text for both databases where the SQL is the same (sqlx's SQLite
+/// driver reads `$1`, `$2`, ... as PostgreSQL does), type-checked once per
+/// driver.
+#[macro_export]
+macro_rules! on_either_database {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Database::Postgres($pool) => $body,
+            $crate::store::Database::Sqlite($pool) => $body,
+        }
+    };
+}
+
 /// Begins a SQLite transaction that will write, taking the write lock at
 /// once (`BEGIN IMMEDIATE`). A deferred transaction that reads first and
 /// then writes cannot wait for another writer in WAL mode: SQLite answers
