@@ -137,6 +137,24 @@ impl TestApp {
         }
     }
 
+    /// Runs `statement` on this app's database, beside Baton (tests that
+    /// store what Baton would not, or damage what it stored).
+    pub async fn execute_sql(&self, statement: &str) {
+        match &self.pg {
+            Some(pg) => {
+                let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+            None => {
+                let path = self.data_dir.path().join("baton.sqlite");
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+        }
+    }
+
     /// The text at `path` (the docs, `/metrics`), read without a token.
     pub async fn text(&self, path: &str) -> String {
         self.client

@@ -6,23 +6,6 @@
 use baton_tests::http::{admission, Stack, TestApp};
 use infra::auth::Role;
 
-async fn corrupt_stored_answers(app: &TestApp) {
-    let update = "UPDATE idempotency_keys SET extra = 'not json'";
-    match &app.pg {
-        Some(pg) => {
-            let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
-            sqlx::query(update).execute(&pool).await.unwrap();
-        }
-        None => {
-            let path = app.data_dir.path().join("baton.sqlite");
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
-            sqlx::query(update).execute(&pool).await.unwrap();
-        }
-    }
-}
-
 async fn a_stored_answer_that_cannot_be_read_is_an_internal_error_not_a_default(stack: Stack) {
     let app = TestApp::spawn(stack).await;
     app.seed_reference().await;
@@ -41,7 +24,8 @@ async fn a_stored_answer_that_cannot_be_read_is_an_internal_error_not_a_default(
     let first = send().await.expect(201);
     let again = send().await.expect(201);
     assert_eq!(again.id(), first.id(), "a retry answers the first answer");
-    corrupt_stored_answers(&app).await;
+    app.execute_sql("UPDATE idempotency_keys SET extra = 'not json'")
+        .await;
     let refused = send().await;
     assert_eq!(refused.status, 500, "{:#}", refused.body);
     assert_eq!(refused.body["type"], "/problems/internal");
