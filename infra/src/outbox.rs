@@ -43,6 +43,51 @@ pub struct OutboxRow {
     pub committed_at: DateTime<Utc>,
 }
 
+/// A row as a database returns it: PostgreSQL types the payload and the
+/// time, SQLite stores them as text.
+#[derive(sqlx::FromRow)]
+struct Stored<P, T> {
+    position: i64,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: P,
+    committed_at: T,
+}
+
+impl Stored<Value, DateTime<Utc>> {
+    fn into_row(self) -> OutboxRow {
+        OutboxRow {
+            position: self.position,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            payload: self.payload,
+            committed_at: self.committed_at,
+        }
+    }
+}
+
+impl Stored<String, String> {
+    fn parse(self) -> Result<OutboxRow, sqlx::Error> {
+        Ok(Stored {
+            payload: parse_json(&self.payload)?,
+            committed_at: parse_time(&self.committed_at)?,
+            position: self.position,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            event_type: self.event_type,
+            event_version: self.event_version,
+        }
+        .into_row())
+    }
+}
+
 fn parse_time(text: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -96,29 +141,16 @@ pub async fn ready(
     match db {
         Database::Postgres(pool) => {
             let positions: Vec<i64> = relayed.iter().map(|r| r.position).collect();
-            let rows = sqlx::query(POSTGRES_READY)
+            let rows: Vec<Stored<Value, DateTime<Utc>>> = sqlx::query_as(POSTGRES_READY)
                 .bind(limit)
                 .bind(&positions)
                 .fetch_all(pool)
                 .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(OutboxRow {
-                        position: r.try_get("position")?,
-                        aggregate_type: r.try_get("aggregate_type")?,
-                        aggregate_id: r.try_get("aggregate_id")?,
-                        sequence: r.try_get("sequence")?,
-                        event_type: r.try_get("event_type")?,
-                        event_version: r.try_get("event_version")?,
-                        payload: r.try_get("payload")?,
-                        committed_at: r.try_get("committed_at")?,
-                    })
-                })
-                .collect()
+            Ok(rows.into_iter().map(Stored::into_row).collect())
         }
         Database::Sqlite(pool) => {
             acknowledge(db, relayed).await?;
-            let rows = sqlx::query(
+            let rows: Vec<Stored<String, String>> = sqlx::query_as(
                 "SELECT o.position, o.aggregate_type, o.aggregate_id, o.sequence, e.event_type, \
                  e.event_version, e.payload, o.committed_at FROM outbox o JOIN events e \
                  ON e.aggregate_type = o.aggregate_type AND e.aggregate_id = o.aggregate_id \
@@ -127,20 +159,7 @@ pub async fn ready(
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(OutboxRow {
-                        position: r.try_get("position")?,
-                        aggregate_type: r.try_get("aggregate_type")?,
-                        aggregate_id: r.try_get("aggregate_id")?,
-                        sequence: r.try_get("sequence")?,
-                        event_type: r.try_get("event_type")?,
-                        event_version: r.try_get("event_version")?,
-                        payload: parse_json(r.try_get("payload")?)?,
-                        committed_at: parse_time(r.try_get("committed_at")?)?,
-                    })
-                })
-                .collect()
+            rows.into_iter().map(Stored::parse).collect()
         }
     }
 }
