@@ -292,3 +292,23 @@ async fn a_request_line_that_is_not_http_is_answered_as_a_problem() {
     assert!(text.contains("/problems/bad-request"), "{text}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_benchmarks_client_keeps_one_connection_for_many_requests() {
+    let app = spawn(|_| {}).await;
+    app.seed_reference().await;
+    let token = app.token(Role::Ward, Some("POOLE"));
+    let mut client = baton_tests::wire::WireClient::connect(&app.base, &token).await;
+    let spell = client
+        .post("/api/v1/spells", &baton_tests::http::admission(1, "W1", 1))
+        .await
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let read = client.get(&format!("/api/v1/spells/{spell}")).await.ok();
+    assert_eq!(read.json()["id"], spell.as_str());
+    assert_eq!(metric(&app, "baton_http_connections_open").await, 2.0);
+    app.stop().await;
+}
