@@ -54,12 +54,12 @@ impl HttpMetrics {
     fn register(&self, registry: &mut Registry) {
         registry.register(
             "baton_http_requests",
-            "Answered HTTP requests.",
+            "Answered HTTP requests",
             self.requests.clone(),
         );
         registry.register(
             "baton_http_request_duration_seconds",
-            "Time to answer a request (streams: to the first byte).",
+            "Time to answer a request (streams: to the first byte)",
             self.latency.clone(),
         );
     }
@@ -140,13 +140,15 @@ pub fn lag(boards: &Boards, head: u64) -> Registry {
     let mut registry = Registry::default();
     registry.register(
         "baton_projection_lag",
-        "Events on the feed not yet in the boards.",
+        "Events on the feed not yet in the boards",
         ConstGauge::new(head.saturating_sub(boards.position())),
     );
     registry
 }
 
-/// An app's registry, with everything it reports registered once.
+/// An app's registry, with everything it reports registered once. (The
+/// registry ends each help text it is given with a full stop; collectors
+/// write their own.)
 pub fn registry(
     relay: Arc<RelayMetrics>,
     boards: Arc<Boards>,
@@ -179,31 +181,120 @@ pub fn render(registries: &[&Registry]) -> String {
 mod tests {
     use super::*;
 
-    /// Every name `/metrics` exposes, with its type, as documented (README,
-    /// docs/architecture.md) and as dashboards query them.
-    const DOCUMENTED: [(&str, &str); 22] = [
-        ("baton_outbox_published_total", "counter"),
-        ("baton_outbox_duplicates_total", "counter"),
-        ("baton_outbox_publish_errors_total", "counter"),
-        ("baton_outbox_chain_resyncs_total", "counter"),
-        ("baton_outbox_depth", "gauge"),
-        ("baton_outbox_relay_leader", "gauge"),
-        ("baton_outbox_commit_to_publish_seconds", "histogram"),
-        ("baton_projection_position", "gauge"),
-        ("baton_projection_applied_total", "counter"),
-        ("baton_boards_current", "gauge"),
-        ("baton_boards_behind_seconds", "gauge"),
-        ("baton_boards_alarms_total", "counter"),
-        ("baton_projection_resubscribes_total", "counter"),
-        ("baton_projection_gaps_total", "counter"),
-        ("baton_projection_lag", "gauge"),
-        ("baton_http_requests_total", "counter"),
-        ("baton_http_request_duration_seconds", "histogram"),
-        ("baton_http_connections_open", "gauge"),
-        ("baton_http_connections_shed_total", "counter"),
-        ("baton_http_connections_refused_total", "counter"),
-        ("baton_http_header_timeouts_total", "counter"),
-        ("baton_http_unparsed_requests_total", "counter"),
+    /// Every name `/metrics` exposes, with its type and help, as documented
+    /// (README, docs/architecture.md), as dashboards query them, and as the
+    /// hand-written text before `prometheus-client` had them.
+    const DOCUMENTED: [(&str, &str, &str); 22] = [
+        (
+            "baton_outbox_published_total",
+            "counter",
+            "Events relayed from the outbox and acknowledged by the sink.",
+        ),
+        (
+            "baton_outbox_duplicates_total",
+            "counter",
+            "Relayed events JetStream had already stored (re-publishes).",
+        ),
+        (
+            "baton_outbox_publish_errors_total",
+            "counter",
+            "Relay passes that failed and will be retried.",
+        ),
+        (
+            "baton_outbox_chain_resyncs_total",
+            "counter",
+            "Publish chains refused by JetStream and re-anchored.",
+        ),
+        (
+            "baton_outbox_depth",
+            "gauge",
+            "Outbox rows waiting to be relayed.",
+        ),
+        (
+            "baton_outbox_relay_leader",
+            "gauge",
+            "1 while this process relays the outbox.",
+        ),
+        (
+            "baton_outbox_commit_to_publish_seconds",
+            "histogram",
+            "Time from commit to the sink's acknowledgement.",
+        ),
+        (
+            "baton_projection_position",
+            "gauge",
+            "Feed position the boards include.",
+        ),
+        (
+            "baton_projection_applied_total",
+            "counter",
+            "Events applied to the boards by this process.",
+        ),
+        (
+            "baton_boards_current",
+            "gauge",
+            "1 while the watchdog finds the boards up to date with the record.",
+        ),
+        (
+            "baton_boards_behind_seconds",
+            "gauge",
+            "Time since the boards were last known to include everything recorded.",
+        ),
+        (
+            "baton_boards_alarms_total",
+            "counter",
+            "Times the watchdog found the boards not up to date.",
+        ),
+        (
+            "baton_projection_resubscribes_total",
+            "counter",
+            "Times the runner subscribed again because the feed stopped or skipped.",
+        ),
+        (
+            "baton_projection_gaps_total",
+            "counter",
+            "Times the feed skipped positions (never applied).",
+        ),
+        (
+            "baton_projection_lag",
+            "gauge",
+            "Events on the feed not yet in the boards.",
+        ),
+        (
+            "baton_http_requests_total",
+            "counter",
+            "Answered HTTP requests.",
+        ),
+        (
+            "baton_http_request_duration_seconds",
+            "histogram",
+            "Time to answer a request (streams: to the first byte).",
+        ),
+        (
+            "baton_http_connections_open",
+            "gauge",
+            "Open HTTP connections.",
+        ),
+        (
+            "baton_http_connections_shed_total",
+            "counter",
+            "Idle connections closed to make room or after the idle timeout.",
+        ),
+        (
+            "baton_http_connections_refused_total",
+            "counter",
+            "Connections refused because every connection was busy.",
+        ),
+        (
+            "baton_http_header_timeouts_total",
+            "counter",
+            "Connections closed because a request head took too long.",
+        ),
+        (
+            "baton_http_unparsed_requests_total",
+            "counter",
+            "Request heads that could not be read (answered 400, 414 or 431).",
+        ),
     ];
 
     fn text_of(http: &HttpMetrics, connections: &ConnectionStats, boards: Arc<Boards>) -> String {
@@ -217,14 +308,12 @@ mod tests {
         http.observe("GET", "/healthz", 200, Duration::from_millis(3));
         let boards = Boards::new();
         let text = text_of(&http, &ConnectionStats::default(), boards);
-        for (name, kind) in DOCUMENTED {
+        for (name, kind, help) in DOCUMENTED {
             if name == "baton_boards_behind_seconds" {
                 continue; // Absent until the boards were once up to date.
             }
-            assert!(
-                text.contains(&format!("# TYPE {name} {kind}\n")),
-                "no `# TYPE {name} {kind}` in\n{text}"
-            );
+            let described = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            assert!(text.contains(&described), "no\n{described}in\n{text}");
             assert!(
                 text.lines()
                     .any(|l| l.starts_with(name) && !l.starts_with('#')),
@@ -235,7 +324,7 @@ mod tests {
             assert!(
                 DOCUMENTED
                     .iter()
-                    .any(|(name, kind)| line == format!("# TYPE {name} {kind}")),
+                    .any(|(name, kind, _)| line == format!("# TYPE {name} {kind}")),
                 "undocumented: {line}"
             );
         }

@@ -128,27 +128,27 @@ impl ConnectionStats {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "baton_http_connections_open",
-            "Open HTTP connections.",
+            "Open HTTP connections",
             self.open.clone(),
         );
         registry.register(
             "baton_http_connections_shed",
-            "Idle connections closed to make room or after the idle timeout.",
+            "Idle connections closed to make room or after the idle timeout",
             self.shed.clone(),
         );
         registry.register(
             "baton_http_connections_refused",
-            "Connections refused because every connection was busy.",
+            "Connections refused because every connection was busy",
             self.refused.clone(),
         );
         registry.register(
             "baton_http_header_timeouts",
-            "Connections closed because a request head took too long.",
+            "Connections closed because a request head took too long",
             self.header_timeouts.clone(),
         );
         registry.register(
             "baton_http_unparsed_requests",
-            "Request heads that could not be read (answered 400, 414 or 431).",
+            "Request heads that could not be read (answered 400, 414 or 431)",
             self.rewritten.clone(),
         );
     }
