@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use infra::metrics::{Histogram, RelayMetrics};
+use infra::metrics::{describe, Histogram, RelayMetrics};
 use infra::runner::Boards;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -73,30 +73,27 @@ impl Collector for BoardsFigures {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let boards = &self.0;
         let freshness = boards.freshness();
-        let position = ConstGauge::new(boards.position());
-        position.encode(encoder.encode_descriptor(
+        describe(
+            &mut encoder,
             "baton_projection_position",
             "Feed position the boards include.",
-            None,
-            position.metric_type(),
-        )?)?;
-        let current = ConstGauge::new(i64::from(freshness.current));
-        current.encode(encoder.encode_descriptor(
+            &ConstGauge::new(boards.position()),
+        )?;
+        describe(
+            &mut encoder,
             "baton_boards_current",
             "1 while the watchdog finds the boards up to date with the record.",
-            None,
-            current.metric_type(),
-        )?)?;
+            &ConstGauge::new(i64::from(freshness.current)),
+        )?;
         // Not shown at all until the boards were once up to date: there is
         // no time to count from.
         if let Some(at) = freshness.up_to_date_at {
-            let behind = ConstGauge::new((chrono::Utc::now() - at).as_seconds_f64().max(0.0));
-            behind.encode(encoder.encode_descriptor(
+            describe(
+                &mut encoder,
                 "baton_boards_behind_seconds",
                 "Time since the boards were last known to include everything recorded.",
-                None,
-                behind.metric_type(),
-            )?)?;
+                &ConstGauge::new((chrono::Utc::now() - at).as_seconds_f64().max(0.0)),
+            )?;
         }
         let counters = [
             (
@@ -121,13 +118,7 @@ impl Collector for BoardsFigures {
             ),
         ];
         for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
+            describe(&mut encoder, name, help, &ConstCounter::new(value))?;
         }
         Ok(())
     }

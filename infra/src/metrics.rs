@@ -125,13 +125,8 @@ impl Collector for RelayMetrics {
             ),
         ];
         for (name, help, value) in counters {
-            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
+            let value = ConstCounter::new(value.load(Ordering::Relaxed));
+            describe(&mut encoder, name, help, &value)?;
         }
         let gauges = [
             (
@@ -146,16 +141,27 @@ impl Collector for RelayMetrics {
             ),
         ];
         for (name, help, value) in gauges {
-            let gauge = ConstGauge::new(value.load(Ordering::Relaxed));
-            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+            let value = ConstGauge::new(value.load(Ordering::Relaxed));
+            describe(&mut encoder, name, help, &value)?;
         }
-        self.commit_to_publish.encode(encoder.encode_descriptor(
+        describe(
+            &mut encoder,
             "baton_outbox_commit_to_publish_seconds",
             "Time from commit to the sink's acknowledgement.",
-            None,
-            MetricType::Histogram,
-        )?)
+            &self.commit_to_publish,
+        )
     }
+}
+
+/// Writes one metric of a collector, its help and type first. A counter's
+/// `name` is without `_total`, which the encoder appends.
+pub fn describe(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: &impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 #[cfg(test)]
