@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -20,6 +20,9 @@ use infra::pipeline::{Pipeline, PipelineError};
 use infra::runner::{Boards, Runner};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -160,16 +163,23 @@ impl Application {
         if config.database_url.is_none() && auth.is_local() && is_loopback(&config.listen) {
             settings.dev_sign_in = Some(config.data_dir.clone());
         }
+        let http_metrics = HttpMetrics::default();
+        let connections = Arc::new(crate::server::ConnectionStats::default());
         let state = AppState {
             bus: pipeline.bus.clone(),
-            boards,
+            boards: boards.clone(),
             reference: pipeline.reference.clone(),
             db: pipeline.db.clone(),
             feed: pipeline.feed.clone(),
             auth,
-            relay_metrics: pipeline.metrics.clone(),
-            http_metrics: Arc::new(HttpMetrics::default()),
-            connections: Arc::default(),
+            metrics: Arc::new(crate::metrics::registry(
+                pipeline.metrics.clone(),
+                boards.clone(),
+                &http_metrics,
+                &connections,
+            )),
+            http_metrics,
+            connections,
             settings: Arc::new(settings),
             closing: closing.subscribe(),
         };
@@ -394,12 +404,55 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            log_request,
-        ))
+        // What every answer goes through, outermost first. As
+        // `Router::layer`s they run once a route is matched, so
+        // `MatchedPath` is known.
+        .layer(
+            tower::ServiceBuilder::new()
+                // tower-http's `SetRequestId` keeps any id already there:
+                // an unsafe one is dropped first, so a UUID is minted.
+                .map_request(keep_only_a_safe_request_id)
+                .layer(SetRequestIdLayer::new(
+                    HeaderName::from_static(REQUEST_ID),
+                    MakeRequestUuid,
+                ))
+                .layer(
+                    TraceLayer::new_for_http()
+                        // Whatever a handler logs carries the request id.
+                        .make_span_with(|request: &Request| {
+                            let id = request
+                                .headers()
+                                .get(REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default();
+                            tracing::info_span!("request", request_id = %id)
+                        })
+                        .on_request(())
+                        .on_response(|response: &Response, latency, _: &tracing::Span| {
+                            log_request(response, latency);
+                        })
+                        // A 5xx is in the request's own line already (and an
+                        // internal error logged where it happened).
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::new(HeaderName::from_static(
+                    REQUEST_ID,
+                )))
+                // Patient data must not linger in caches unless an answer
+                // says otherwise.
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    answer_and_count,
+                )),
+        )
         .with_state(state)
 }
+
+const REQUEST_ID: &str = "x-request-id";
 
 /// A client's `X-Request-Id` is kept (to trace a request across systems)
 /// only when it is a short token of safe characters; anything else (markup,
@@ -412,26 +465,65 @@ pub fn is_safe_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// One structured line per request: id, method, route template (never the
-/// raw path or query, which carry ids and tokens), status and latency.
-async fn log_request(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let id = request
+/// Removes a client's `X-Request-Id` unless [`is_safe_request_id`] keeps
+/// it (the first one, if several were sent).
+fn keep_only_a_safe_request_id(mut request: Request) -> Request {
+    let kept = request
         .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_safe_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        request.headers_mut().insert("x-request-id", value);
+        .get(REQUEST_ID)
+        .filter(|v| v.to_str().is_ok_and(is_safe_request_id))
+        .cloned();
+    let headers = request.headers_mut();
+    headers.remove(REQUEST_ID);
+    if let Some(id) = kept {
+        headers.insert(REQUEST_ID, id);
     }
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "(unmatched)".to_owned());
+    request
+}
+
+/// How `TraceLayer`'s answer callback learns the method and route: it is
+/// given the response alone.
+#[derive(Debug, Clone)]
+struct Answered {
+    method: Method,
+    route: Option<MatchedPath>,
+}
+
+/// One structured line per request: id, method, route template (never the
+/// raw path or query, which carry ids and tokens), status and latency, as
+/// fields of the event itself (log parsers read them there).
+fn log_request(response: &Response, latency: Duration) {
+    let id = response
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let answered = response.extensions().get::<Answered>();
+    let method = answered.map(|a| a.method.as_str()).unwrap_or_default();
+    let route = answered
+        .and_then(|a| a.route.as_ref())
+        .map_or(UNMATCHED, MatchedPath::as_str);
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request"
+    );
+}
+
+/// The route of a request no route matched (a fallback).
+const UNMATCHED: &str = "(unmatched)";
+
+/// Rewrites an error answered outside our handlers as a problem, and
+/// records the request's figures.
+async fn answer_and_count(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let answered = Answered {
+        method: request.method().clone(),
+        route: request.extensions().get::<MatchedPath>().cloned(),
+    };
     let mut response = next.run(request).await;
     // Anything answered outside our handlers (a path that is not UTF-8, a
     // rejection of axum's own) still answers as a problem. (Our own answers
@@ -463,26 +555,16 @@ async fn log_request(State(state): State<AppState>, mut request: Request, next: 
             _ => ApiError::internal(format!("unhandled {status}")).into_response(),
         };
     }
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    if !response.headers().contains_key(header::CACHE_CONTROL) {
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    state
-        .http_metrics
-        .observe(method.as_str(), &route, status, elapsed);
-    tracing::info!(
-        request_id = %id,
-        method = %method,
-        route = %route,
-        status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
+    let route = answered
+        .route
+        .as_ref()
+        .map_or(UNMATCHED, MatchedPath::as_str);
+    state.http_metrics.observe(
+        answered.method.as_str(),
+        route,
+        response.status().as_u16(),
+        started.elapsed(),
     );
-    response.into_response()
+    response.extensions_mut().insert(answered);
+    response
 }

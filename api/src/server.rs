@@ -39,6 +39,11 @@ use axum::http::Request;
 use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
@@ -72,52 +77,79 @@ pub struct Limits {
     pub shared_addresses: Vec<IpAddr>,
 }
 
-/// Figures for /metrics.
-#[derive(Debug, Default)]
+/// Why a connection was shed or refused: the `reason` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+/// Figures for /metrics. Each reason's counter is taken out of its family
+/// once, here, so counting is a bare atomic with no lookup; and every
+/// reason is shown, at 0, before it first happens.
+#[derive(Debug, Clone)]
 pub struct ConnectionStats {
-    open: AtomicUsize,
-    shed_at_capacity: AtomicU64,
-    shed_client_at_capacity: AtomicU64,
-    shed_idle: AtomicU64,
-    refused_at_capacity: AtomicU64,
-    refused_client_at_capacity: AtomicU64,
-    header_timeouts: AtomicU64,
-    rewritten: AtomicU64,
+    open: Gauge,
+    shed: Family<Reason, Counter>,
+    refused: Family<Reason, Counter>,
+    shed_at_capacity: Counter,
+    shed_client_at_capacity: Counter,
+    shed_idle: Counter,
+    refused_at_capacity: Counter,
+    refused_client_at_capacity: Counter,
+    header_timeouts: Counter,
+    rewritten: Counter,
+}
+
+impl Default for ConnectionStats {
+    fn default() -> Self {
+        let shed = Family::<Reason, Counter>::default();
+        let refused = Family::<Reason, Counter>::default();
+        let of = |family: &Family<Reason, Counter>, reason| {
+            family.get_or_create_owned(&Reason { reason })
+        };
+        Self {
+            open: Gauge::default(),
+            shed_at_capacity: of(&shed, "at_capacity"),
+            shed_client_at_capacity: of(&shed, "client_at_capacity"),
+            shed_idle: of(&shed, "idle_timeout"),
+            refused_at_capacity: of(&refused, "at_capacity"),
+            refused_client_at_capacity: of(&refused, "client_at_capacity"),
+            shed,
+            refused,
+            header_timeouts: Counter::default(),
+            rewritten: Counter::default(),
+        }
+    }
 }
 
 impl ConnectionStats {
-    /// Appends the Prometheus text.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP baton_http_connections_open Open HTTP connections.\n\
-             # TYPE baton_http_connections_open gauge\n\
-             baton_http_connections_open {}\n\
-             # HELP baton_http_connections_shed_total Idle connections closed to make room or after the idle timeout.\n\
-             # TYPE baton_http_connections_shed_total counter\n\
-             baton_http_connections_shed_total{{reason=\"at_capacity\"}} {}\n\
-             baton_http_connections_shed_total{{reason=\"client_at_capacity\"}} {}\n\
-             baton_http_connections_shed_total{{reason=\"idle_timeout\"}} {}\n\
-             # HELP baton_http_connections_refused_total Connections refused because every connection was busy.\n\
-             # TYPE baton_http_connections_refused_total counter\n\
-             baton_http_connections_refused_total{{reason=\"at_capacity\"}} {}\n\
-             baton_http_connections_refused_total{{reason=\"client_at_capacity\"}} {}\n\
-             # HELP baton_http_header_timeouts_total Connections closed because a request head took too long.\n\
-             # TYPE baton_http_header_timeouts_total counter\n\
-             baton_http_header_timeouts_total {}\n\
-             # HELP baton_http_unparsed_requests_total Request heads that could not be read (answered 400, 414 or 431).\n\
-             # TYPE baton_http_unparsed_requests_total counter\n\
-             baton_http_unparsed_requests_total {}",
-            self.open.load(Ordering::Relaxed),
-            n(&self.shed_at_capacity),
-            n(&self.shed_client_at_capacity),
-            n(&self.shed_idle),
-            n(&self.refused_at_capacity),
-            n(&self.refused_client_at_capacity),
-            n(&self.header_timeouts),
-            n(&self.rewritten),
+    /// Adds these figures to an app's registry (counters without `_total`,
+    /// which the encoder appends).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "baton_http_connections_open",
+            "Open HTTP connections",
+            self.open.clone(),
+        );
+        registry.register(
+            "baton_http_connections_shed",
+            "Idle connections closed to make room or after the idle timeout",
+            self.shed.clone(),
+        );
+        registry.register(
+            "baton_http_connections_refused",
+            "Connections refused because every connection was busy",
+            self.refused.clone(),
+        );
+        registry.register(
+            "baton_http_header_timeouts",
+            "Connections closed because a request head took too long",
+            self.header_timeouts.clone(),
+        );
+        registry.register(
+            "baton_http_unparsed_requests",
+            "Request heads that could not be read (answered 400, 414 or 431)",
+            self.rewritten.clone(),
         );
     }
 }
@@ -241,9 +273,7 @@ impl Table {
             match self.oldest_idle(Some(client)) {
                 Some(id) => {
                     self.shed(id);
-                    stats
-                        .shed_client_at_capacity
-                        .fetch_add(1, Ordering::Relaxed);
+                    stats.shed_client_at_capacity.inc();
                 }
                 None => return Admission::Refuse(Cap::Client),
             }
@@ -252,7 +282,7 @@ impl Table {
             match self.oldest_idle(None) {
                 Some(id) => {
                     self.shed(id);
-                    stats.shed_at_capacity.fetch_add(1, Ordering::Relaxed);
+                    stats.shed_at_capacity.inc();
                 }
                 None => return Admission::Refuse(Cap::Total),
             }
@@ -294,7 +324,7 @@ impl Shared {
             .collect();
         for id in expired {
             table.shed(id);
-            self.stats.shed_idle.fetch_add(1, Ordering::Relaxed);
+            self.stats.shed_idle.inc();
         }
     }
 }
@@ -357,7 +387,7 @@ pub async fn serve(
                     Cap::Total => &shared.stats.refused_at_capacity,
                     Cap::Client => &shared.stats.refused_client_at_capacity,
                 };
-                counter.fetch_add(1, Ordering::Relaxed);
+                counter.inc();
                 connections.spawn(refuse(stream, cap));
             }
             Admission::Admit(id) => {
@@ -397,7 +427,7 @@ async fn connection(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    shared.stats.open.fetch_add(1, Ordering::Relaxed);
+    shared.stats.open.inc();
     let epoch = shared.epoch;
     let busy_of = tracked.clone();
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
@@ -440,12 +470,12 @@ async fn connection(
             .downcast_ref::<hyper::Error>()
             .is_some_and(hyper::Error::is_timeout);
         if timed_out {
-            shared.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+            shared.stats.header_timeouts.inc();
         }
         tracing::debug!(%error, "connection ended with an error");
     }
     shared.table().leave(id);
-    shared.stats.open.fetch_sub(1, Ordering::Relaxed);
+    shared.stats.open.dec();
 }
 
 /// Tells a newcomer that every connection is busy, and closes.
@@ -521,8 +551,8 @@ impl HttpBody for Tracking {
 /// `http` crate's 65,534 bytes: 414; a head larger than the read buffer:
 /// 431), with no body, before any service sees the request, and with no
 /// hook to change it (hyper's `Server::on_error`). Every answer Baton's
-/// router gives to an error carries a content type (the access-log
-/// middleware makes sure of it), so a 400, 414 or 431 head without one is
+/// router gives to an error carries a content type (`app::answer_and_count`
+/// makes sure of it), so a 400, 414 or 431 head without one is
 /// hyper's, and is replaced here by the same problem Baton would give.
 /// After it the client's remaining bytes are read and discarded for a
 /// moment (a "lingering close", as nginx does) so that closing a socket
@@ -604,7 +634,7 @@ impl<S: AsyncWrite + Unpin> ProblemAnswers<S> {
         }
         match replacement_for(head) {
             Some(answer) => {
-                self.stats.rewritten.fetch_add(1, Ordering::Relaxed);
+                self.stats.rewritten.inc();
                 self.pending = Some((answer, 0));
                 self.linger = Some(Linger {
                     deadline: Box::pin(tokio::time::sleep(LINGER_FOR)),
@@ -748,7 +778,7 @@ mod tests {
         );
         assert!(!table.entries.contains_key(&0));
         assert!(table.entries.contains_key(&1));
-        assert_eq!(stats.shed_at_capacity.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.shed_at_capacity.get(), 1);
     }
 
     #[test]
@@ -780,7 +810,7 @@ mod tests {
         assert!(table.entries.contains_key(&0));
         assert!(!table.entries.contains_key(&1));
         assert_eq!(table.per_client[&ip(1)], 2);
-        assert_eq!(stats.shed_client_at_capacity.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.shed_client_at_capacity.get(), 1);
     }
 
     #[test]

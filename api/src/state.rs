@@ -7,7 +7,6 @@ use std::time::Duration;
 use infra::auth::Authenticator;
 use infra::commands::CommandBus;
 use infra::feed::Feed;
-use infra::metrics::RelayMetrics;
 use infra::reference::ReferenceStore;
 use infra::runner::Boards;
 use infra::store::Database;
@@ -29,11 +28,12 @@ pub struct AppState {
     pub feed: Feed,
     /// Token verification (it remembers the tokens it verified lately).
     pub auth: Authenticator,
-    /// The relay's figures, for /metrics.
-    pub relay_metrics: Arc<RelayMetrics>,
-    /// Request figures, for /metrics.
-    pub http_metrics: Arc<HttpMetrics>,
-    /// Connection figures, for /metrics.
+    /// Everything /metrics shows, this app's alone (the relay's and the
+    /// boards' figures, requests, connections), registered at build.
+    pub metrics: Arc<prometheus_client::registry::Registry>,
+    /// Request figures (also in `metrics`).
+    pub http_metrics: HttpMetrics,
+    /// Connection figures (also in `metrics`).
     pub connections: Arc<crate::server::ConnectionStats>,
     /// Tunables.
     pub settings: Arc<Settings>,

@@ -234,6 +234,41 @@ async fn the_access_log_records_the_real_client_and_a_safe_request_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unsafe_request_id_is_answered_with_a_minted_one_and_a_safe_one_is_echoed_back() {
+    let app = TestApp::spawn(Stack::Embedded).await;
+    let answer_to = |id: Option<String>| {
+        let request = app.client.get(format!("{}/api/v1/no-such-thing", app.base));
+        match id {
+            Some(id) => request.header("x-request-id", id),
+            None => request,
+        }
+        .send()
+    };
+    for unsafe_id in [
+        Some("<script>alert(1)</script>".to_owned()),
+        Some("two words".to_owned()),
+        Some("a".repeat(65)),
+        None,
+    ] {
+        let answer = answer_to(unsafe_id.clone()).await.unwrap();
+        assert_eq!(answer.status(), 404);
+        let id = answer.headers()["x-request-id"].to_str().unwrap();
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "{unsafe_id:?} answered with {id}, not a minted id"
+        );
+        assert_eq!(answer.headers()["cache-control"], "no-store");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["status"], 404, "still a problem: {body}");
+    }
+    for safe_id in ["trace-42", "abc-123_DEF.4:5"] {
+        let answer = answer_to(Some(safe_id.to_owned())).await.unwrap();
+        assert_eq!(answer.headers()["x-request-id"], safe_id);
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn learning_that_a_patient_is_in_another_hospital_is_logged_as_a_read_of_that_patient() {
     let app = TestApp::spawn(Stack::Embedded).await;
     app.seed_reference().await;

@@ -1,6 +1,5 @@
 //! Operations: liveness, readiness, Prometheus metrics. No sign-in.
 
-use std::fmt::Write;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -115,64 +114,15 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut out = String::new();
-    state.relay_metrics.render(&mut out);
-    let _ = writeln!(
-        out,
-        "# HELP baton_projection_position Feed position the boards include.\n\
-         # TYPE baton_projection_position gauge\nbaton_projection_position {}",
-        state.boards.position()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP baton_projection_applied_total Events applied to the boards by this process.\n\
-         # TYPE baton_projection_applied_total counter\nbaton_projection_applied_total {}",
-        state.boards.applied_count()
-    );
-    let freshness = state.boards.freshness();
-    let stale_for = freshness
-        .up_to_date_at
-        .map(|t| (chrono::Utc::now() - t).as_seconds_f64().max(0.0));
-    let _ = writeln!(
-        out,
-        "# HELP baton_boards_current 1 while the watchdog finds the boards up to date with the record.\n\
-         # TYPE baton_boards_current gauge\nbaton_boards_current {}",
-        u8::from(freshness.current)
-    );
-    if let Some(seconds) = stale_for {
-        let _ = writeln!(
-            out,
-            "# HELP baton_boards_behind_seconds Time since the boards were last known to include everything recorded.\n\
-             # TYPE baton_boards_behind_seconds gauge\nbaton_boards_behind_seconds {seconds:.3}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP baton_boards_alarms_total Times the watchdog found the boards not up to date.\n\
-         # TYPE baton_boards_alarms_total counter\nbaton_boards_alarms_total {}\n\
-         # HELP baton_projection_resubscribes_total Times the runner subscribed again because the feed stopped or skipped.\n\
-         # TYPE baton_projection_resubscribes_total counter\nbaton_projection_resubscribes_total {}\n\
-         # HELP baton_projection_gaps_total Times the feed skipped positions (never applied).\n\
-         # TYPE baton_projection_gaps_total counter\nbaton_projection_gaps_total {}",
-        state.boards.alarm_count(),
-        state.boards.resubscribed_count(),
-        state.boards.gap_count()
-    );
-    if let Ok(Ok(head)) = tokio::time::timeout(Duration::from_secs(1), state.feed.head()).await {
-        let _ = writeln!(
-            out,
-            "# HELP baton_projection_lag Events on the feed not yet in the boards.\n\
-             # TYPE baton_projection_lag gauge\nbaton_projection_lag {}",
-            head.saturating_sub(state.boards.position())
-        );
-    }
-    state.http_metrics.render(&mut out);
-    state.connections.render(&mut out);
+    let head = tokio::time::timeout(Duration::from_secs(1), state.feed.head()).await;
+    let lag = match head {
+        Ok(Ok(head)) => Some(crate::metrics::lag(&state.boards, head)),
+        _ => None,
+    };
+    let mut registries = vec![state.metrics.as_ref()];
+    registries.extend(lag.as_ref());
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(&registries),
     )
 }
