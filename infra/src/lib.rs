@@ -6,11 +6,17 @@
 //! - [`store`]: the event store (PostgreSQL via postgres-es, or SQLite via
 //!   sqlite-es) whose every commit writes events, reservations and outbox
 //!   rows in one transaction.
-//! - [`commands`]: the command bus: load, decide, commit, retry on conflict.
+//! - [`commands`]: the command bus: load, decide, commit, retry on conflict
+//!   (a module a job: the bus, its errors, one command's execution, the
+//!   consistency token).
 //! - [`idempotency`]: idempotency keys, stored in the commit's transaction.
 //! - [`outbox`], [`relay`]: the transactional outbox and the one relay (per
 //!   database) that hands its rows, in order, to the sink: NATS JetStream,
-//!   or the local event log when no NATS is configured.
+//!   or the local event log when no NATS is configured (the relay's loop,
+//!   its leadership, and the chain of publishes, each a module).
+//! - [`runner`], [`watchdog`], [`sla`]: the boards' runner feeding the pure
+//!   folds of `projections`, the watchdog's loop, and the SLA clock (a
+//!   policy that issues commands).
 //! - [`feed`]: the one interface projections read events from (JetStream
 //!   consumer or local log), so neither they nor the API know which runs.
 //! - [`stream`]: the JetStream stream and message format (a public contract).

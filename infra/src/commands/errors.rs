@@ -8,7 +8,7 @@ use domain::spell::SpellError;
 
 use crate::store::{classify, CommitError, StoreFailure};
 
-/// A command ran out of time (see [`COMMAND_DEADLINE`]).
+/// A command ran out of time (see [`super::COMMAND_DEADLINE`]).
 #[derive(Debug, thiserror::Error)]
 #[error("the event store did not answer within {0:?}")]
 pub struct DeadlinePassed(pub Duration);
