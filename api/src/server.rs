@@ -54,6 +54,8 @@ use crate::error::ApiError;
 
 /// How long connections may take to finish once the server stops.
 const DRAIN_FOR: Duration = Duration::from_secs(30);
+/// How long a shed connection may take to close by itself.
+const SHED_GRACE: Duration = Duration::from_secs(1);
 /// How often idle connections are looked for.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// How long accepting pauses when the process is out of file descriptors
@@ -452,19 +454,36 @@ async fn connection(
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut closing = false;
+    // A connection closed to make room was idle, but hyper only closes a
+    // connection part-way through a request head once the head is done (or
+    // its timeout passes): a slow client's sockets would pile up past the
+    // cap. So one still open a moment after being shed, with no request in
+    // flight, is dropped.
+    let shed_grace = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(shed_grace);
+    let mut shed = false;
     let result = loop {
         tokio::select! {
-            result = connection.as_mut() => break result,
+            result = connection.as_mut() => break Some(result),
             _ = tracked.close.notified(), if !closing => {
                 closing = true;
+                shed = true;
+                shed_grace.as_mut().reset(tokio::time::Instant::now() + SHED_GRACE);
                 connection.as_mut().graceful_shutdown();
             }
             _ = shutdown.wait_for(|stop| *stop), if !closing => {
                 closing = true;
                 connection.as_mut().graceful_shutdown();
             }
+            _ = shed_grace.as_mut(), if shed => {
+                if tracked.in_flight.load(Ordering::Acquire) == 0 {
+                    break None;
+                }
+                shed_grace.as_mut().reset(tokio::time::Instant::now() + SHED_GRACE);
+            }
         }
     };
+    let result = result.unwrap_or(Ok(()));
     if let Err(error) = result {
         let timed_out = error
             .downcast_ref::<hyper::Error>()

@@ -312,3 +312,26 @@ async fn the_benchmarks_client_keeps_one_connection_for_many_requests() {
     assert_eq!(metric(&app, "baton_http_connections_open").await, 2.0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_shed_part_way_through_its_request_head_is_closed_at_once() {
+    let app = spawn(|c| {
+        c.max_connections = 3;
+        c.header_read_timeout_seconds = 60;
+    })
+    .await;
+    let port = port(&app);
+    let mut slow = connect_from(1, port).await;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: 1\r\n")
+        .await
+        .unwrap();
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(connect_from(1, port).await);
+    }
+    let (status, _) = exchange(others.last_mut().unwrap(), HEALTH).await;
+    assert_eq!(status, 200);
+    // Well within the 60 s the head would otherwise be given.
+    assert!(closed_within(&mut slow, Duration::from_secs(5)).await);
+    app.stop().await;
+}
