@@ -78,11 +78,17 @@ pub trait DomainEvent:
     /// The one upcast point of this event enum: brings a stored payload
     /// (the `Recorded` JSON) of `event_type` at `version` to the current
     /// shape, or says why it cannot (see [`crate::upcast`]).
+    ///
+    /// Every event type has had one shape so far, so this passes version 1
+    /// through; an enum whose shape changes overrides it, with an arm that
+    /// rewrites the older payload to the next version.
     fn upcast<'a>(
         event_type: &str,
         version: &str,
         payload: std::borrow::Cow<'a, serde_json::Value>,
-    ) -> Result<std::borrow::Cow<'a, serde_json::Value>, crate::upcast::ReadError>;
+    ) -> Result<std::borrow::Cow<'a, serde_json::Value>, crate::upcast::ReadError> {
+        crate::upcast::only_version("1", event_type, version, payload)
+    }
     /// The uniqueness reservations this event takes, releases or needs
     /// (see [`crate::reservation`]). `aggregate_id` is the id of the
     /// aggregate the event belongs to.

@@ -8,11 +8,12 @@
 //! events are never rewritten: an event keeps the version it was written
 //! with, and an older shape is read through its upcaster for ever.
 //!
-//! Every event type is at version 1 so far, so each enum's `upcast` knows
-//! version 1 and refuses any other with [`ReadError::UnknownVersion`]
-//! (a newer Baton wrote it). When a shape changes, its event's
-//! `event_version` moves to 2, and one arm of that enum's `upcast` rewrites
-//! a version-1 payload into version 2; nothing else changes.
+//! Every event type is at version 1 so far, so both enums use the trait's
+//! default `upcast`, which knows version 1 and refuses any other with
+//! [`ReadError::UnknownVersion`] (a newer Baton wrote it). When a shape
+//! changes, its event's `event_version` moves to 2 and that enum overrides
+//! `upcast` with an arm rewriting a version-1 payload into version 2;
+//! nothing else changes.
 
 use std::borrow::Cow;
 

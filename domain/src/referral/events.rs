@@ -85,16 +85,6 @@ impl DomainEvent for ReferralEvent {
         "1"
     }
 
-    fn upcast<'a>(
-        event_type: &str,
-        version: &str,
-        payload: std::borrow::Cow<'a, serde_json::Value>,
-    ) -> Result<std::borrow::Cow<'a, serde_json::Value>, crate::upcast::ReadError> {
-        // Every type has had one shape so far; an older one gets its arm
-        // here, rewriting it to the next version.
-        crate::upcast::only_version("1", event_type, version, payload)
-    }
-
     /// Raising needs the spell open and takes the spell's one active
     /// referral to this team; declining, withdrawing or starting care ends
     /// the referral and gives that key back.

@@ -158,16 +158,6 @@ impl DomainEvent for SpellEvent {
         "1"
     }
 
-    fn upcast<'a>(
-        event_type: &str,
-        version: &str,
-        payload: std::borrow::Cow<'a, serde_json::Value>,
-    ) -> Result<std::borrow::Cow<'a, serde_json::Value>, crate::upcast::ReadError> {
-        // Every type has had one shape so far; an older one gets its arm
-        // here, rewriting it to the next version.
-        crate::upcast::only_version("1", event_type, version, payload)
-    }
-
     fn reservations(&self, aggregate_id: &str) -> Vec<ReservationChange> {
         let holder = Ledger::holder_name(Spell::TYPE, aggregate_id);
         let open = || {
