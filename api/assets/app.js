@@ -5,13 +5,14 @@
 // are updated in place and whose forms live updates never touch, so nothing
 // a user is typing is lost.
 
-const TOKEN_KEY = 'baton.token';
 const main = document.getElementById('main');
 const panel = document.getElementById('panel');
 const live = document.getElementById('live');
 const notice = document.getElementById('notice');
 let source = null;
 let session = null;
+// Why the last session ended, shown on the sign-in page.
+let endedBecause = null;
 const reference = {};
 
 // ---------- small helpers ----------
@@ -46,11 +47,12 @@ function svg(tag, attrs = {}, ...children) {
 }
 
 const tag = (text, kind) => h('span', { class: `tag ${kind || ''}` }, text);
-const token = () => sessionStorage.getItem(TOKEN_KEY);
 
 async function api(method, path, body) {
   const headers = { 'Accept': 'application/json' };
-  if (token()) headers['Authorization'] = `Bearer ${token()}`;
+  // The session cookie goes by itself; a change carries the session's
+  // anti-forgery token, which no other site can read.
+  if (method !== 'GET' && session && session.csrf_token) headers['X-CSRF-Token'] = session.csrf_token;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let response;
   try {
@@ -60,11 +62,9 @@ async function api(method, path, body) {
   }
   let data = null;
   try { data = await response.json(); } catch (_) { data = null; }
-  if (response.status === 401 && path !== '/api/v1/session' && token()) {
-    // The sign-in ended: sign in again here, and come back to this page.
-    sessionStorage.removeItem(TOKEN_KEY);
-    session = null;
-    route();
+  if (response.status === 401 && path !== '/api/v1/session' && session) {
+    // The session ended: sign in again here, and come back to this page.
+    sessionEnded();
   }
   return { ok: response.ok, status: response.status, body: data };
 }
@@ -73,6 +73,16 @@ async function api(method, path, body) {
 const withToken = (path, consistency) => consistency
   ? `${path}${path.includes('?') ? '&' : '?'}consistency_token=${encodeURIComponent(consistency)}`
   : path;
+
+// The session ended under the page (idle too long, signed out elsewhere,
+// access withdrawn): say so on the sign-in page, which brings the user back.
+function sessionEnded() {
+  if (!session) return;
+  const minutes = Math.round((session.idle_seconds || 900) / 60);
+  endedBecause = `Your session has ended (after ${minutes} minute${minutes === 1 ? '' : 's'} without activity, or signed out elsewhere). Sign in again to carry on.`;
+  session = null;
+  route();
+}
 
 function problemText(answer, what) {
   const problem = answer.body || {};
@@ -312,7 +322,8 @@ function subscribe(board, onBoard, check) {
   if (source) source.close();
   live.textContent = 'Connecting…';
   live.className = 'live off';
-  const url = `/api/v1/boards/stream?board=${encodeURIComponent(board)}&access_token=${encodeURIComponent(token())}`;
+  // Authenticated by the session cookie: no token in any URL.
+  const url = `/api/v1/boards/stream?board=${encodeURIComponent(board)}`;
   if (!subscribedAt) subscribedAt = Date.now();
   const mine = new EventSource(url);
   source = mine;
@@ -325,6 +336,11 @@ function subscribe(board, onBoard, check) {
   };
   source.addEventListener('board', handle);
   source.addEventListener('change', handle);
+  source.addEventListener('signed-out', () => {
+    if (source !== mine) return;
+    mine.close();
+    sessionEnded();
+  });
   source.addEventListener('freshness', (event) => {
     try { heard(JSON.parse(event.data)); } catch (_) { /* the next one will do */ }
   });
@@ -583,24 +599,44 @@ async function signInPage() {
   unsubscribe();
   setTitle('Sign in');
   const dev = await api('GET', '/api/v1/dev/sign-in');
+  const options = await api('GET', '/auth/options');
+  const provider = options.ok && options.body.provider;
   const tokenBox = h('textarea', { id: 'token', rows: 4, 'aria-describedby': 'token-help' });
   const error = h('p', { class: 'form-error', role: 'alert' });
   const going = location.pathname !== '/' ? location.pathname : null;
-  const signIn = async (value, errorSlot) => {
-    sessionStorage.setItem(TOKEN_KEY, value.trim());
+  // A session is open (its cookie set): read who it is, then go on.
+  const signedIn = async (errorSlot) => {
     const me = await api('GET', '/api/v1/session');
     if (!me.ok) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      errorSlot.textContent = (me.body && me.body.detail) || 'That token was not accepted.';
+      errorSlot.textContent = (me.body && me.body.detail) || 'The sign-in was not accepted.';
       return;
     }
     session = me.body;
+    endedBecause = null;
     // Back to the page the user was going to (a deep link), else home.
     if (location.pathname !== '/') route(); else go(home(session));
   };
+  const signIn = async (value, errorSlot) => {
+    const answer = await api('POST', '/auth/session', { token: value.trim() });
+    if (!answer.ok) {
+      errorSlot.textContent = (answer.body && answer.body.detail) || 'That token was not accepted.';
+      return;
+    }
+    await signedIn(errorSlot);
+  };
   const sections = [];
+  const signedOut = new URLSearchParams(location.search).get('signed_out');
+  if (endedBecause) sections.push(h('p', { class: 'hint', id: 'ended', role: 'alert' }, endedBecause));
+  else if (signedOut) sections.push(h('p', { class: 'hint', id: 'ended', role: 'status' }, 'You have signed out of Baton.'));
   if (going) sections.push(h('p', { class: 'hint', id: 'going' }, `Sign in to open ${going}.`));
-  sections.push(
+  if (provider) {
+    const back = going ? `${location.pathname}${location.search}` : '/';
+    sections.push(h('section', { 'aria-labelledby': 'provider-h' },
+      h('h2', { id: 'provider-h' }, 'Sign in with your organisation'),
+      h('p', {}, 'Use the account you sign in to your organisation\'s systems with.'),
+      h('a', { id: 'provider-sign-in', class: 'button', href: `/auth/login?return_to=${encodeURIComponent(back)}` }, 'Sign in')));
+  }
+  if (!provider) sections.push(
     h('section', { 'aria-labelledby': 'token-h' },
       h('h2', { id: 'token-h' }, 'Sign in with a token'),
       h('label', { for: 'token' }, 'Token'),
@@ -608,7 +644,8 @@ async function signInPage() {
       h('p', { id: 'token-help' }, 'Paste the bearer token your organisation issued (or one printed by `baton token`).'),
       error,
       actionButton('Sign in', { key: 'sign-in', action: 'sign-in', onpress: (b) => guarded('sign-in', () => signIn(tokenBox.value, error)) })));
-  sections[sections.length - 1].querySelector('[data-key="sign-in"]').id = 'sign-in';
+  const tokenButton = !provider && sections[sections.length - 1].querySelector('[data-key="sign-in"]');
+  if (tokenButton) tokenButton.id = 'sign-in';
   if (dev.ok && dev.body.enabled) {
     const role = h('select', { id: 'dev-role' },
       ['ward', 'team', 'system', 'admin'].map((r) => h('option', { value: r }, r)));
@@ -635,7 +672,7 @@ async function signInPage() {
           devError.textContent = (answer.body && answer.body.detail) || 'Sign-in failed.';
           return;
         }
-        await signIn(answer.body.token, devError);
+        await signedIn(devError);
       }),
     });
     devButton.id = 'dev-sign-in';
@@ -680,7 +717,16 @@ function header() {
   who.textContent = `${session.name} (${session.role}${session.hospital ? ` ${session.hospital}` : ''}${session.team ? ` ${session.team}` : ''})`;
   who.title = who.textContent;
   out.hidden = false;
-  out.onclick = () => { sessionStorage.removeItem(TOKEN_KEY); session = null; header(); go('/'); };
+  // Sign-out is a form post (with the anti-forgery token), so the server
+  // can end the session and send the browser on to the provider's own
+  // sign-out.
+  out.onclick = () => {
+    const form = h('form', { method: 'post', action: '/auth/logout', hidden: true },
+      h('input', { type: 'hidden', name: 'csrf_token', value: session.csrf_token || '' }));
+    document.body.append(form);
+    unsubscribe();
+    form.submit();
+  };
   if (session.role === 'ward') {
     nav.append(h('a', { href: `/hospital/${session.hospital}` }, 'Hospital'));
     const wards = reference.wards.filter((w) => w.hospital === session.hospital);
@@ -1616,16 +1662,14 @@ async function route() {
   rowMessages.clear();
   referralDetails.clear();
   const path = location.pathname;
-  if (!token()) {
-    // Signed out: sign in here, then this page opens (a deep link survives).
-    session = null;
-    header();
-    return signInPage();
-  }
   if (!session) {
     const me = await api('GET', '/api/v1/session');
     if (mine !== routing) return undefined;
-    if (!me.ok) { sessionStorage.removeItem(TOKEN_KEY); return route(); }
+    if (!me.ok) {
+      // Signed out: sign in here, then this page opens (a deep link survives).
+      header();
+      return signInPage();
+    }
     session = me.body;
   }
   await loadReference();

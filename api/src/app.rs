@@ -134,6 +134,13 @@ impl Application {
     ) -> Result<Self, AppError> {
         // Settings first: a bad one must not leave started tasks behind.
         let trusted_proxies = config.trusted_proxy_addresses().map_err(AppError::Config)?;
+        let signin = Arc::new(sign_in(&config)?);
+        if let Some(oidc) = &signin.oidc {
+            tracing::info!(
+                issuer = oidc.issuer(),
+                "the pages sign in through an identity provider"
+            );
+        }
         let pipeline = Pipeline::start(&config).await?;
         tracing::info!(mode = %pipeline.mode, "Baton is starting");
         let auth = Authenticator::from_config(&config).await?;
@@ -160,7 +167,11 @@ impl Application {
         };
         // The development sign-in mints tokens for anyone who asks: only on
         // the embedded default, with the local key, listening on loopback.
-        if config.database_url.is_none() && auth.is_local() && is_loopback(&config.listen) {
+        if config.database_url.is_none()
+            && auth.is_local()
+            && signin.oidc.is_none()
+            && is_loopback(&config.listen)
+        {
             settings.dev_sign_in = Some(config.data_dir.clone());
         }
         let http_metrics = HttpMetrics::default();
@@ -172,6 +183,7 @@ impl Application {
             db: pipeline.db.clone(),
             feed: pipeline.feed.clone(),
             auth,
+            signin,
             metrics: Arc::new(crate::metrics::registry(
                 pipeline.metrics.clone(),
                 boards.clone(),
@@ -295,6 +307,65 @@ fn connection_limits(
 }
 
 /// True for a listening address only this machine can reach.
+/// The pages' sign-in, from config: the identity provider when
+/// `oidc_issuer` is set (with a client id, and the public URL the
+/// provider sends users back to), the admin's role mapping, session times
+/// and whether cookies are `Secure`.
+fn sign_in(config: &Config) -> Result<crate::signin::SignIn, AppError> {
+    let set = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let public_url = set(&config.public_url);
+    let oidc = match set(&config.oidc_issuer) {
+        None => None,
+        Some(issuer) => {
+            let client_id = set(&config.oidc_client_id).ok_or_else(|| {
+                AppError::Config("oidc_issuer is set without oidc_client_id".to_owned())
+            })?;
+            let public_url = public_url.clone().ok_or_else(|| {
+                AppError::Config(
+                    "oidc_issuer is set without public_url (where the provider sends users back to)"
+                        .to_owned(),
+                )
+            })?;
+            let secret = config
+                .oidc_client_secret
+                .clone()
+                .filter(|s| !s.expose().trim().is_empty());
+            Some(
+                infra::auth::oidc::Oidc::new(&issuer, &client_id, secret, &public_url)
+                    .map_err(|e| AppError::Config(e.to_string()))?,
+            )
+        }
+    };
+    let mapping = match config.role_mapping_file.as_ref() {
+        Some(path) => infra::auth::mapping::RoleMapping::load(path)
+            .map_err(|e| AppError::Config(e.to_string()))?,
+        None => infra::auth::mapping::RoleMapping::default(),
+    };
+    if config.session_idle_seconds == 0 || config.session_lifetime_seconds == 0 {
+        return Err(AppError::Config(
+            "session_idle_seconds and session_lifetime_seconds must be above 0".to_owned(),
+        ));
+    }
+    let secure_cookies = config.behind_tls_proxy
+        || public_url
+            .as_deref()
+            .is_some_and(|url| url.to_ascii_lowercase().starts_with("https://"));
+    Ok(crate::signin::SignIn {
+        sessions: infra::auth::session::Sessions::new(
+            Duration::from_secs(config.session_idle_seconds),
+            Duration::from_secs(config.session_lifetime_seconds),
+        ),
+        oidc,
+        mapping,
+        secure_cookies,
+    })
+}
+
 fn is_loopback(listen: &str) -> bool {
     match listen.parse::<SocketAddr>() {
         Ok(address) => address.ip().is_loopback(),
@@ -387,6 +458,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(crate::pages::router())
+        .merge(crate::signin::router())
         .route(
             "/openapi.json",
             get(move || {

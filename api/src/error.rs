@@ -61,6 +61,10 @@ pub enum ApiError {
     /// 403: the caller's role or scope does not allow this.
     #[error("not allowed")]
     Forbidden,
+    /// 403: a change made with the pages' session cookie without the
+    /// session's anti-forgery token (another site's form or script).
+    #[error("a change made with the session cookie must carry this session's X-CSRF-Token header; reload the page and try again")]
+    CrossSiteForgery,
     /// 404: unknown, or not the caller's to know about.
     #[error("not found")]
     NotFound,
@@ -189,7 +193,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::CrossSiteForgery => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -211,6 +215,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => ("bad-request", "The request is not valid"),
             ApiError::Unauthenticated(_) => ("unauthenticated", "Sign-in required"),
             ApiError::Forbidden => ("forbidden", "Not allowed"),
+            ApiError::CrossSiteForgery => ("csrf", "Anti-forgery token missing or wrong"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict { .. } => ("conflict", "Conflicting change"),
@@ -224,7 +229,9 @@ impl ApiError {
             ApiError::Internal(_) => ("internal", "Internal error"),
         };
         let detail = match self {
-            ApiError::Unauthenticated(why) => format!("a valid bearer token is required: {why}"),
+            ApiError::Unauthenticated(why) => {
+                format!("sign in, or send a valid bearer token: {why}")
+            }
             ApiError::Forbidden => "your role or scope does not allow this".to_owned(),
             ApiError::NotFound => "no such record".to_owned(),
             ApiError::MethodNotAllowed => "this path does not take this method".to_owned(),

@@ -177,9 +177,6 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
     }
 }
 
-/// The one path that accepts a token in its query.
-pub const STREAM_PATH: &str = "/api/v1/boards/stream";
-
 /// The signed-in caller of a request, and where the request came from.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -189,6 +186,35 @@ pub struct Caller {
     pub client: Option<String>,
     /// The request's id, for the access log and support.
     pub request_id: Option<String>,
+    /// The pages' session, when the request came with its cookie rather
+    /// than a bearer token.
+    pub session: Option<std::sync::Arc<infra::auth::session::Session>>,
+}
+
+/// Who a bearer token or a session stands for.
+async fn principal_of(
+    state: &AppState,
+    access: &infra::auth::session::Access,
+) -> Result<Principal, ApiError> {
+    match access {
+        infra::auth::session::Access::Principal(principal) => Ok(principal.clone()),
+        // The authenticator remembers tokens it verified lately, never past
+        // their `exp` plus its leeway: a second cache here could outlive it.
+        infra::auth::session::Access::Token(token) => state
+            .auth
+            .verify(token.trim())
+            .await
+            .map_err(|error| ApiError::Unauthenticated(error.to_string())),
+    }
+}
+
+/// Whether the session (if any) that a caller came with is still open;
+/// the live stream asks, without counting as the user's activity.
+pub fn still_signed_in(state: &AppState, caller: &Caller) -> bool {
+    caller
+        .session
+        .as_ref()
+        .is_none_or(|session| state.signin.sessions.is_live(&session.id))
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -198,40 +224,53 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = match parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(header) => header
-                .strip_prefix("Bearer ")
-                .or_else(|| header.strip_prefix("bearer "))
-                .ok_or_else(|| ApiError::Unauthenticated("not a bearer token".to_owned()))?
-                .to_owned(),
-            // Browsers' EventSource cannot send headers: the live stream
-            // alone takes the token from its query.
-            None if parts.uri.path() == STREAM_PATH => parts
-                .uri
-                .query()
-                .and_then(|q| {
-                    q.split('&')
-                        .find_map(|pair| pair.strip_prefix("access_token="))
-                        .map(str::to_owned)
-                })
-                .ok_or_else(|| ApiError::Unauthenticated("no access token".to_owned()))?,
+            .and_then(|v| v.to_str().ok());
+        let (principal, session) = match bearer {
+            Some(header) => {
+                let token = header
+                    .strip_prefix("Bearer ")
+                    .or_else(|| header.strip_prefix("bearer "))
+                    .ok_or_else(|| ApiError::Unauthenticated("not a bearer token".to_owned()))?;
+                let access = infra::auth::session::Access::Token(token.to_owned());
+                (principal_of(state, &access).await?, None)
+            }
             None => {
-                return Err(ApiError::Unauthenticated(
-                    "no Authorization header".to_owned(),
-                ))
+                let id = crate::signin::cookie_of(&parts.headers, crate::signin::SESSION_COOKIE)
+                    .ok_or_else(|| {
+                        ApiError::Unauthenticated(
+                            "no Authorization header and no session".to_owned(),
+                        )
+                    })?;
+                let session = state.signin.sessions.touch(id).ok_or_else(|| {
+                    ApiError::Unauthenticated(
+                        "the session has ended (signed out, or idle too long)".to_owned(),
+                    )
+                })?;
+                // A change made with the cookie carries the session's
+                // anti-forgery token, which another site cannot read.
+                if !parts.method.is_safe() {
+                    let sent = parts
+                        .headers
+                        .get(crate::signin::CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok());
+                    if !sent.is_some_and(|t| crate::signin::same_token(t, &session.csrf)) {
+                        return Err(ApiError::CrossSiteForgery);
+                    }
+                }
+                let principal = match principal_of(state, &session.user.access).await {
+                    Ok(principal) => principal,
+                    Err(error) => {
+                        // The token behind it expired: the session ends too.
+                        state.signin.sessions.end(&session.id);
+                        return Err(error);
+                    }
+                };
+                (principal, Some(session))
             }
         };
-        // The authenticator remembers tokens it verified lately, never past
-        // their `exp` plus its leeway: a second cache here could outlive it.
-        let principal = state
-            .auth
-            .verify(token.trim())
-            .await
-            .map_err(|error| ApiError::Unauthenticated(error.to_string()))?;
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -255,6 +294,7 @@ impl FromRequestParts<AppState> for Caller {
             principal,
             client,
             request_id,
+            session,
         })
     }
 }
@@ -306,12 +346,6 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        // The stream's token is taken by `Caller`, never by handlers.
-        let query: String = query
-            .split('&')
-            .filter(|pair| !pair.starts_with("access_token=") || parts.uri.path() != STREAM_PATH)
-            .collect::<Vec<_>>()
-            .join("&");
         // Every parameter at fault against the document's schema at once,
         // as for bodies.
         let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())

@@ -22,6 +22,9 @@
 //! - [`state`], [`metrics`]: shared handler state and request figures.
 //! - [`pages`]: the web pages (one shell, script and stylesheet compiled
 //!   in), the session endpoint and the development sign-in.
+//! - [`signin`]: the pages' sign-in: the OpenID provider's authorization
+//!   code flow, server-side sessions behind an `HttpOnly` cookie, sign-out
+//!   here and at the provider, and the pages that say why a sign-in failed.
 //! - [`demo`]: a realistic synthetic system for newcomers (`baton demo`).
 
 pub mod app;
@@ -35,5 +38,6 @@ pub mod pages;
 pub mod policy;
 pub mod routes;
 pub mod server;
+pub mod signin;
 pub mod state;
 pub mod validate;

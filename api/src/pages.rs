@@ -76,6 +76,14 @@ async fn index() -> Response {
     with_headers(INDEX, "text/html; charset=utf-8")
 }
 
+/// A page of Baton's own made on the server (the sign-in failures), with
+/// the shell's security headers.
+pub(crate) fn page(body: String) -> Response {
+    let mut response = with_headers("", "text/html; charset=utf-8");
+    *response.body_mut() = axum::body::Body::from(body);
+    response
+}
+
 /// True when the request comes from a browser asking for a page.
 pub(crate) fn wants_page(headers: &HeaderMap) -> bool {
     headers
@@ -110,11 +118,18 @@ async fn style() -> Response {
     with_headers(STYLE, "text/css; charset=utf-8")
 }
 
-/// The signed-in principal, as the token says.
+/// Who is signed in (by the session cookie or a bearer token), with role
+/// and scope; for a session also its anti-forgery token (`csrf_token`, to
+/// send as `X-CSRF-Token` with every change), how it was begun and its idle
+/// timeout.
 #[utoipa::path(get, path = "/api/v1/session", tag = "sign-in",
     responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json")))]
-async fn session(caller: Caller) -> impl IntoResponse {
-    Json(caller.principal)
+async fn session(State(state): State<AppState>, caller: Caller) -> impl IntoResponse {
+    Json(crate::signin::session_body(
+        &caller.principal,
+        caller.session.as_deref(),
+        &state.signin,
+    ))
 }
 
 /// Whether the development sign-in is available here.
@@ -132,6 +147,11 @@ async fn dev_status(State(state): State<AppState>, headers: HeaderMap) -> impl I
         "hospitals": catalogue.hospitals().map(|h| h.code.as_str()).collect::<Vec<_>>(),
         "teams": catalogue.teams().map(|t| t.code.as_str()).collect::<Vec<_>>(),
     }))
+}
+
+/// Whether the development sign-in answers this request.
+pub(crate) fn dev_sign_in_available(state: &AppState, headers: &HeaderMap) -> bool {
+    dev_sign_in(state, headers).is_some()
 }
 
 /// The data directory to sign with, when the development sign-in is on and
@@ -162,7 +182,8 @@ pub struct DevSignIn {
     pub name: Option<String>,
 }
 
-/// Development sign-in (embedded default only): a local token for any role.
+/// Development sign-in (embedded default only): a local token for any
+/// role, and a session cookie for the pages.
 #[utoipa::path(post, path = "/api/v1/dev/sign-in", tag = "sign-in", request_body = DevSignIn, security(()),
     responses((status = 200, body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn dev_sign_in_token(
@@ -214,5 +235,16 @@ async fn dev_sign_in_token(
         std::time::Duration::from_secs(12 * 3600),
     )
     .map_err(ApiError::internal)?;
-    Ok(Json(serde_json::json!({ "token": token })))
+    // The pages use the session the cookie opens; the token is for trying
+    // the API by hand.
+    let mut answer = crate::signin::signed_in(
+        &state,
+        principal,
+        token.clone(),
+        infra::auth::session::SignedInWith::Development,
+    );
+    *answer.body_mut() = axum::body::Body::from(
+        serde_json::to_vec(&serde_json::json!({ "token": token })).unwrap_or_default(),
+    );
+    Ok(answer)
 }

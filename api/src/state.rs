@@ -28,6 +28,8 @@ pub struct AppState {
     pub feed: Feed,
     /// Token verification (it remembers the tokens it verified lately).
     pub auth: Authenticator,
+    /// The pages' sessions and the identity provider.
+    pub signin: Arc<crate::signin::SignIn>,
     /// Everything /metrics shows, this app's alone (the relay's and the
     /// boards' figures, requests, connections), registered at build.
     pub metrics: Arc<prometheus_client::registry::Registry>,

@@ -60,6 +60,31 @@ impl std::fmt::Debug for SecretUrl {
     }
 }
 
+/// A secret (an OpenID client secret): `Debug` never shows it. Read it
+/// with [`Secret::expose`], only where it is used.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(secret: &str) -> Self {
+        Self(secret.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -115,6 +140,28 @@ pub struct Config {
     pub header_read_timeout_seconds: u64,
     /// Seconds a connection with no request in flight stays open.
     pub idle_timeout_seconds: u64,
+    /// OpenID provider the pages sign in through (its issuer URL, where
+    /// `.well-known/openid-configuration` is found); unset means none.
+    pub oidc_issuer: Option<String>,
+    /// Baton's client id at that provider.
+    pub oidc_client_id: Option<String>,
+    /// Baton's client secret there (absent for a public client).
+    pub oidc_client_secret: Option<Secret>,
+    /// The address users reach Baton at (`https://baton.example.nhs.uk`):
+    /// the redirect URIs are built from it, and an `https` one marks the
+    /// session cookie `Secure`.
+    pub public_url: Option<String>,
+    /// Baton sits behind a proxy that ends TLS: session cookies are
+    /// `Secure` even though Baton itself is reached over plain HTTP.
+    pub behind_tls_proxy: bool,
+    /// A signed-in session ends after this many seconds without a request
+    /// from its user (ward PCs are shared).
+    pub session_idle_seconds: u64,
+    /// ...and after this many seconds whatever the activity.
+    pub session_lifetime_seconds: u64,
+    /// TOML file of rules turning identity provider claims (roles, groups,
+    /// organisation codes) into a Baton role and scope.
+    pub role_mapping_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -145,6 +192,14 @@ impl Default for Config {
             max_connections_per_client: 256,
             header_read_timeout_seconds: 15,
             idle_timeout_seconds: 60,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            public_url: None,
+            behind_tls_proxy: false,
+            session_idle_seconds: 15 * 60,
+            session_lifetime_seconds: 12 * 60 * 60,
+            role_mapping_file: None,
         }
     }
 }
@@ -154,7 +209,7 @@ impl Default for Config {
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(#[from] Box<figment::Error>);
 
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 32] = [
     "listen",
     "data_dir",
     "database_url",
@@ -179,6 +234,14 @@ const KEYS: [&str; 24] = [
     "max_connections_per_client",
     "header_read_timeout_seconds",
     "idle_timeout_seconds",
+    "oidc_issuer",
+    "oidc_client_id",
+    "oidc_client_secret",
+    "public_url",
+    "behind_tls_proxy",
+    "session_idle_seconds",
+    "session_lifetime_seconds",
+    "role_mapping_file",
 ];
 
 impl Config {

@@ -1007,15 +1007,23 @@ await scenario('7. Sign in by pasting a token', async () => {
     await waitForText(admin, '#who', /admin/);
     const errors = await admin.locator('.form-error:visible').count();
     assert(errors === 0, 'an error is shown after signing in');
-    const token = await admin.evaluate(() => sessionStorage.getItem('baton.token'));
-    assert(token === ADMIN_TOKEN, 'the token is not in sessionStorage["baton.token"]');
+    // The page holds no token: the server keeps it behind an HttpOnly
+    // session cookie no script can read.
+    const kept = await admin.evaluate(() => JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }) + document.cookie);
+    assert(!kept.includes(ADMIN_TOKEN.slice(-20)), 'the token is kept in the browser');
+    const cookies = await admin.context().cookies();
+    const cookie = cookies.find((c) => c.name === 'baton_session');
+    assert(cookie && cookie.httpOnly && cookie.sameSite === 'Lax', `the session cookie is not HttpOnly and SameSite=Lax: ${JSON.stringify(cookie)}`);
   }, admin);
-  await step('Sign out returns to the sign-in page and forgets the token', async () => {
+  await step('Sign out returns to the sign-in page and ends the session on the server', async () => {
+    const before = (await admin.context().cookies()).find((c) => c.name === 'baton_session');
     await admin.click('#sign-out');
     await admin.locator('#token').waitFor();
     await waitForPath(admin, '/');
-    const token = await admin.evaluate(() => sessionStorage.getItem('baton.token'));
-    assert(token === null, 'the token is still in sessionStorage');
+    await waitForText(admin, '#ended', /signed out/);
+    // The old cookie, sent again by hand, no longer opens anything.
+    const again = await fetch(`${BASE}/api/v1/session`, { headers: { Cookie: `baton_session=${before.value}` } });
+    assert(again.status === 401, `the ended session still answers ${again.status}`);
   }, admin);
   await step('no script errors or CSP violations on the sign-in page', () => noScriptErrors(admin), admin);
 });

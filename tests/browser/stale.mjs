@@ -43,7 +43,11 @@ const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-s
 // A tablet, as on a ward.
 const page = await browser.newPage({ viewport: { width: 768, height: 1024 } });
 await page.goto(`${BASE}/`);
-await page.evaluate((t) => sessionStorage.setItem('baton.token', t), TOKEN);
+// Sign in as the page does with a pasted token: a session cookie.
+const signedIn = await page.evaluate(async (t) => (await fetch('/auth/session', {
+  method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: t }),
+})).status, TOKEN);
+if (signedIn !== 200) fail(`signing in with the ward token answered ${signedIn}`);
 await page.goto(`${BASE}/ward/W1`);
 
 const live = () => page.waitForFunction(() => (document.querySelector('#live')?.textContent || '').trim() === 'Live'

@@ -86,7 +86,22 @@ impl TestApp {
         pg: Option<Arc<TestDatabase>>,
         nats: Option<Arc<NatsServer>>,
     ) -> Self {
-        let app = Application::build(config.clone()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(&config.listen).await.unwrap();
+        Self::start_on(listener, config, data_dir, pg, nats).await
+    }
+
+    /// Starts Baton with `config` on a listener already bound (a test
+    /// that must tell another server Baton's address first).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        config: Config,
+        data_dir: Arc<tempfile::TempDir>,
+        pg: Option<Arc<TestDatabase>>,
+        nats: Option<Arc<NatsServer>>,
+    ) -> Self {
+        let app = Application::build_on(config.clone(), listener)
+            .await
+            .unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         let boards = app.boards();
         let bus = app.bus();

@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod fixtures;
 pub mod http;
 pub mod nats;
+pub mod oidc;
 pub mod pg_instance;
 pub mod postgres;
 pub mod proxy;

@@ -109,7 +109,7 @@ async fn a_token_used_just_before_exp_plus_the_leeway_is_refused_after_it_like_a
     assert_eq!(used.body["detail"], unused.body["detail"]);
     assert_eq!(
         used.body["detail"],
-        "a valid bearer token is required: the token has expired"
+        "sign in, or send a valid bearer token: the token has expired"
     );
     app.stop().await;
 }

@@ -314,8 +314,6 @@ async fn every_parameter_states_its_bounds_and_every_closed_set_of_values_is_an_
                 let name = parameter["name"].as_str().unwrap();
                 let schema = &parameter["schema"];
                 let bounded = match name {
-                    // The stream's token: a JWT, judged by the sign-in check.
-                    "access_token" => true,
                     "status" => schema["enum"].is_array(),
                     "limit" | "days" | "hours" => {
                         schema["minimum"].is_number() && schema["maximum"].is_number()

@@ -360,11 +360,6 @@ async fn recent_discharges(
 pub struct StreamQuery {
     /// `ward:{code}`, `hospital:{code}`, `team:{code}` or `system`.
     pub board: String,
-    /// For browsers' `EventSource`, which cannot send headers: the bearer
-    /// token. Accepted on this endpoint only (read by the sign-in check).
-    #[serde(default, skip)]
-    #[param(value_type = Option<String>)]
-    pub access_token: (),
 }
 
 fn parse_board(text: &str) -> Result<BoardKey, ApiError> {
@@ -477,7 +472,15 @@ struct Live {
     /// Whether the page was last told the boards are current.
     shown_current: bool,
     tell_freshness: tokio::time::Interval,
+    /// How often a stream opened by a session checks the session is still
+    /// open (sign-out, the idle timeout, a revocation end it at once).
+    check_access: tokio::time::Interval,
+    /// The page has been told its session ended: the stream ends next.
+    signed_out: bool,
 }
+
+/// How soon a stream notices its session has ended.
+pub const ACCESS_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// A live stream tells its page how current the boards are this often,
 /// and at once when that changes, so a page can tell a quiet board from a
@@ -529,10 +532,15 @@ fn live(
         shown,
         receiver,
         ends_at: tokio::time::Instant::now() + STREAM_LIFETIME,
+        check_access: tokio::time::interval_at(
+            tokio::time::Instant::now() + ACCESS_CHECK_EVERY,
+            ACCESS_CHECK_EVERY,
+        ),
+        signed_out: false,
     };
     let tail = futures::stream::unfold(live, |mut live| async move {
         loop {
-            if *live.closing.borrow() {
+            if *live.closing.borrow() || live.signed_out {
                 return None;
             }
             let next = tokio::select! {
@@ -550,6 +558,16 @@ fn live(
                 }
                 _ = live.tell_freshness.tick() => {
                     return Some((Ok(freshness_event(&live.state)), live));
+                }
+                _ = live.check_access.tick() => {
+                    if crate::extract::still_signed_in(&live.state, &live.caller) {
+                        continue;
+                    }
+                    live.signed_out = true;
+                    let event = Event::default()
+                        .event("signed-out")
+                        .data("the session has ended");
+                    return Some((Ok(event), live));
                 }
                 _ = live.closing.changed() => return None,
                 _ = tokio::time::sleep_until(live.ends_at) => return None,

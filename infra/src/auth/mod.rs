@@ -29,12 +29,20 @@
 //! - `local_key`: the local signing key and [`sign_local`].
 //! - `cache`: tokens verified lately (moka), never used past `exp` plus the
 //!   leeway ([`VERIFIED_FOR`]).
+//! - `oidc`: the pages' sign-in through an OpenID provider (authorization
+//!   code with PKCE, on `openidconnect`).
+//! - `session`: the pages' server-side sessions and sign-ins under way.
+//! - `mapping`: the admin's rules from a provider's claims to a role and
+//!   scope.
 
 mod cache;
 mod claims;
 mod error;
 mod jwks;
 mod local_key;
+pub mod mapping;
+pub mod oidc;
+pub mod session;
 mod verify;
 
 #[cfg(test)]

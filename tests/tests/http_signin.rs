@@ -1,0 +1,377 @@
+//! Signing in to the pages through a real OpenID provider (oidc-provider
+//! from npm, `tests/src/oidc.rs`): the authorization code flow with PKCE,
+//! server-side sessions behind an HttpOnly cookie, the anti-forgery token,
+//! idle timeout, sign-out here and at the provider, and each way a sign-in
+//! can go wrong answered with a page that says what went wrong.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_tests::http::TestApp;
+use baton_tests::oidc::{Browser, TestProvider, CLIENT_ID, CLIENT_SECRET};
+use infra::auth::Role;
+use infra::config::Config;
+use serde_json::{json, Value};
+
+const RULES: &str = r#"
+[[rule]]
+claim = "groups"
+equals = "baton-reab"
+set = { role = "team", team = "REAB" }
+"#;
+
+struct SignInRig {
+    app: TestApp,
+    provider: Option<TestProvider>,
+}
+
+/// Baton on the embedded stack, signing in through a fresh provider;
+/// `tune` adjusts the configuration (session times, cookies).
+async fn rig(tune: impl FnOnce(&mut Config)) -> SignInRig {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let provider = TestProvider::start(&base).await;
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    let rules = data_dir.path().join("roles.toml");
+    std::fs::write(&rules, RULES).unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".to_owned(),
+        data_dir: data_dir.path().to_path_buf(),
+        oidc_issuer: Some(provider.issuer.clone()),
+        oidc_client_id: Some(CLIENT_ID.to_owned()),
+        oidc_client_secret: Some(CLIENT_SECRET.into()),
+        public_url: Some(base),
+        role_mapping_file: Some(rules),
+        ..Config::default()
+    };
+    tune(&mut config);
+    let app = TestApp::start_on(listener, config, data_dir, None, None).await;
+    app.seed_reference().await;
+    SignInRig {
+        app,
+        provider: Some(provider),
+    }
+}
+
+impl SignInRig {
+    fn provider(&self) -> &TestProvider {
+        self.provider.as_ref().unwrap()
+    }
+}
+
+/// The session cookie a sign-in set.
+fn session_cookie(set_cookies: &[String]) -> Option<String> {
+    set_cookies
+        .iter()
+        .find(|c| c.starts_with("baton_session=") && !c.starts_with("baton_session=;"))
+        .cloned()
+}
+
+async fn session(browser: &Browser, base: &str) -> (u16, Value) {
+    let response = browser
+        .client
+        .get(format!("{base}/api/v1/session"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn admit(browser: &Browser, base: &str, csrf: Option<&str>, n: u32) -> (u16, Value) {
+    let mut request = browser
+        .client
+        .post(format!("{base}/api/v1/spells"))
+        .json(&json!({
+            "nhs_number": baton_tests::fixtures::nhs_number(n).to_string(),
+            "family_name": "Smith", "given_name": "Ann", "date_of_birth": "1950-01-01",
+            "ward": "W1", "bed": n.to_string(), "admitted_at": "2026-11-30T10:00:00Z"
+        }));
+    if let Some(csrf) = csrf {
+        request = request.header("X-CSRF-Token", csrf);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nurse_signs_in_through_the_provider_and_works_with_the_session_cookie_alone() {
+    let rig = rig(|_| {}).await;
+    let base = rig.app.base.clone();
+    let browser = Browser::new();
+    let callback = browser
+        .sign_in_at_provider(&base, "wendy.ward", "/ward/W1")
+        .await;
+    let back = browser.get(&callback).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    assert_eq!(back.location.as_deref(), Some("/ward/W1"));
+    let cookie = session_cookie(&back.set_cookies).expect("a session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    assert!(
+        !back.location.unwrap_or_default().contains("token"),
+        "no token in any URL"
+    );
+
+    let (status, me) = session(&browser, &base).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["role"], "ward");
+    assert_eq!(me["hospital"], "POOLE");
+    assert_eq!(me["name"], "Wendy Ward");
+    assert_eq!(me["signed_in_with"], "provider");
+    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
+
+    // A change with the cookie and the anti-forgery token is the nurse's.
+    let (status, body) = admit(&browser, &base, Some(&csrf), 1).await;
+    assert_eq!(status, 201, "{body}");
+    let spell = body["id"].as_str().unwrap().to_owned();
+    let history = browser
+        .client
+        .get(format!("{base}/api/v1/spells/{spell}/history"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(history[0]["by"]["id"], "wendy.ward", "{history}");
+
+    // Without it (another site's form or script), or with another, refused.
+    for token in [None, Some("not-the-token")] {
+        let (status, problem) = admit(&browser, &base, token, 2).await;
+        assert_eq!(status, 403, "{problem}");
+        assert_eq!(problem["type"], "/problems/csrf");
+    }
+    // Bearer tokens keep working for API clients, with no anti-forgery token.
+    rig.app
+        .as_(Role::Ward, Some("POOLE"))
+        .get("/api/v1/boards/wards/W1")
+        .await
+        .expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admins_mapping_turns_a_providers_group_into_a_role_and_scope() {
+    let rig = rig(|_| {}).await;
+    let base = rig.app.base.clone();
+    let browser = Browser::new();
+    let callback = browser
+        .sign_in_at_provider(&base, "rita.reablement", "/")
+        .await;
+    assert_eq!(browser.get(&callback).await.status, 303);
+    let (status, me) = session(&browser, &base).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["role"], "team");
+    assert_eq!(me["team"], "REAB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn someone_baton_gives_no_role_is_told_so_with_their_user_id_and_gets_no_session() {
+    let rig = rig(|_| {}).await;
+    let browser = Browser::new();
+    let callback = browser
+        .sign_in_at_provider(&rig.app.base, "nobody.special", "/")
+        .await;
+    let page = browser.get(&callback).await;
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("Baton has no role for you yet"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("nobody.special"), "{}", page.body);
+    assert!(session_cookie(&page.set_cookies).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_callback_whose_state_is_not_this_browsers_is_refused_with_a_page() {
+    let rig = rig(|_| {}).await;
+    let browser = Browser::new();
+    let callback = browser
+        .sign_in_at_provider(&rig.app.base, "wendy.ward", "/")
+        .await;
+    let url = reqwest::Url::parse(&callback).unwrap();
+    let code = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let forged = format!("{}/auth/callback?code={code}&state=forged", rig.app.base);
+    let page = browser.get(&forged).await;
+    assert_eq!(page.status, 400);
+    assert!(
+        page.body.contains("not started in this browser"),
+        "{}",
+        page.body
+    );
+    // Nor does the real answer work in another browser (login forgery).
+    let elsewhere = Browser::new().get(&callback).await;
+    assert_eq!(elsewhere.status, 400);
+    assert!(session_cookie(&elsewhere.set_cookies).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_in_answer_replayed_is_refused_with_a_page() {
+    let rig = rig(|_| {}).await;
+    let browser = Browser::new();
+    let callback = browser
+        .sign_in_at_provider(&rig.app.base, "wendy.ward", "/")
+        .await;
+    // The login cookie is cleared by the first use; a replaying attacker
+    // would also have it, so send it by hand.
+    let state = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    assert_eq!(browser.get(&callback).await.status, 303);
+    let again = reqwest::Client::new()
+        .get(&callback)
+        .header("Cookie", format!("baton_login={state}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 400);
+    let body = again.text().await.unwrap();
+    assert!(body.contains("used already"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_id_token_for_another_audience_or_with_a_bad_signature_is_refused_with_a_page() {
+    let rig = rig(|_| {}).await;
+    for (mode, says) in [("audience", "audience"), ("signature", "signature")] {
+        let browser = Browser::new();
+        let callback = browser
+            .sign_in_at_provider(&rig.app.base, "wendy.ward", "/")
+            .await;
+        rig.provider().tamper(mode).await;
+        let page = browser.get(&callback).await;
+        assert_eq!(page.status, 401, "{mode}: {}", page.body);
+        assert!(
+            page.body.contains("could not be trusted"),
+            "{mode}: {}",
+            page.body
+        );
+        assert!(
+            page.body.to_lowercase().contains(says),
+            "{mode}: {}",
+            page.body
+        );
+        assert!(session_cookie(&page.set_cookies).is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_that_is_down_gives_a_page_saying_so_and_the_api_still_serves() {
+    let mut rig = rig(|_| {}).await;
+    rig.provider.take().unwrap().stop().await;
+    let page = Browser::new()
+        .get(&format!("{}/auth/login?return_to=/ward/W1", rig.app.base))
+        .await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("cannot be reached"), "{}", page.body);
+    assert!(
+        page.body.contains("return_to=%2Fward%2FW1"),
+        "{}",
+        page.body
+    );
+    rig.app
+        .as_(Role::Ward, Some("POOLE"))
+        .get("/api/v1/boards/wards/W1")
+        .await
+        .expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_session_ends_and_its_open_live_stream_is_told_and_closed() {
+    let rig = rig(|config| config.session_idle_seconds = 3).await;
+    let base = rig.app.base.clone();
+    let browser = Browser::new();
+    let callback = browser.sign_in_at_provider(&base, "wendy.ward", "/").await;
+    assert_eq!(browser.get(&callback).await.status, 303);
+    assert_eq!(session(&browser, &base).await.0, 200);
+    let mut stream = browser
+        .client
+        .get(format!("{base}/api/v1/boards/stream?board=ward:W1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    // The open stream does not keep the session alive: it is told, then
+    // closed, within the idle time and a check.
+    let mut seen = String::new();
+    let told = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("event: signed-out") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(told, "the stream was not told: {seen}");
+    let (status, problem) = session(&browser, &base).await;
+    assert_eq!(status, 401, "{problem}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_out_ends_the_session_here_and_sends_the_browser_to_the_providers_sign_out() {
+    let rig = rig(|_| {}).await;
+    let base = rig.app.base.clone();
+    let browser = Browser::new();
+    let callback = browser.sign_in_at_provider(&base, "wendy.ward", "/").await;
+    assert_eq!(browser.get(&callback).await.status, 303);
+    let (_, me) = session(&browser, &base).await;
+    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
+    // Another site's sign-out form lacks the token: refused.
+    let forged = browser.post_form(&format!("{base}/auth/logout"), &[]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(session(&browser, &base).await.0, 200);
+
+    let out = browser
+        .post_form(&format!("{base}/auth/logout"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let to = out.location.unwrap();
+    assert!(to.starts_with(&rig.provider().issuer), "{to}");
+    assert!(to.contains("id_token_hint="), "{to}");
+    assert!(to.contains("post_logout_redirect_uri="), "{to}");
+    assert!(
+        out.set_cookies
+            .iter()
+            .any(|c| c.starts_with("baton_session=;") && c.contains("Max-Age=0")),
+        "{:?}",
+        out.set_cookies
+    );
+    assert_eq!(session(&browser, &base).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn behind_a_tls_proxy_the_session_cookie_is_secure() {
+    let rig = rig(|config| config.behind_tls_proxy = true).await;
+    let browser = Browser::new();
+    let callback = browser
+        .sign_in_at_provider(&rig.app.base, "wendy.ward", "/")
+        .await;
+    let back = browser.get(&callback).await;
+    let cookie = session_cookie(&back.set_cookies).expect("a session cookie");
+    assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_a_provider_configured_the_development_sign_in_is_off() {
+    let rig = rig(|_| {}).await;
+    let anonymous = rig.app.anonymous();
+    assert_eq!(
+        anonymous.get("/api/v1/dev/sign-in").await.expect(200).body["enabled"],
+        false
+    );
+    let options = anonymous.get("/auth/options").await.expect(200).body;
+    assert_eq!(options["provider"], rig.provider().issuer.as_str());
+    assert_eq!(options["development"], false);
+}
