@@ -1694,7 +1694,10 @@ async function route() {
 
 document.addEventListener('click', (event) => {
   const link = event.target.closest('a[href^="/"]');
-  if (!link || link.getAttribute('href').startsWith('/docs') || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  // Pages of the server's own (the API's documentation, sign-in through
+  // the provider) are real navigations.
+  const href = link && link.getAttribute('href');
+  if (!link || href.startsWith('/docs') || href.startsWith('/auth/') || event.ctrlKey || event.metaKey || event.shiftKey) return;
   event.preventDefault();
   go(link.getAttribute('href'));
 });

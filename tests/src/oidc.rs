@@ -207,3 +207,40 @@ fn form_action(html: &str) -> Option<String> {
     let end = rest[at..].find('"')? + at;
     Some(rest[at..end].replace("&amp;", "&"))
 }
+
+/// The role mapping the sign-in tests run with: the provider's
+/// `baton-reab` group is the REAB team.
+pub const RULES: &str = r#"
+[[rule]]
+claim = "groups"
+equals = "baton-reab"
+set = { role = "team", team = "REAB" }
+"#;
+
+/// Baton on the embedded stack (reference data seeded), signing its pages
+/// in through a fresh provider with [`RULES`]; `tune` adjusts the
+/// configuration (session times, cookies).
+pub async fn app_with_provider(
+    tune: impl FnOnce(&mut infra::config::Config),
+) -> (crate::http::TestApp, TestProvider) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let provider = TestProvider::start(&base).await;
+    let data_dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let rules = data_dir.path().join("roles.toml");
+    std::fs::write(&rules, RULES).unwrap();
+    let mut config = infra::config::Config {
+        listen: "127.0.0.1:0".to_owned(),
+        data_dir: data_dir.path().to_path_buf(),
+        oidc_issuer: Some(provider.issuer.clone()),
+        oidc_client_id: Some(CLIENT_ID.to_owned()),
+        oidc_client_secret: Some(CLIENT_SECRET.into()),
+        public_url: Some(base),
+        role_mapping_file: Some(rules),
+        ..infra::config::Config::default()
+    };
+    tune(&mut config);
+    let app = crate::http::TestApp::start_on(listener, config, data_dir, None, None).await;
+    app.seed_reference().await;
+    (app, provider)
+}

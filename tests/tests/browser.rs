@@ -455,3 +455,46 @@ async fn a_page_says_it_is_not_up_to_date_while_the_boards_lag_and_stops_once_th
     eprintln!("{}", said.join("\n"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nurse_signs_in_through_a_real_openid_provider_works_times_out_idle_and_signs_out() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let chromium =
+        std::env::var("BATON_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    preflight(&browser_dir, &chromium);
+    const IDLE_SECONDS: u64 = 8;
+    let (app, _provider) = baton_tests::oidc::app_with_provider(|config| {
+        config.session_idle_seconds = IDLE_SECONDS;
+    })
+    .await;
+    let ward = app.as_(Role::Ward, Some("POOLE"));
+    let spell = admit(&ward, 1, "Hartley", "Margaret", "W1", 1, 3).await;
+    let child = tokio::process::Command::new("node")
+        .arg(browser_dir.join("signin.mjs"))
+        .current_dir(&browser_dir)
+        .env("BATON_URL", &app.base)
+        .env("BATON_CHROMIUM", &chromium)
+        .env("BATON_WARD_TOKEN", app.token(Role::Ward, Some("POOLE")))
+        .env("BATON_SPELL", &spell)
+        .env("BATON_IDLE_SECONDS", IDLE_SECONDS.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start node: {e}"));
+    let output = tokio::time::timeout(SCRIPT_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| {
+            panic!("tests/browser/signin.mjs did not finish within {SCRIPT_LIMIT:?}")
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the sign-in scenario failed ({})\n--- signin.mjs stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        output.status
+    );
+    eprintln!("{stdout}");
+}

@@ -3,50 +3,23 @@
 //! server-side sessions behind an HttpOnly cookie, the anti-forgery token,
 //! idle timeout, sign-out here and at the provider, and each way a sign-in
 //! can go wrong answered with a page that says what went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use baton_tests::http::TestApp;
-use baton_tests::oidc::{Browser, TestProvider, CLIENT_ID, CLIENT_SECRET};
+use baton_tests::oidc::{app_with_provider, Browser, TestProvider};
 use infra::auth::Role;
 use infra::config::Config;
 use serde_json::{json, Value};
-
-const RULES: &str = r#"
-[[rule]]
-claim = "groups"
-equals = "baton-reab"
-set = { role = "team", team = "REAB" }
-"#;
 
 struct SignInRig {
     app: TestApp,
     provider: Option<TestProvider>,
 }
 
-/// Baton on the embedded stack, signing in through a fresh provider;
-/// `tune` adjusts the configuration (session times, cookies).
 async fn rig(tune: impl FnOnce(&mut Config)) -> SignInRig {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let provider = TestProvider::start(&base).await;
-    let data_dir = Arc::new(tempfile::tempdir().unwrap());
-    let rules = data_dir.path().join("roles.toml");
-    std::fs::write(&rules, RULES).unwrap();
-    let mut config = Config {
-        listen: "127.0.0.1:0".to_owned(),
-        data_dir: data_dir.path().to_path_buf(),
-        oidc_issuer: Some(provider.issuer.clone()),
-        oidc_client_id: Some(CLIENT_ID.to_owned()),
-        oidc_client_secret: Some(CLIENT_SECRET.into()),
-        public_url: Some(base),
-        role_mapping_file: Some(rules),
-        ..Config::default()
-    };
-    tune(&mut config);
-    let app = TestApp::start_on(listener, config, data_dir, None, None).await;
-    app.seed_reference().await;
+    let (app, provider) = app_with_provider(tune).await;
     SignInRig {
         app,
         provider: Some(provider),
