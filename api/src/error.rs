@@ -65,6 +65,9 @@ pub enum ApiError {
     /// session's anti-forgery token (another site's form or script).
     #[error("a change made with the session cookie must carry this session's X-CSRF-Token header; reload the page and try again")]
     CrossSiteForgery,
+    /// 403: an admin revoked this user's access in Baton.
+    #[error("your access to Baton has been withdrawn by an administrator")]
+    AccessRevoked,
     /// 404: unknown, or not the caller's to know about.
     #[error("not found")]
     NotFound,
@@ -193,7 +196,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::CrossSiteForgery => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::CrossSiteForgery | ApiError::AccessRevoked => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -216,6 +221,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => ("unauthenticated", "Sign-in required"),
             ApiError::Forbidden => ("forbidden", "Not allowed"),
             ApiError::CrossSiteForgery => ("csrf", "Anti-forgery token missing or wrong"),
+            ApiError::AccessRevoked => ("access-revoked", "Access withdrawn"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict { .. } => ("conflict", "Conflicting change"),
@@ -362,6 +368,15 @@ impl From<SpellError> for ApiError {
                 rule: rule_of(&error),
             },
             other => refused(rule_of(&other), other.to_string(), spell_field(&other)),
+        }
+    }
+}
+
+impl From<domain::access::AccessError> for ApiError {
+    fn from(error: domain::access::AccessError) -> Self {
+        ApiError::Conflict {
+            detail: error.to_string(),
+            rule: rule_of(&error),
         }
     }
 }

@@ -189,6 +189,51 @@ pub struct Caller {
     /// The pages' session, when the request came with its cookie rather
     /// than a bearer token.
     pub session: Option<std::sync::Arc<infra::auth::session::Session>>,
+    /// The version of the user's access record in Baton when the request
+    /// was authorised (0: none); a live stream ends when it moves.
+    pub access_version: u64,
+}
+
+/// The caller as Baton's own record of their access has it: a grant there
+/// replaces the role and scope their token or provider gave, a revocation
+/// refuses them. Returns the record's version too.
+fn with_access(state: &AppState, principal: Principal) -> Result<(Principal, u64), ApiError> {
+    use domain::access::AccessNow;
+    state.boards.read(|flow| {
+        let Some(user) = flow.access().of(&principal.sub) else {
+            return Ok((principal, 0));
+        };
+        match &user.now {
+            AccessNow::FromProvider => Ok((principal, user.version)),
+            AccessNow::Revoked => Err(ApiError::AccessRevoked),
+            AccessNow::Granted(granted) => {
+                let mut claims = serde_json::Map::new();
+                claims.insert("sub".to_owned(), principal.sub.clone().into());
+                claims.insert("name".to_owned(), principal.name.clone().into());
+                claims.insert("role".to_owned(), granted.role.clone().into());
+                for (key, value) in [
+                    ("hospital", &granted.hospital),
+                    ("trust", &granted.trust),
+                    ("team", &granted.team),
+                    ("hub", &granted.hub),
+                ] {
+                    if let Some(value) = value {
+                        claims.insert(key.to_owned(), value.clone().into());
+                    }
+                }
+                infra::auth::mapping::principal_of(claims)
+                    .map(|p| (p, user.version))
+                    .map_err(|problem| ApiError::internal(format!("a stored grant: {problem}")))
+            }
+        }
+    })
+}
+
+/// The version of `sub`'s access record now (0: none).
+fn access_version(state: &AppState, sub: &str) -> u64 {
+    state
+        .boards
+        .read(|flow| flow.access().of(sub).map_or(0, |user| user.version))
 }
 
 /// Who a bearer token or a session stands for.
@@ -208,13 +253,15 @@ async fn principal_of(
     }
 }
 
-/// Whether the session (if any) that a caller came with is still open;
-/// the live stream asks, without counting as the user's activity.
+/// Whether the session (if any) that a caller came with is still open and
+/// their access in Baton unchanged; the live stream asks, without counting
+/// as the user's activity.
 pub fn still_signed_in(state: &AppState, caller: &Caller) -> bool {
     caller
         .session
         .as_ref()
         .is_none_or(|session| state.signin.sessions.is_live(&session.id))
+        && access_version(state, &caller.principal.sub) == caller.access_version
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -271,6 +318,7 @@ impl FromRequestParts<AppState> for Caller {
                 (principal, Some(session))
             }
         };
+        let (principal, access_version) = with_access(state, principal)?;
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -295,6 +343,7 @@ impl FromRequestParts<AppState> for Caller {
             client,
             request_id,
             session,
+            access_version,
         })
     }
 }

@@ -417,6 +417,17 @@ pub mod shape {
                     .map(|r| Value::from(r.as_str()))
                     .collect(),
             ),
+            ("GrantRequest", "name") => Shape::Text {
+                max: MAX_NAME,
+                lines: false,
+            },
+            ("GrantRequest", "role") => Shape::OneOf(
+                infra::auth::Role::ALL
+                    .iter()
+                    .map(|r| Value::from(r.as_str()))
+                    .collect(),
+            ),
+            ("GrantRequest", "trust" | "hub") => Shape::Code(HospitalCode::MAX_LEN),
             (_, name) => return of_field(name),
         })
     }
@@ -463,6 +474,12 @@ pub mod shape {
     /// the collection the path names.
     fn of_path(path: &str, name: &str) -> Option<Shape> {
         let under = |prefix: &str| path.starts_with(prefix);
+        if name == "sub" {
+            return Some(Shape::Text {
+                max: crate::routes::access::MAX_SUB,
+                lines: false,
+            });
+        }
         let max = match name {
             "ward" => WardCode::MAX_LEN,
             "hospital" => HospitalCode::MAX_LEN,

@@ -61,6 +61,8 @@ pub enum Action<'a> {
     },
     /// Who looked at a patient.
     ReadAudit,
+    /// Grant or revoke a user's access, and list who has what.
+    ManageAccess,
 }
 
 /// Whom a referral concerns.
@@ -90,7 +92,7 @@ pub fn authorize(p: &Principal, action: Action<'_>) -> Result<(), ApiError> {
     use Action::*;
     let allowed = match action {
         ReadReference => true,
-        ManageReference | ReadAudit => p.role == Role::Admin,
+        ManageReference | ReadAudit | ManageAccess => p.role == Role::Admin,
         Admit { hospital } => own_hospital(p, hospital),
         Spell { hospital } | RaiseReferral { hospital } => match p.role {
             // A patient's record: unknown, or another hospital's, reads as

@@ -14,11 +14,14 @@
 //! - [`reservation`]: rules spanning aggregates (one patient per bed, one
 //!   open spell per NHS number, referrals only for open spells) declared by
 //!   events and enforced by the event store in the commit's transaction.
+//! - [`access`]: an admin's grants and revocations of a user's role and
+//!   scope, as events.
 //! - [`reference`]: hospitals, wards, teams and the versioned delay reasons.
 //! - [`upcast`]: the one place a stored event (type, version, payload)
 //!   becomes the current event, for every read path.
 //! - [`testing`]: a given/when/then harness for deciders.
 
+pub mod access;
 pub mod decider;
 pub mod reference;
 pub mod referral;

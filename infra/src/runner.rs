@@ -98,8 +98,9 @@ impl Default for State {
 /// The fold's current shape. Bump it when the fold starts keeping something
 /// it did not (as referral summaries, at 2): a checkpoint of another format
 /// is not restored, and the boards are built from the feed instead, so no
-/// board shows a field that only a rebuild would have filled in.
-pub const STATE_FORMAT: u32 = 2;
+/// board shows a field that only a rebuild would have filled in. At 3 it
+/// began keeping users' access.
+pub const STATE_FORMAT: u32 = 3;
 
 fn first_format() -> u32 {
     1
@@ -351,6 +352,8 @@ impl Boards {
                     touch(keys, placement);
                 }
             }
+            // No board shows access; the sign-in check reads it.
+            Change::Access(_) => {}
             Change::Referral(_) => {
                 if let Some(referral) = flow.referral(&envelope.aggregate_id) {
                     keys.insert(BoardKey::Team(referral.team.clone()));

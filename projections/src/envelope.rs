@@ -2,11 +2,12 @@
 //! sequence that make applying them idempotent. Decoding from the stored
 //! JSON happens here, once, so folds only ever see valid domain events.
 
+use domain::access::{AccessEvent, StaffAccess};
 use domain::referral::{Referral, ReferralEvent};
 use domain::spell::{Spell, SpellEvent};
 use domain::upcast::read_slice;
 use domain::values::Instant;
-use domain::Decider;
+use domain::{Actor, Decider};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -14,6 +15,8 @@ pub enum Change {
     Spell(SpellEvent),
     /// A referral event.
     Referral(ReferralEvent),
+    /// A grant or revocation of a user's access.
+    Access(AccessEvent),
 }
 
 /// One event for the boards.
@@ -25,6 +28,8 @@ pub struct Envelope {
     pub sequence: u64,
     /// When it was recorded.
     pub recorded_at: Instant,
+    /// Who caused it.
+    pub by: Actor,
     pub change: Change,
 }
 
@@ -34,6 +39,7 @@ impl Envelope {
         match self.change {
             Change::Spell(_) => Spell::TYPE,
             Change::Referral(_) => Referral::TYPE,
+            Change::Access(_) => StaffAccess::TYPE,
         }
     }
 }
@@ -50,20 +56,23 @@ pub fn decode(
     event_version: &str,
     payload: &[u8],
 ) -> Result<Option<Envelope>, DecodeError> {
-    if aggregate_type != Spell::TYPE && aggregate_type != Referral::TYPE {
-        return Ok(None);
-    }
-    let (recorded_at, change) = if aggregate_type == Spell::TYPE {
+    let (recorded_at, by, change) = if aggregate_type == Spell::TYPE {
         let r = read_slice::<SpellEvent>(event_type, event_version, payload)?;
-        (r.recorded_at, Change::Spell(r.event))
-    } else {
+        (r.recorded_at, r.by, Change::Spell(r.event))
+    } else if aggregate_type == Referral::TYPE {
         let r = read_slice::<ReferralEvent>(event_type, event_version, payload)?;
-        (r.recorded_at, Change::Referral(r.event))
+        (r.recorded_at, r.by, Change::Referral(r.event))
+    } else if aggregate_type == StaffAccess::TYPE {
+        let r = read_slice::<AccessEvent>(event_type, event_version, payload)?;
+        (r.recorded_at, r.by, Change::Access(r.event))
+    } else {
+        return Ok(None);
     };
     Ok(Some(Envelope {
         aggregate_id: aggregate_id.to_owned(),
         sequence,
         recorded_at,
+        by,
         change,
     }))
 }

@@ -110,6 +110,9 @@ pub struct Flow {
     applied: HashMap<String, u64>,
     /// Running figures per ward, kept equal to what walking its spells gives.
     aggregates: BTreeMap<WardCode, WardAggregate>,
+    /// Users' access as granted or revoked in Baton.
+    #[serde(default)]
+    access: crate::access::AccessList,
 }
 
 impl Flow {
@@ -128,8 +131,17 @@ impl Flow {
         match &envelope.change {
             Change::Spell(event) => self.apply_spell(&envelope.aggregate_id, event),
             Change::Referral(event) => self.apply_referral(&envelope.aggregate_id, event),
+            Change::Access(event) => {
+                self.access
+                    .apply(envelope.sequence, &envelope.by, envelope.recorded_at, event)
+            }
         }
         true
+    }
+
+    /// Users' access as granted or revoked in Baton.
+    pub fn access(&self) -> &crate::access::AccessList {
+        &self.access
     }
 
     /// The last sequence applied for an aggregate (0 if none).

@@ -7,6 +7,8 @@
 //!   one place, so the boards can never disagree with each other. It holds
 //!   facts only; anything that depends on the time of day is computed when
 //!   a board is read.
+//! - [`access`]: grants and revocations of users' access, for the sign-in
+//!   check and the admin page.
 //! - [`boards`]: the four boards, read from the fold at an explicit instant
 //!   (tests fix the clock by passing it).
 //! - [`lookup`]: finding a patient again (search by NHS number or name, a
@@ -22,6 +24,7 @@
 //! reading what the watchdog decides on (`infra::watchdog`) and the SLA
 //! clock, a policy that issues commands (`infra::sla`), live in `infra`.
 
+pub mod access;
 pub mod boards;
 pub mod envelope;
 pub mod flow;

@@ -80,6 +80,7 @@ impl Script {
             aggregate_id: id.to_owned(),
             sequence,
             recorded_at: t("2026-03-01T00:00:00Z"),
+            by: domain::Actor::new("nurse-1", "Nurse One"),
             change,
         });
         self

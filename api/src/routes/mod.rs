@@ -3,6 +3,7 @@
 //! built with `utoipa-axum`, so `/openapi.json` lists exactly the routes
 //! that are served.
 
+pub mod access;
 pub mod audit;
 pub mod boards;
 pub mod ops;
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(referrals::router())
         .merge(boards::router())
         .merge(audit::router())
+        .merge(access::router())
 }
 
 /// What every command answers.

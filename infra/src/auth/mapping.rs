@@ -139,7 +139,9 @@ fn apply(claims: &mut Map<String, Value>, rule: &Rule) {
     }
 }
 
-fn principal_of(claims: Map<String, Value>) -> Result<Principal, ClaimsProblem> {
+/// The caller that claims describe (`sub`, `name`, `role` and its scope),
+/// checked as a token's claims are.
+pub fn principal_of(claims: Map<String, Value>) -> Result<Principal, ClaimsProblem> {
     let incoming: IncomingClaims = serde_json::from_value(Value::Object(claims))
         .map_err(|_| ClaimsProblem::Invalid("role".to_owned()))?;
     incoming.into_principal()

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, SerializedEvent};
+use domain::access::{AccessCommand, AccessError, StaffAccess};
 use domain::reference::ReferenceData;
 use domain::referral::{Referral, ReferralCommand, ReferralError, ReferralSubject};
 use domain::spell::{Spell, SpellCommand, SpellError};
@@ -108,6 +109,7 @@ pub struct CommandBus {
     repository: BatonRepository,
     spells: Arc<Store<Spell>>,
     referrals: Arc<Store<Referral>>,
+    access: Arc<Store<StaffAccess>>,
     reference: Arc<dyn ReferenceData>,
     turns: Arc<Turns>,
     deadline: Duration,
@@ -126,7 +128,8 @@ impl CommandBus {
             db: repository.database().clone(),
             repository: repository.clone(),
             spells: Arc::new(PersistedEventStore::new_event_store(repository.clone())),
-            referrals: Arc::new(PersistedEventStore::new_event_store(repository)),
+            referrals: Arc::new(PersistedEventStore::new_event_store(repository.clone())),
+            access: Arc::new(PersistedEventStore::new_event_store(repository)),
             reference,
             turns: Arc::new(Turns::new()),
             deadline: COMMAND_DEADLINE,
@@ -216,6 +219,26 @@ impl CommandBus {
         }
         self.take_turn(&self.referrals, id.as_str(), command, options, guard)
             .await
+    }
+
+    /// Records an admin's grant or revocation of a user's access (the
+    /// aggregate's id is [`access_id`] of the user).
+    pub async fn access(
+        &self,
+        command: Issued<AccessCommand>,
+        options: CommandOptions,
+    ) -> Result<Committed, CommandError<AccessError>> {
+        let sub = match &command.command {
+            AccessCommand::Grant { sub, .. } | AccessCommand::Revoke { sub, .. } => sub.clone(),
+        };
+        self.take_turn(
+            &self.access,
+            &access_id(&sub),
+            command,
+            options,
+            &|_| Ok(()),
+        )
+        .await
     }
 
     /// Executes a command once the aggregate's turn comes, within the
@@ -337,6 +360,15 @@ impl CommandBus {
     ) -> Result<(Referral, u64), CommandError<ReferralError>> {
         load(&self.referrals, id.as_str()).await
     }
+}
+
+/// The id of a user's access record: a digest of their `sub`, which may
+/// hold any character (`auth0|123`, an e-mail address) while aggregate ids,
+/// consistency tokens and stream subjects hold no dots or spaces.
+pub fn access_id(sub: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(sub.as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,292 @@
+//! Admins grant a named user a role and scope, or revoke their access, in
+//! Baton itself (whatever their identity provider says), and list who has
+//! what and every change with who made it and when. Grants and revocations
+//! are events (`domain::access`); the sign-in check of every request reads
+//! them from the fold (`projections::access`), so a revocation stops the
+//! user's next request and their open live streams. A command answers once
+//! the fold includes it.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use domain::access::{AccessCommand, AccessNow, GrantedAccess};
+use domain::values::Text;
+use domain::Issued;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{actor, answer, options, Answered};
+use crate::error::{ApiError, Problem};
+use crate::extract::{Caller, CommandHeaders, JsonBody};
+use crate::policy::{authorize, Action};
+use crate::state::AppState;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(grant))
+        .routes(routes!(revoke))
+}
+
+/// The longest user id (`sub`) Baton records.
+pub const MAX_SUB: usize = 255;
+
+/// `POST /api/v1/access/{sub}/grant`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// The user's name, as the admin knows it.
+    pub name: String,
+    /// `ward`, `team`, `system` or `admin` (and any role the token claims
+    /// know).
+    pub role: String,
+    /// For a ward: the hospital code.
+    pub hospital: Option<String>,
+    /// For a ward of a whole trust: the trust code.
+    pub trust: Option<String>,
+    /// For a team: the team code.
+    pub team: Option<String>,
+    /// For a care transfer hub: the hub code.
+    pub hub: Option<String>,
+    /// Why, for the record.
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/access/{sub}/revoke`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// Why, for the record.
+    pub reason: Option<String>,
+}
+
+fn sub_of(sub: &str) -> Result<String, ApiError> {
+    let sub = sub.trim();
+    if sub.is_empty() || sub.len() > MAX_SUB || sub.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "sub",
+            format!("a user id of 1 to {MAX_SUB} characters, without control characters"),
+        ));
+    }
+    Ok(sub.to_owned())
+}
+
+fn reason_of(reason: Option<&str>) -> Result<Option<Text>, ApiError> {
+    reason
+        .filter(|r| !r.trim().is_empty())
+        .map(Text::parse)
+        .transpose()
+        .map_err(|e| ApiError::refused_field("invalid_text", "reason", e.to_string()))
+}
+
+/// Waits until the fold (which the sign-in check reads) includes the
+/// command, so the user's next request meets it.
+async fn in_effect(
+    state: &AppState,
+    committed: &infra::commands::Committed,
+) -> Result<(), ApiError> {
+    super::await_token(state, Some(&committed.token.to_string())).await
+}
+
+/// Gives a user a role and scope in Baton, whatever their identity
+/// provider says.
+#[utoipa::path(post, path = "/api/v1/access/{sub}/grant", tag = "access", request_body = GrantRequest,
+    params(("sub" = String, Path, description = "The user's id (the `sub` of their sign-in)")),
+    responses((status = 201, body = super::CommandAnswer), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+    Path(sub): Path<String>,
+    JsonBody(req): JsonBody<GrantRequest>,
+) -> Result<Answered, ApiError> {
+    authorize(&caller.principal, Action::ManageAccess)?;
+    let sub = sub_of(&sub)?;
+    let reason = reason_of(req.reason.as_deref())?;
+    let name = req.name.trim().to_owned();
+    if name.is_empty() {
+        return Err(ApiError::field("name", "the user's name is required"));
+    }
+    // The grant must describe a caller, as a token's claims must.
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".to_owned(), sub.clone().into());
+    claims.insert("name".to_owned(), name.clone().into());
+    claims.insert("role".to_owned(), req.role.clone().into());
+    for (key, value) in [
+        ("hospital", &req.hospital),
+        ("trust", &req.trust),
+        ("team", &req.team),
+        ("hub", &req.hub),
+    ] {
+        if let Some(value) = value.as_ref().filter(|v| !v.trim().is_empty()) {
+            claims.insert(key.to_owned(), value.trim().to_owned().into());
+        }
+    }
+    let principal = infra::auth::mapping::principal_of(claims)
+        .map_err(|problem| ApiError::refused_field("not_a_caller", "role", problem.to_string()))?;
+    let catalogue = state.reference.snapshot();
+    if let Some(hospital) = &principal.hospital {
+        if !catalogue.hospitals().any(|h| h.code.as_str() == hospital) {
+            return Err(ApiError::refused_field(
+                "unknown_scope",
+                "hospital",
+                "no such hospital",
+            ));
+        }
+    }
+    if let Some(team) = &principal.team {
+        if !catalogue.teams().any(|t| t.code.as_str() == team) {
+            return Err(ApiError::refused_field(
+                "unknown_scope",
+                "team",
+                "no such team",
+            ));
+        }
+    }
+    let access = granted_access(&principal);
+    let body = req.clone();
+    let command = AccessCommand::Grant {
+        sub: sub.clone(),
+        name,
+        access,
+        reason,
+    };
+    let committed = state
+        .bus
+        .access(
+            Issued::new(actor(&caller), chrono::Utc::now(), command),
+            options(
+                &caller,
+                &headers,
+                "grant_access",
+                &sub,
+                &body,
+                serde_json::json!({}),
+            ),
+        )
+        .await?;
+    in_effect(&state, &committed).await?;
+    Ok(answer(
+        StatusCode::CREATED,
+        committed,
+        serde_json::json!({ "sub": sub }),
+    ))
+}
+
+/// The grant as recorded: the role and the scope the caller carries.
+fn granted_access(principal: &infra::auth::Principal) -> GrantedAccess {
+    let claims = serde_json::to_value(principal).unwrap_or_default();
+    let text = |key: &str| claims[key].as_str().map(str::to_owned);
+    GrantedAccess {
+        role: principal.role.as_str().to_owned(),
+        hospital: text("hospital"),
+        trust: text("trust"),
+        team: text("team"),
+        hub: text("hub"),
+    }
+}
+
+/// Withdraws a user's access to Baton, whatever their identity provider
+/// says, until a grant: their next request, and any live stream they have
+/// open, is refused.
+#[utoipa::path(post, path = "/api/v1/access/{sub}/revoke", tag = "access", request_body = RevokeRequest,
+    params(("sub" = String, Path, description = "The user's id (the `sub` of their sign-in)")),
+    responses((status = 200, body = super::CommandAnswer), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+    Path(sub): Path<String>,
+    JsonBody(req): JsonBody<RevokeRequest>,
+) -> Result<Answered, ApiError> {
+    authorize(&caller.principal, Action::ManageAccess)?;
+    let sub = sub_of(&sub)?;
+    let reason = reason_of(req.reason.as_deref())?;
+    let command = AccessCommand::Revoke {
+        sub: sub.clone(),
+        reason,
+    };
+    let committed = state
+        .bus
+        .access(
+            Issued::new(actor(&caller), chrono::Utc::now(), command),
+            options(
+                &caller,
+                &headers,
+                "revoke_access",
+                &sub,
+                &req,
+                serde_json::json!({}),
+            ),
+        )
+        .await?;
+    in_effect(&state, &committed).await?;
+    Ok(answer(
+        StatusCode::OK,
+        committed,
+        serde_json::json!({ "sub": sub }),
+    ))
+}
+
+/// One user's access in Baton.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserAccessRow {
+    pub sub: String,
+    pub name: String,
+    /// `granted` or `revoked`.
+    pub state: String,
+    #[schema(value_type = Option<Object>)]
+    pub granted: Option<GrantedAccess>,
+    /// Who made the last change (user id and name) and when.
+    #[schema(value_type = Object)]
+    pub by: domain::Actor,
+    #[schema(value_type = String)]
+    pub at: domain::values::Instant,
+}
+
+/// Each user's access in Baton, and every grant and revocation (newest
+/// first) with who made it and when.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AccessOverview {
+    pub users: Vec<UserAccessRow>,
+    #[schema(value_type = Vec<Object>)]
+    pub history: Vec<projections::access::AccessChange>,
+}
+
+/// Who has been granted or refused what in Baton, and the history.
+#[utoipa::path(get, path = "/api/v1/access", tag = "access",
+    responses((status = 200, body = AccessOverview), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&caller.principal, Action::ManageAccess)?;
+    let overview = state.boards.read(|flow| {
+        let access = flow.access();
+        AccessOverview {
+            users: access
+                .users()
+                .map(|user| {
+                    let (state, granted) = match &user.now {
+                        AccessNow::Granted(g) => ("granted", Some(g.clone())),
+                        AccessNow::Revoked => ("revoked", None),
+                        AccessNow::FromProvider => ("provider", None),
+                    };
+                    UserAccessRow {
+                        sub: user.sub.clone(),
+                        name: user.name.clone(),
+                        state: state.to_owned(),
+                        granted,
+                        by: user.by.clone(),
+                        at: user.at,
+                    }
+                })
+                .collect(),
+            history: access.history().cloned().collect(),
+        }
+    });
+    Ok(Json(overview))
+}
