@@ -450,13 +450,16 @@ async fn a_stored_answer_is_not_replayed_to_a_caller_who_may_no_longer_see_the_r
     app.seed_reference().await;
     let as_nurse_at = |hospital: &str| {
         let mut client = app.anonymous();
-        let nurse = infra::auth::Principal {
-            sub: "nurse-7".to_owned(),
-            name: "Nurse Seven".to_owned(),
-            role: Role::Ward,
-            hospital: Some(hospital.to_owned()),
-            team: None,
-        };
+        let nurse = infra::auth::Principal::scoped(
+            "nurse-7".to_owned(),
+            "Nurse Seven".to_owned(),
+            Role::Ward,
+            infra::auth::ScopeClaims {
+                hospital: Some(hospital.to_owned()),
+                ..infra::auth::ScopeClaims::default()
+            },
+        )
+        .unwrap();
         client.token = Some(
             infra::auth::sign_local(
                 &app.config.data_dir,
