@@ -183,36 +183,33 @@ async fn dev_sign_in_token(
         return Err(ApiError::NotFound);
     };
     let catalogue = state.reference.snapshot();
-    let is = |wanted: &Option<String>, known: &mut dyn Iterator<Item = &str>| {
-        wanted.as_deref().is_some_and(|w| known.any(|k| k == w))
-    };
-    let (scope_ok, field) = match req.role {
+    let (wanted, known, field): (&Option<String>, Vec<&str>, &str) = match req.role {
         Role::Ward if req.trust.is_some() => (
-            is(
-                &req.trust,
-                &mut catalogue
-                    .hospitals()
-                    .filter_map(|h| h.trust.as_ref().map(|t| t.as_str())),
-            ),
+            &req.trust,
+            catalogue
+                .hospitals()
+                .filter_map(|h| h.trust.as_ref().map(|t| t.as_str()))
+                .collect(),
             "trust",
         ),
         Role::Ward => (
-            is(
-                &req.hospital,
-                &mut catalogue.hospitals().map(|h| h.code.as_str()),
-            ),
+            &req.hospital,
+            catalogue.hospitals().map(|h| h.code.as_str()).collect(),
             "hospital",
         ),
         Role::Team => (
-            is(&req.team, &mut catalogue.teams().map(|t| t.code.as_str())),
+            &req.team,
+            catalogue.teams().map(|t| t.code.as_str()).collect(),
             "team",
         ),
         Role::Hub => (
-            is(&req.hub, &mut catalogue.hubs().map(|h| h.code.as_str())),
+            &req.hub,
+            catalogue.hubs().map(|h| h.code.as_str()).collect(),
             "hub",
         ),
-        Role::System | Role::Admin => (true, ""),
+        Role::System | Role::Admin => (&None, Vec::new(), ""),
     };
+    let scope_ok = field.is_empty() || wanted.as_deref().is_some_and(|w| known.contains(&w));
     if !scope_ok {
         return Err(ApiError::refused_field(
             "unknown_scope",
