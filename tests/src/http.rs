@@ -267,8 +267,8 @@ impl TestApp {
 
     /// On top of [`Self::seed_reference`]: Poole and the Royal Bournemouth
     /// (ward R1) run by one trust (`UHD`), Dorset County by another
-    /// (`DCHFT`), and a care transfer hub (`EAST`) for Poole and the Royal
-    /// Bournemouth.
+    /// (`DCHFT`), and care transfer hubs for Poole and the Royal Bournemouth
+    /// (`EAST`) and for Dorset County (`WEST`).
     pub async fn seed_scopes(&self) {
         let admin = self.as_(Role::Admin, None);
         for (code, name, trust) in [
@@ -288,6 +288,13 @@ impl TestApp {
             .put(
                 "/api/v1/wards/R1",
                 json!({ "name": "Ward R1", "hospital": "RBH", "beds": 30 }),
+            )
+            .await
+            .expect(200);
+        admin
+            .put(
+                "/api/v1/hubs/WEST",
+                json!({ "name": "West Dorset care transfer hub", "hospitals": ["DCH"] }),
             )
             .await
             .expect(200);
