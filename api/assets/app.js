@@ -807,9 +807,14 @@ async function wardPage(code) {
   subscribe(`ward:${code}`, view.render, () => api('GET', boardPath));
 }
 
-// The ward's recent discharges and a search across the hospital's patients,
+// The ward's recent discharges and a search across the hospital's (or the
+// trust's hospitals') patients,
 // in hospital and discharged: every correction starts from one of these.
 function findTools(ward, view) {
+  // A trust's ward searches every hospital of its trust (the API does).
+  const searched = session && session.trust
+    ? myHospitals(session).map(hospitalName).join(', ') || ward.hospital
+    : hospitalName(ward.hospital);
   const q = h('input', { id: 'search-q', name: 'q', type: 'search', autocomplete: 'off', 'aria-describedby': 'search-help' });
   const results = h('div', { id: 'search-results' });
   const searchStatus = h('p', { class: 'search-status', role: 'status' });
@@ -848,8 +853,8 @@ function findTools(ward, view) {
     }
     const rows = answer.body.results || [];
     searchStatus.textContent = rows.length
-      ? `${rows.length} patient${rows.length === 1 ? '' : 's'} in ${hospitalName(ward.hospital)} match “${lastQuery}”.`
-      : `No patient in ${hospitalName(ward.hospital)} matches “${lastQuery}”.`;
+      ? `${rows.length} patient${rows.length === 1 ? '' : 's'} in ${searched} match “${lastQuery}”.`
+      : `No patient in ${searched} matches “${lastQuery}”.`;
     patchRows(resultBody, rows, (r) => `found:${r.spell_id}`, found);
     if (rows.length && !results.contains(resultTable)) results.replaceChildren(h('div', { class: 'scroll' }, resultTable));
     if (!rows.length) results.replaceChildren();
@@ -857,7 +862,7 @@ function findTools(ward, view) {
   const form = h('form', { id: 'patient-search', role: 'search', 'aria-label': 'Find a patient', class: 'search', novalidate: true },
     h('label', { for: 'search-q' }, 'Find a patient (in hospital or discharged)'),
     h('div', { class: 'search-row' }, q, h('button', { type: 'submit', 'data-key': 'search' }, 'Search')),
-    h('p', { id: 'search-help', class: 'help' }, `NHS number or part of a name, anywhere in ${hospitalName(ward.hospital)}.`));
+    h('p', { id: 'search-help', class: 'help' }, `NHS number or part of a name, anywhere in ${searched}.`));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     guarded('search', () => search(q.value));

@@ -1238,6 +1238,15 @@ await scenario('13. A ward of a trust switches between its hospitals\' wards', a
     await waitForText(trust, '#beds', SEED_FAMILY);
     await isLive(trust);
   }, trust);
+  await step('from a Poole ward, the patient search finds a Royal Bournemouth patient, and not a Dorset County one', async () => {
+    await waitForText(trust, '#search-help', /Poole Hospital, Royal Bournemouth Hospital/);
+    await trust.locator('#search-q').fill('Oyelaran');
+    await trust.locator('#search-q').press('Enter');
+    await waitForText(trust, '#search-results', /Oyelaran/);
+    await trust.locator('#search-q').fill('Brennan');
+    await trust.locator('#search-q').press('Enter');
+    await waitForText(trust, '.search-status', /No patient in Poole Hospital, Royal Bournemouth Hospital matches/);
+  }, trust);
   await step('the Hospitals menu opens the Royal Bournemouth\'s board', async () => {
     await open('Hospitals', '/hospital/RBH');
     await waitForText(trust, 'main h1', /Royal Bournemouth Hospital/);
