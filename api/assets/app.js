@@ -530,27 +530,34 @@ document.addEventListener('click', (event) => {
 
 async function loadReference() {
   if (reference.loaded) return;
-  const [wards, teams, reasons, hospitals] = await Promise.all([
+  const [wards, teams, reasons, hospitals, hubs] = await Promise.all([
     api('GET', '/api/v1/wards'), api('GET', '/api/v1/teams'),
-    api('GET', '/api/v1/delay-reasons'), api('GET', '/api/v1/hospitals'),
+    api('GET', '/api/v1/delay-reasons'), api('GET', '/api/v1/hospitals'), api('GET', '/api/v1/hubs'),
   ]);
   reference.wards = wards.ok ? wards.body : [];
   reference.teams = teams.ok ? teams.body : [];
   reference.reasons = reasons.ok ? reasons.body.reasons : [];
   reference.hospitals = hospitals.ok ? hospitals.body : [];
-  reference.loaded = wards.ok && teams.ok && reasons.ok && hospitals.ok;
+  reference.hubs = hubs.ok ? hubs.body : [];
+  reference.loaded = wards.ok && teams.ok && reasons.ok && hospitals.ok && hubs.ok;
 }
 
 const reasonLabel = (code) => (reference.reasons.find((r) => r.code === code) || { label: code }).label;
 const wardName = (code) => (reference.wards.find((w) => w.code === code) || { name: code }).name;
 const hospitalName = (code) => (reference.hospitals.find((x) => x.code === code) || { name: code }).name;
 const teamName = (code) => (reference.teams.find((t) => t.code === code) || { name: code }).name;
+const hubName = (code) => ((reference.hubs || []).find((x) => x.code === code) || { name: code }).name;
+// The hospitals whose wards a ward sign-in works on: its own, or its trust's.
+const myHospitals = (me) => me.trust
+  ? reference.hospitals.filter((x) => x.trust === me.trust).map((x) => x.code)
+  : [me.hospital];
 
 // ---------- pages that are not there ----------
 
 function describe(me) {
   if (!me) return 'nobody';
-  const scope = me.hospital ? ` for ${hospitalName(me.hospital)}` : me.team ? ` for ${teamName(me.team)}` : '';
+  const scope = me.hospital ? ` for ${hospitalName(me.hospital)}` : me.trust ? ` for trust ${me.trust}`
+    : me.team ? ` for ${teamName(me.team)}` : me.hub ? ` for ${hubName(me.hub)}` : '';
   return `${me.name} (${me.role}${scope})`;
 }
 
@@ -648,25 +655,31 @@ async function signInPage() {
   if (tokenButton) tokenButton.id = 'sign-in';
   if (dev.ok && dev.body.enabled) {
     const role = h('select', { id: 'dev-role' },
-      ['ward', 'team', 'system', 'admin'].map((r) => h('option', { value: r }, r)));
+      ['ward', 'team', 'hub', 'system', 'admin'].map((r) => h('option', { value: r }, r)));
     const scope = h('input', { id: 'dev-scope', type: 'text', value: 'POOLE', 'aria-describedby': 'dev-help' });
     const name = h('input', { id: 'dev-name', type: 'text', value: 'Developer' });
     const devError = h('p', { class: 'form-error', role: 'alert' });
     const hospitals = dev.body.hospitals || [];
     const teams = dev.body.teams || [];
-    const scopes = { ward: hospitals[0] || '', team: teams[0] || '', system: '', admin: '' };
+    const trusts = dev.body.trusts || [];
+    const hubs = dev.body.hubs || [];
+    const scopes = { ward: hospitals[0] || '', team: teams[0] || '', hub: hubs[0] || '', system: '', admin: '' };
+    const offered = { ward: [...hospitals, ...trusts], team: teams, hub: hubs };
     scope.value = scopes.ward;
     const known = h('datalist', { id: 'dev-scopes' });
     scope.setAttribute('list', 'dev-scopes');
-    const fill = () => known.replaceChildren(...(role.value === 'team' ? teams : hospitals).map((c) => h('option', { value: c })));
+    const fill = () => known.replaceChildren(...(offered[role.value] || []).map((c) => h('option', { value: c })));
     fill();
     role.addEventListener('change', () => { scope.value = scopes[role.value] || ''; fill(); });
     const devButton = actionButton('Sign in', {
       key: 'dev-sign-in', action: 'dev-sign-in', onpress: () => guarded('dev-sign-in', async () => {
         devError.textContent = '';
         const body = { role: role.value, name: name.value || 'Developer' };
-        if (role.value === 'ward') body.hospital = scope.value;
+        // A ward's scope is a hospital, or a trust (every hospital it runs).
+        if (role.value === 'ward' && trusts.includes(scope.value) && !hospitals.includes(scope.value)) body.trust = scope.value;
+        else if (role.value === 'ward') body.hospital = scope.value;
         if (role.value === 'team') body.team = scope.value;
+        if (role.value === 'hub') body.hub = scope.value;
         const answer = await api('POST', '/api/v1/dev/sign-in', body);
         if (!answer.ok) {
           devError.textContent = (answer.body && answer.body.detail) || 'Sign-in failed.';
@@ -678,9 +691,9 @@ async function signInPage() {
     devButton.id = 'dev-sign-in';
     sections.push(h('section', { 'aria-labelledby': 'dev-h' },
       h('h2', { id: 'dev-h' }, 'Development sign-in'),
-      h('p', { id: 'dev-help' }, 'Only on the embedded default, for trying Baton out: pick a role and its scope (a hospital code for a ward, a team code for a team).'),
+      h('p', { id: 'dev-help' }, 'Only on the embedded default, for trying Baton out: pick a role and its scope (a hospital or trust code for a ward, a team code for a team, a hub code for a hub).'),
       h('label', { for: 'dev-role' }, 'Role'), role,
-      h('label', { for: 'dev-scope' }, 'Scope (hospital or team code)'), scope, known,
+      h('label', { for: 'dev-scope' }, 'Scope (hospital, trust, team or hub code)'), scope, known,
       h('label', { for: 'dev-name' }, 'Your name'), name,
       devError,
       devButton));
@@ -689,8 +702,12 @@ async function signInPage() {
 }
 
 function home(me) {
-  if (me.role === 'ward') return `/hospital/${me.hospital}`;
+  // A trust's first hospital is known once reference data is read: until
+  // then, home is the start page, which routes here again after reading it.
+  if (me.role === 'ward' && me.trust && !reference.hospitals) return '/';
+  if (me.role === 'ward') return `/hospital/${myHospitals(me)[0] || ''}`;
   if (me.role === 'team') return `/team/${me.team}`;
+  if (me.role === 'hub') return `/hub/${me.hub}`;
   if (me.role === 'system') return '/system';
   return '/admin';
 }
@@ -714,7 +731,8 @@ function header() {
     out.hidden = true;
     return;
   }
-  who.textContent = `${session.name} (${session.role}${session.hospital ? ` ${session.hospital}` : ''}${session.team ? ` ${session.team}` : ''})`;
+  const scope = session.hospital || session.trust || session.team || session.hub;
+  who.textContent = `${session.name} (${session.role}${scope ? ` ${scope}` : ''})`;
   who.title = who.textContent;
   out.hidden = false;
   // Sign-out is a form post (with the anti-forgery token), so the server
@@ -727,10 +745,18 @@ function header() {
     unsubscribe();
     form.submit();
   };
-  if (session.role === 'ward') {
+  if (session.role === 'ward' && session.trust) {
+    // A trust's staff switch between its hospitals and all their wards.
+    const mine = myHospitals(session);
+    if (mine.length) nav.append(menu('Hospitals', mine.map((code) => [`/hospital/${code}`, hospitalName(code)])));
+    const wards = reference.wards.filter((w) => mine.includes(w.hospital));
+    if (wards.length) nav.append(menu('Wards', wards.map((w) => [`/ward/${w.code}`, `${w.name} (${hospitalName(w.hospital)})`])));
+  } else if (session.role === 'ward') {
     nav.append(h('a', { href: `/hospital/${session.hospital}` }, 'Hospital'));
     const wards = reference.wards.filter((w) => w.hospital === session.hospital);
     if (wards.length) nav.append(menu('Wards', wards.map((w) => [`/ward/${w.code}`, w.name])));
+  } else if (session.role === 'hub') {
+    nav.append(h('a', { href: `/hub/${session.hub}` }, 'Discharge-ready patients'));
   } else if (session.role === 'team') {
     nav.append(h('a', { href: `/team/${session.team}` }, 'Handover inbox'));
   } else if (session.role === 'system') {
@@ -827,9 +853,14 @@ async function wardPage(code) {
   subscribe(`ward:${code}`, view.render, () => api('GET', boardPath));
 }
 
-// The ward's recent discharges and a search across the hospital's patients,
+// The ward's recent discharges and a search across the hospital's (or the
+// trust's hospitals') patients,
 // in hospital and discharged: every correction starts from one of these.
 function findTools(ward, view) {
+  // A trust's ward searches every hospital of its trust (the API does).
+  const searched = session && session.trust
+    ? myHospitals(session).map(hospitalName).join(', ') || ward.hospital
+    : hospitalName(ward.hospital);
   const q = h('input', { id: 'search-q', name: 'q', type: 'search', autocomplete: 'off', 'aria-describedby': 'search-help' });
   const results = h('div', { id: 'search-results' });
   const searchStatus = h('p', { class: 'search-status', role: 'status' });
@@ -868,8 +899,8 @@ function findTools(ward, view) {
     }
     const rows = answer.body.results || [];
     searchStatus.textContent = rows.length
-      ? `${rows.length} patient${rows.length === 1 ? '' : 's'} in ${hospitalName(ward.hospital)} match “${lastQuery}”.`
-      : `No patient in ${hospitalName(ward.hospital)} matches “${lastQuery}”.`;
+      ? `${rows.length} patient${rows.length === 1 ? '' : 's'} in ${searched} match “${lastQuery}”.`
+      : `No patient in ${searched} matches “${lastQuery}”.`;
     patchRows(resultBody, rows, (r) => `found:${r.spell_id}`, found);
     if (rows.length && !results.contains(resultTable)) results.replaceChildren(h('div', { class: 'scroll' }, resultTable));
     if (!rows.length) results.replaceChildren();
@@ -877,7 +908,7 @@ function findTools(ward, view) {
   const form = h('form', { id: 'patient-search', role: 'search', 'aria-label': 'Find a patient', class: 'search', novalidate: true },
     h('label', { for: 'search-q' }, 'Find a patient (in hospital or discharged)'),
     h('div', { class: 'search-row' }, q, h('button', { type: 'submit', 'data-key': 'search' }, 'Search')),
-    h('p', { id: 'search-help', class: 'help' }, `NHS number or part of a name, anywhere in ${hospitalName(ward.hospital)}.`));
+    h('p', { id: 'search-help', class: 'help' }, `NHS number or part of a name, anywhere in ${searched}.`));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     guarded('search', () => search(q.value));
@@ -1419,6 +1450,98 @@ async function referralPanel(row, opener, form) {
     form);
 }
 
+// ----- care transfer hub page -----
+
+// A hub's discharge-ready patients (its hospitals'), longest waiting first,
+// each with its referrals. The hub raises, withdraws and answers referrals
+// on the wards' behalf; the spell itself stays the ward's.
+async function hubPage(code) {
+  const boardPath = `/api/v1/boards/hubs/${encodeURIComponent(code)}`;
+  const first = await api('GET', boardPath);
+  const title = `${hubName(code)}: discharge-ready patients`;
+  if (!first.ok) return cannotShow(first, `the board of ${hubName(code)}`);
+  setTitle(title);
+  const summary = h('p', { id: 'hub-summary' });
+  const body = h('tbody');
+  const columns = ['Patient', 'Where', 'Ready since', 'Pathway and delays', 'Referrals', 'Actions'];
+  main.replaceChildren(h('h1', {}, title), summary,
+    h('div', { class: 'scroll' }, h('table', { id: 'hub-patients', class: 'reflow' },
+      h('caption', { class: 'skip' }, 'Patients with no criteria to reside, longest waiting first'),
+      h('thead', {}, h('tr', {}, columns.map((t) => h('th', { scope: 'col' }, t)))), body)));
+  const view = { board: null };
+  view.render = (board) => {
+    if (!board || !board.patients) return;
+    view.board = board;
+    summary.textContent = `${board.nctr} patient${board.nctr === 1 ? '' : 's'} with no criteria to reside at ${board.hospitals.map(hospitalName).join(', ')}.`;
+    const rows = board.patients.length ? board.patients : [{ empty: true }];
+    patchRows(body, rows, (r) => r.empty ? 'empty' : `spell:${r.id}`,
+      (r) => r.empty ? h('tr', {}, h('td', { colspan: columns.length }, 'No patient of these hospitals is waiting to leave.')) : hubRow(r, view));
+  };
+  view.reload = async (consistency) => {
+    const answer = await api('GET', withToken(boardPath, consistency));
+    if (answer.ok) view.render(answer.body);
+  };
+  view.render(first.body);
+  subscribe(`hub:${code}`, view.render, () => api('GET', boardPath));
+}
+
+function hubRow(r, view) {
+  const rowKey = `spell:${r.id}`;
+  const name = `${r.patient.family_name}, ${r.patient.given_name}`;
+  const message = rowMessage(rowKey);
+  const act = (action, label, onpress) => actionButton(label, { key: `${rowKey}:${action}`, action, kind: 'secondary', aria: `${label}: ${name}`, onpress });
+  // A command from the panel: on success the board shows it, the panel
+  // closes (focus back to the row) and the result is confirmed.
+  const send = (path, body, said) => async (v) => {
+    const generation = panelGeneration;
+    const answer = await api('POST', path, body(v));
+    if (answer.ok) {
+      await view.reload(answer.body.consistency_token);
+      notify(`${name}: ${said}.`);
+      if (panelGeneration === generation) closePanel();
+    }
+    return answer;
+  };
+  const where = `${wardName(r.ward)}, bed ${r.bed} (${hospitalName(r.hospital)})`;
+  const panelFor = (opener, form, ...extra) => openPanel(name, opener,
+    h('p', {}, `NHS number ${nhs(r.patient.nhs_number)}, born ${longDate(r.patient.date_of_birth)}. ${where}.`), ...extra, form);
+  const actions = [act('raise', 'Refer', (b) => panelFor(b, commandForm({ command: 'raise', title: 'Refer to a community team', submit: 'Raise referral',
+    fields: [
+      { name: 'team', label: 'Team', options: reference.teams.map((t) => [t.code, t.name]) },
+      { name: 'service', label: 'Service', options: SERVICES.map((x) => [x, words(x)]) },
+      { name: 'pathway', label: 'Pathway', options: PATHWAYS.slice(1), value: r.pathway && r.pathway !== 'P0' ? r.pathway : 'P1' },
+      { name: 'summary', label: 'What the team needs to know', type: 'textarea' }],
+    send: send('/api/v1/referrals', (v) => ({ spell_id: r.id, team: v.team, service: v.service, pathway: v.pathway, summary: v.summary }), 'referral raised') })))];
+  for (const ref of r.referrals.filter((x) => ACTIVE_REFERRAL(x.status))) {
+    const id = ref.referral_id;
+    const to = teamName(ref.team);
+    actions.push(act(`withdraw:${id}`, `Withdraw (${to})`, (b) => panelFor(b, commandForm({ command: 'withdraw', title: `Withdraw the referral to ${to}`, submit: 'Withdraw',
+      fields: [{ name: 'reason', label: 'Why', type: 'textarea' }],
+      send: send(`/api/v1/referrals/${encodeURIComponent(id)}/withdraw`, (v) => ({ reason: v.reason }), `referral to ${to} withdrawn`) }))));
+    if (ref.status === 'on-hold') {
+      actions.push(act(`answer:${id}`, `Answer ${to}`, async (b) => {
+        const details = await api('GET', `/api/v1/referrals/${encodeURIComponent(id)}`);
+        const pending = details.ok ? (details.body.exchanges || []).find((x) => !x.answer) : null;
+        panelFor(b, commandForm({ command: 'answer', title: pending ? `${to} asks: ${pending.question}` : `Answer ${to}`, submit: 'Send answer',
+          fields: [{ name: 'answer', label: 'Answer', type: 'textarea' }],
+          send: send(`/api/v1/referrals/${encodeURIComponent(id)}/provide-information`, (v) => ({ answer: v.answer }), `answer sent to ${to}`) }),
+        details.ok ? null : h('p', { class: 'form-error', role: 'alert' }, problemText(details, 'The referral could not be read')));
+      }));
+    }
+  }
+  const info = (label, ...content) => h('td', { class: 'c-info', 'data-label': label }, ...content);
+  return h('tr', { 'data-spell': r.id },
+    h('th', { scope: 'row', class: 'c-patient' }, name, h('br'), h('small', {}, nhs(r.patient.nhs_number))),
+    info('Where', where),
+    info('Ready since', formatDate(r.discharge_ready_date), ' ', tag(`${r.delay_days} delay day${r.delay_days === 1 ? '' : 's'}`, r.delay_days > 0 ? 'bad' : 'warn')),
+    info('Pathway and delays', r.pathway || 'No pathway', r.open_delays.map((d) => h('div', {}, tag(d.reason_code), ' ', d.reason))),
+    info('Referrals', r.referrals.length
+      ? h('ul', { class: 'badges' }, r.referrals.map((x) => h('li', { 'data-referral': x.referral_id, 'data-status': x.status },
+        `${teamName(x.team)}: `, tag(x.status, x.sla_breached ? 'bad' : x.status === 'on-hold' ? 'warn' : ''), x.escalated ? [' ', tag('Escalated', 'bad')] : null)))
+      : 'None'),
+    h('td', { class: 'c-actions' }, h('div', { class: 'buttons' }, actions), message));
+}
+
 // ----- hospital and system pages -----
 
 // Round figures for an axis from 0 to at least `max`: at most 5 steps.
@@ -1647,10 +1770,11 @@ async function adminPage() {
   setTitle('Reference data');
   const list = (title, items, text) => [h('h2', {}, title), h('ul', {}, items.map((x) => h('li', {}, text(x))))];
   main.replaceChildren(h('h1', {}, 'Reference data'),
-    h('p', {}, 'Administrators change hospitals, wards and teams through the API (PUT /api/v1/hospitals|wards|teams/{code}); see ', h('a', { href: '/docs' }, 'the API documentation'), '. Who looked at a patient: GET /api/v1/audit?nhs_number=…'),
-    ...list('Hospitals', reference.hospitals, (x) => `${x.code}: ${x.name}`),
+    h('p', {}, 'Administrators change hospitals (and the trust that runs each), wards, teams and care transfer hubs through the API (PUT /api/v1/hospitals|wards|teams|hubs/{code}); see ', h('a', { href: '/docs' }, 'the API documentation'), '. Who looked at a patient: GET /api/v1/audit?nhs_number=…'),
+    ...list('Hospitals', reference.hospitals, (x) => `${x.code}: ${x.name}${x.trust ? ` (trust ${x.trust})` : ''}`),
     ...list('Wards', reference.wards, (w) => `${w.code}: ${w.name} (${w.hospital}, ${w.beds} beds)`),
-    ...list('Teams', reference.teams, (t) => `${t.code}: ${t.name}, respond within ${t.response_sla_minutes} min`));
+    ...list('Teams', reference.teams, (t) => `${t.code}: ${t.name}, respond within ${t.response_sla_minutes} min`),
+    ...list('Care transfer hubs', reference.hubs, (x) => `${x.code}: ${x.name} (${x.hospitals.join(', ')})`));
 }
 
 // ---------- routing ----------
@@ -1686,6 +1810,7 @@ async function route() {
     if (page === 'ward') return wardPage(code);
     if (page === 'team') return teamPage(code);
     if (page === 'hospital') return hospitalPage(code);
+    if (page === 'hub') return hubPage(code);
   }
   if (parts.length === 1 && page === 'system') return systemPage();
   if (parts.length === 1 && page === 'admin') return adminPage();

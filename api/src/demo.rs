@@ -16,12 +16,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use domain::reference::{Hospital, Team, Ward};
+use domain::reference::{Hospital, Hub, Team, Ward};
 use domain::referral::ReferralCommand;
 use domain::spell::{Patient, SpellCommand};
 use domain::values::{
-    BedLabel, DelayReasonCode, HospitalCode, NhsNumber, Pathway, PersonName, ReferralId,
-    ServiceKind, SpellId, TeamCode, Text, WardCode,
+    BedLabel, DelayReasonCode, HospitalCode, HubCode, NhsNumber, Pathway, PersonName, ReferralId,
+    ServiceKind, SpellId, TeamCode, Text, TrustCode, WardCode,
 };
 use domain::{Actor, Issued};
 use infra::commands::CommandBus;
@@ -87,11 +87,17 @@ impl Rng {
     }
 }
 
-const HOSPITALS: [(&str, &str, u32); 3] = [
-    ("RBH", "Royal Bournemouth Hospital", 9),
-    ("POOLE", "Poole Hospital", 8),
-    ("DCH", "Dorset County Hospital", 8),
+/// Code, name, wards and trust: University Hospitals Dorset runs the Royal
+/// Bournemouth and Poole, Dorset County Hospital NHS Foundation Trust runs
+/// Dorset County.
+const HOSPITALS: [(&str, &str, u32, &str); 3] = [
+    ("RBH", "Royal Bournemouth Hospital", 9, "UHD"),
+    ("POOLE", "Poole Hospital", 8, "UHD"),
+    ("DCH", "Dorset County Hospital", 8, "DCHFT"),
 ];
+
+/// Dorset's care transfer hub: one single point of access for all three.
+const HUB: (&str, &str) = ("DORSET-HUB", "Dorset care transfer hub");
 
 const WARD_NAMES: [&str; 12] = [
     "Ashley",
@@ -230,7 +236,8 @@ pub async fn load(config: &Config, seed: u64) -> Result<String, DemoError> {
         "Start Baton with `cargo run --release -- serve`.".to_owned()
     };
     Ok(format!(
-        "loaded the demo: 3 hospitals, {wards} wards, 10 teams; {} patients in hospital \
+        "loaded the demo: 3 hospitals of 2 trusts, {wards} wards, 10 teams, a care transfer \
+         hub; {} patients in hospital \
          ({} with no criteria to reside), {} referrals ({} commands refused). {next} Sign in \
          at the web page, or take a token with `cargo run --release -- token --role ward \
          --hospital POOLE`.",
@@ -261,13 +268,14 @@ async fn populate(pipeline: &Pipeline, seed: u64) -> Result<(usize, Loaded), Dem
     let admin = "baton-demo";
     let mut wards = Vec::new();
     let mut name_index = 0;
-    for (code, name, count) in HOSPITALS {
+    for (code, name, count, trust) in HOSPITALS {
         let hospital = HospitalCode::parse(code).map_err(bad)?;
         reference
             .put(
                 Change::Hospital(Hospital {
                     code: hospital.clone(),
                     name: Text::parse(name).map_err(bad)?,
+                    trust: Some(TrustCode::parse(trust).map_err(bad)?),
                 }),
                 admin,
             )
@@ -298,6 +306,20 @@ async fn populate(pipeline: &Pipeline, seed: u64) -> Result<(usize, Loaded), Dem
             )
             .await?;
     }
+    reference
+        .put(
+            Change::Hub(Hub {
+                code: HubCode::parse(HUB.0).map_err(bad)?,
+                name: Text::parse(HUB.1).map_err(bad)?,
+                hospitals: HOSPITALS
+                    .iter()
+                    .map(|(code, ..)| HospitalCode::parse(*code))
+                    .collect::<Result<_, _>>()
+                    .map_err(bad)?,
+            }),
+            admin,
+        )
+        .await?;
     // One task per ward, each with its own generator: wards load in parallel.
     let mut tasks = Vec::new();
     let mut patient_number = 0u64;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use api::app::Application;
 use clap::{Args, Parser, Subcommand};
-use infra::auth::{Principal, Role};
+use infra::auth::{Principal, Role, ScopeClaims};
 use infra::config::{Config, LogFormat};
 use infra::pipeline::{open_database, Pipeline};
 use std::time::Duration;
@@ -68,6 +68,7 @@ enum Command {
 enum RoleArg {
     Ward,
     Team,
+    Hub,
     System,
     Admin,
 }
@@ -77,12 +78,18 @@ struct TokenArgs {
     /// The role.
     #[arg(long, value_enum)]
     role: RoleArg,
-    /// Hospital code (role `ward`).
-    #[arg(long)]
+    /// Hospital code (role `ward`, one hospital).
+    #[arg(long, conflicts_with = "trust")]
     hospital: Option<String>,
+    /// Trust code (role `ward`, every hospital of the trust).
+    #[arg(long)]
+    trust: Option<String>,
     /// Team code (role `team`).
     #[arg(long)]
     team: Option<String>,
+    /// Care transfer hub code (role `hub`).
+    #[arg(long)]
+    hub: Option<String>,
     /// User id.
     #[arg(long, default_value = "dev-user")]
     sub: String,
@@ -206,22 +213,22 @@ async fn main() -> anyhow::Result<()> {
             let role = match args.role {
                 RoleArg::Ward => Role::Ward,
                 RoleArg::Team => Role::Team,
+                RoleArg::Hub => Role::Hub,
                 RoleArg::System => Role::System,
                 RoleArg::Admin => Role::Admin,
             };
-            if role == Role::Ward && args.hospital.is_none() {
-                anyhow::bail!("a ward token needs --hospital <code>");
-            }
-            if role == Role::Team && args.team.is_none() {
-                anyhow::bail!("a team token needs --team <code>");
-            }
-            let principal = Principal {
-                sub: args.sub,
-                name: args.name,
-                role,
-                hospital: args.hospital.filter(|_| role == Role::Ward),
-                team: args.team.filter(|_| role == Role::Team),
+            let scope = ScopeClaims {
+                hospital: args.hospital,
+                trust: args.trust,
+                team: args.team,
+                hub: args.hub,
             };
+            let principal =
+                Principal::scoped(args.sub, args.name, role, scope).map_err(|problem| {
+                    anyhow::anyhow!(
+                    "{problem} (--hospital or --trust for ward, --team for team, --hub for hub)"
+                )
+                })?;
             let token = infra::auth::sign_local(
                 &config.data_dir,
                 &principal,

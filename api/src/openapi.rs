@@ -297,8 +297,8 @@ pub fn render_docs(doc: &Document) -> String {
 /// domain's own constants.
 pub mod shape {
     use domain::values::{
-        BedLabel, DelayId, DelayReasonCode, Destination, HospitalCode, Pathway, ReferralId,
-        ServiceKind, SpellId, TeamCode, WardCode, MAX_NAME, MAX_TEXT,
+        BedLabel, DelayId, DelayReasonCode, Destination, HospitalCode, HubCode, Pathway,
+        ReferralId, ServiceKind, SpellId, TeamCode, TrustCode, WardCode, MAX_NAME, MAX_TEXT,
     };
     use serde_json::Value;
     use utoipa::openapi::extensions::ExtensionsBuilder;
@@ -338,10 +338,11 @@ pub mod shape {
     /// A live stream's board.
     pub fn board() -> String {
         format!(
-            "^(?:system|ward:[A-Za-z0-9_-]{{1,{}}}|hospital:[A-Za-z0-9_-]{{1,{}}}|team:[A-Za-z0-9_-]{{1,{}}})$",
+            "^(?:system|ward:[A-Za-z0-9_-]{{1,{}}}|hospital:[A-Za-z0-9_-]{{1,{}}}|team:[A-Za-z0-9_-]{{1,{}}}|hub:[A-Za-z0-9_-]{{1,{}}})$",
             WardCode::MAX_LEN,
             HospitalCode::MAX_LEN,
-            TeamCode::MAX_LEN
+            TeamCode::MAX_LEN,
+            HubCode::MAX_LEN
         )
     }
     /// At least two characters once trimmed (`lookup::Query::parse`).
@@ -368,7 +369,9 @@ pub mod shape {
             CODE => format!("the {name} may hold only letters, digits, '-' and '_'"),
             NHS_NUMBER => format!("enter the {name} as 10 digits, such as 943 476 5919"),
             p if p == consistency_token() => "not a consistency token".to_owned(),
-            p if p == board() => "ward:{code}, hospital:{code}, team:{code} or system".to_owned(),
+            p if p == board() => {
+                "ward:{code}, hospital:{code}, team:{code}, hub:{code} or system".to_owned()
+            }
             p if p == search() => {
                 "enter at least two letters of a name, or the first digits of an NHS number"
                     .to_owned()
@@ -444,7 +447,9 @@ pub mod shape {
                 lines: true,
             },
             "ward" => Shape::Code(WardCode::MAX_LEN),
-            "hospital" => Shape::Code(HospitalCode::MAX_LEN),
+            "hospital" | "hospitals" => Shape::Code(HospitalCode::MAX_LEN),
+            "trust" => Shape::Code(TrustCode::MAX_LEN),
+            "hub" => Shape::Code(HubCode::MAX_LEN),
             "bed" => Shape::Code(BedLabel::MAX_LEN),
             "team" => Shape::Code(TeamCode::MAX_LEN),
             "spell_id" => Shape::Code(SpellId::MAX_LEN),
@@ -484,10 +489,12 @@ pub mod shape {
             "ward" => WardCode::MAX_LEN,
             "hospital" => HospitalCode::MAX_LEN,
             "team" => TeamCode::MAX_LEN,
+            "hub" => HubCode::MAX_LEN,
             "delay_id" => DelayId::MAX_LEN,
             "code" if under("/api/v1/hospitals/") => HospitalCode::MAX_LEN,
             "code" if under("/api/v1/wards/") => WardCode::MAX_LEN,
             "code" if under("/api/v1/teams/") => TeamCode::MAX_LEN,
+            "code" if under("/api/v1/hubs/") => HubCode::MAX_LEN,
             "id" if under("/api/v1/spells/") => SpellId::MAX_LEN,
             "id" if under("/api/v1/referrals/") => ReferralId::MAX_LEN,
             _ => return None,

@@ -14,7 +14,7 @@ use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
-use infra::auth::{Principal, Role};
+use infra::auth::{Principal, Role, ScopeClaims};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -146,6 +146,11 @@ async fn dev_status(State(state): State<AppState>, headers: HeaderMap) -> impl I
         "enabled": true,
         "hospitals": catalogue.hospitals().map(|h| h.code.as_str()).collect::<Vec<_>>(),
         "teams": catalogue.teams().map(|t| t.code.as_str()).collect::<Vec<_>>(),
+        "trusts": catalogue
+            .hospitals()
+            .filter_map(|h| h.trust.as_ref().map(|t| t.as_str()))
+            .collect::<std::collections::BTreeSet<_>>(),
+        "hubs": catalogue.hubs().map(|h| h.code.as_str()).collect::<Vec<_>>(),
     }))
 }
 
@@ -171,13 +176,17 @@ fn dev_sign_in<'a>(state: &'a AppState, headers: &HeaderMap) -> Option<&'a std::
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevSignIn {
-    /// `ward`, `team`, `system` or `admin`.
+    /// `ward`, `team`, `hub`, `system` or `admin`.
     #[schema(value_type = String)]
     pub role: Role,
-    /// For `ward`: the hospital code.
+    /// For `ward`: the hospital code (or `trust`).
     pub hospital: Option<String>,
+    /// For `ward`: the trust code, for every hospital of the trust.
+    pub trust: Option<String>,
     /// For `team`: the team code.
     pub team: Option<String>,
+    /// For `hub`: the hub code.
+    pub hub: Option<String>,
     /// A display name.
     pub name: Option<String>,
 }
@@ -195,40 +204,53 @@ async fn dev_sign_in_token(
         return Err(ApiError::NotFound);
     };
     let catalogue = state.reference.snapshot();
-    let scope_ok = match req.role {
-        Role::Ward => req
-            .hospital
-            .as_deref()
-            .is_some_and(|h| catalogue.hospitals().any(|x| x.code.as_str() == h)),
-        Role::Team => req
-            .team
-            .as_deref()
-            .is_some_and(|t| catalogue.teams().any(|x| x.code.as_str() == t)),
-        Role::System | Role::Admin => true,
+    let (wanted, known, field): (&Option<String>, Vec<&str>, &str) = match req.role {
+        Role::Ward if req.trust.is_some() => (
+            &req.trust,
+            catalogue
+                .hospitals()
+                .filter_map(|h| h.trust.as_ref().map(|t| t.as_str()))
+                .collect(),
+            "trust",
+        ),
+        Role::Ward => (
+            &req.hospital,
+            catalogue.hospitals().map(|h| h.code.as_str()).collect(),
+            "hospital",
+        ),
+        Role::Team => (
+            &req.team,
+            catalogue.teams().map(|t| t.code.as_str()).collect(),
+            "team",
+        ),
+        Role::Hub => (
+            &req.hub,
+            catalogue.hubs().map(|h| h.code.as_str()).collect(),
+            "hub",
+        ),
+        Role::System | Role::Admin => (&None, Vec::new(), ""),
     };
+    let scope_ok = field.is_empty() || wanted.as_deref().is_some_and(|w| known.contains(&w));
     if !scope_ok {
-        let field = if req.role == Role::Team {
-            "team"
-        } else {
-            "hospital"
-        };
         return Err(ApiError::refused_field(
             "unknown_scope",
             field,
-            "no such hospital or team",
+            format!("no such {field}"),
         ));
     }
     let name = req
         .name
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| "Developer".to_owned());
-    let principal = Principal {
-        sub: format!("dev-{}-{}", req.role, name.to_lowercase().replace(' ', "-")),
-        name,
-        role: req.role,
-        hospital: req.hospital.filter(|_| req.role == Role::Ward),
-        team: req.team.filter(|_| req.role == Role::Team),
+    let scope = ScopeClaims {
+        hospital: req.hospital,
+        trust: req.trust,
+        team: req.team,
+        hub: req.hub,
     };
+    let sub = format!("dev-{}-{}", req.role, name.to_lowercase().replace(' ', "-"));
+    let principal = Principal::scoped(sub, name, req.role, scope)
+        .map_err(|problem| ApiError::refused_field("unknown_scope", field, problem.to_string()))?;
     let token = infra::auth::sign_local(
         data_dir,
         &principal,

@@ -327,7 +327,9 @@ impl Tokens {
                 name: format!("Chaos {role}"),
                 role,
                 hospital: scope.filter(|_| role == Role::Ward).map(str::to_owned),
+                trust: None,
                 team: scope.filter(|_| role == Role::Team).map(str::to_owned),
+                hub: None,
             };
             infra::auth::sign_local(data_dir, &principal, Duration::from_secs(6 * 3600)).unwrap()
         };

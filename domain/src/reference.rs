@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::values::{
-    BedLabel, DelayReasonCode, HospitalCode, ServiceKind, TeamCode, Text, WardCode,
+    BedLabel, DelayReasonCode, HospitalCode, HubCode, ServiceKind, TeamCode, Text, TrustCode,
+    WardCode,
 };
 
 /// An acute hospital site.
@@ -16,6 +17,20 @@ use crate::values::{
 pub struct Hospital {
     pub code: HospitalCode,
     pub name: Text,
+    /// The trust that runs it: its staff may be scoped to the whole trust.
+    /// Absent in hospitals stored before trusts were known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustCode>,
+}
+
+/// A care transfer hub: the multi-agency single point of access that
+/// arranges discharges from a set of hospitals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hub {
+    pub code: HubCode,
+    pub name: Text,
+    /// The hospitals it serves (each one Baton knows).
+    pub hospitals: BTreeSet<HospitalCode>,
 }
 
 /// A ward: its beds are labelled `1..=beds`.
@@ -125,6 +140,12 @@ pub enum ReferenceError {
     /// A ward cannot move hospital: its spells' history names the old one.
     #[error("a ward cannot move to another hospital")]
     WardChangesHospital,
+    /// A hub must serve at least one hospital.
+    #[error("a hub serves at least one hospital")]
+    NoHospitals,
+    /// A hub serves only hospitals Baton knows.
+    #[error("a hub's hospitals must each be known")]
+    UnknownHubHospital,
     /// A team that offers nothing cannot receive referrals.
     #[error("a team offers at least one service")]
     NoServices,
@@ -145,6 +166,8 @@ pub struct Catalogue {
     hospitals: BTreeMap<HospitalCode, Hospital>,
     wards: BTreeMap<WardCode, Ward>,
     teams: BTreeMap<TeamCode, Team>,
+    #[serde(default)]
+    hubs: BTreeMap<HubCode, Hub>,
     reason_lists: Vec<DelayReasonList>,
 }
 
@@ -193,6 +216,18 @@ impl Catalogue {
         Ok(())
     }
 
+    /// Adds or changes a hub.
+    pub fn put_hub(&mut self, hub: Hub) -> Result<(), ReferenceError> {
+        if hub.hospitals.is_empty() {
+            return Err(ReferenceError::NoHospitals);
+        }
+        if !hub.hospitals.iter().all(|h| self.hospitals.contains_key(h)) {
+            return Err(ReferenceError::UnknownHubHospital);
+        }
+        self.hubs.insert(hub.code.clone(), hub);
+        Ok(())
+    }
+
     /// Publishes a new version of the delay reasons; it becomes current.
     pub fn publish_delay_reasons(&mut self, list: DelayReasonList) -> Result<(), ReferenceError> {
         if self.reason_lists.iter().any(|l| l.version == list.version) {
@@ -216,6 +251,25 @@ impl Catalogue {
 
     pub fn teams(&self) -> impl Iterator<Item = &Team> {
         self.teams.values()
+    }
+
+    pub fn hubs(&self) -> impl Iterator<Item = &Hub> {
+        self.hubs.values()
+    }
+
+    /// A hub by code.
+    pub fn hub(&self, code: &HubCode) -> Option<&Hub> {
+        self.hubs.get(code)
+    }
+
+    /// The hospitals a trust runs.
+    pub fn trust_hospitals<'a>(
+        &'a self,
+        trust: &'a TrustCode,
+    ) -> impl Iterator<Item = &'a Hospital> + 'a {
+        self.hospitals
+            .values()
+            .filter(move |h| h.trust.as_ref() == Some(trust))
     }
 
     /// The current delay reason list, if any was published.
@@ -264,6 +318,7 @@ mod tests {
         Hospital {
             code: HospitalCode::parse("POOLE").unwrap(),
             name: Text::parse("Poole Hospital").unwrap(),
+            trust: None,
         }
     }
 
@@ -344,6 +399,7 @@ mod tests {
         c.put_hospital(Hospital {
             code: HospitalCode::parse("RBD").unwrap(),
             name: Text::parse("Dorset County").unwrap(),
+            trust: None,
         });
         c.put_ward(ward(10)).unwrap();
         let moved = Ward {

@@ -77,6 +77,7 @@ mod tests {
         c.put_hospital(Hospital {
             code: HospitalCode::parse("POOLE").unwrap(),
             name: Text::parse("Poole").unwrap(),
+            trust: None,
         });
         c.put_ward(Ward {
             code: WardCode::parse("W1").unwrap(),

@@ -14,7 +14,7 @@
 use std::sync::{Arc, RwLock};
 
 use domain::reference::{
-    Catalogue, DelayReasonRef, Hospital, ReferenceData, ReferenceError, Team, Ward,
+    Catalogue, DelayReasonRef, Hospital, Hub, ReferenceData, ReferenceError, Team, Ward,
 };
 use domain::values::{DelayReasonCode, HospitalCode, TeamCode, WardCode};
 use serde::de::DeserializeOwned;
@@ -59,6 +59,8 @@ pub enum Change {
     Ward(Ward),
     /// Add or change a team.
     Team(Team),
+    /// Add or change a care transfer hub.
+    Hub(Hub),
 }
 
 impl Change {
@@ -67,6 +69,7 @@ impl Change {
             Change::Hospital(_) => "hospital",
             Change::Ward(_) => "ward",
             Change::Team(_) => "team",
+            Change::Hub(_) => "hub",
         }
     }
 
@@ -75,6 +78,7 @@ impl Change {
             Change::Hospital(h) => h.code.as_str(),
             Change::Ward(w) => w.code.as_str(),
             Change::Team(t) => t.code.as_str(),
+            Change::Hub(h) => h.code.as_str(),
         }
     }
 
@@ -83,6 +87,7 @@ impl Change {
             Change::Hospital(h) => serde_json::to_string(h),
             Change::Ward(w) => serde_json::to_string(w),
             Change::Team(t) => serde_json::to_string(t),
+            Change::Hub(h) => serde_json::to_string(h),
         }
     }
 
@@ -94,6 +99,7 @@ impl Change {
             }
             Change::Ward(w) => catalogue.put_ward(w),
             Change::Team(t) => catalogue.put_team(t),
+            Change::Hub(h) => catalogue.put_hub(h),
         }
     }
 }
@@ -202,7 +208,8 @@ impl ReferenceStore {
     }
 }
 
-/// Reads every stored row, hospitals before the wards that name them.
+/// Reads every stored row, hospitals before the wards and hubs that name
+/// them.
 async fn read(db: &Database) -> Result<Catalogue, ReferenceStoreError> {
     let rows: Vec<(String, String)> = match db {
         Database::Postgres(pool) => {
@@ -217,12 +224,13 @@ async fn read(db: &Database) -> Result<Catalogue, ReferenceStoreError> {
         }
     };
     let mut catalogue = Catalogue::with_sitrep_reasons()?;
-    for wanted in ["hospital", "ward", "team"] {
+    for wanted in ["hospital", "ward", "team", "hub"] {
         for (kind, body) in rows.iter().filter(|(kind, _)| kind == wanted) {
             let change = match kind.as_str() {
                 "hospital" => Change::Hospital(parse(body)?),
                 "ward" => Change::Ward(parse(body)?),
-                _ => Change::Team(parse(body)?),
+                "team" => Change::Team(parse(body)?),
+                _ => Change::Hub(parse(body)?),
             };
             if let Err(error) = change.apply(&mut catalogue) {
                 // Stored rows were valid when written; keep serving the rest.

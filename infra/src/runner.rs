@@ -19,7 +19,7 @@ use crate::feed::{Feed, FeedError, FeedEvent};
 use crate::snapshots::{self, Snapshot};
 use crate::store::Database;
 use domain::spell::{Placement, SpellEvent};
-use domain::values::{HospitalCode, TeamCode, WardCode};
+use domain::values::{HospitalCode, HubCode, TeamCode, WardCode};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch, Notify};
@@ -62,6 +62,10 @@ pub enum BoardKey {
     Team(TeamCode),
     /// The system board.
     System,
+    /// A care transfer hub's board. No change names it: it changes with
+    /// the boards of its hospitals, which only reference data knows (a
+    /// subscriber maps them, `api::routes::boards`).
+    Hub(HubCode),
 }
 
 /// Which boards one event changed.

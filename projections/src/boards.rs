@@ -1,13 +1,16 @@
-//! The four boards, read from the fold at a given instant. Field names follow
-//! the API contract. The system board carries counts only, never identities.
+//! The boards, read from the fold at a given instant: ward, hospital,
+//! system, team and care transfer hub. Field names follow the API contract
+//! (the hub board is Baton's extension). The system board carries counts
+//! only, never identities.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use domain::reference::{Team, Ward};
+use domain::reference::{Hub, Team, Ward};
 use domain::referral::ReferralStatus;
 use domain::values::{
-    days_between, local_date, HospitalCode, Instant, Pathway, ServiceKind, TeamCode, WardCode,
+    days_between, local_date, HospitalCode, HubCode, Instant, Pathway, ServiceKind, TeamCode,
+    WardCode,
 };
 use serde::Serialize;
 
@@ -236,6 +239,64 @@ pub struct TeamBoard {
     pub referrals: Vec<TeamRow>,
 }
 
+/// A referral of a discharge-ready patient, as the hub sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubReferral {
+    pub referral_id: String,
+    pub team: TeamCode,
+    pub service: ServiceKind,
+    pub pathway: Pathway,
+    pub status: ReferralStatus,
+    pub raised_at: Instant,
+    /// Unacknowledged past the team's SLA.
+    pub sla_breached: bool,
+    pub escalated: bool,
+}
+
+/// A discharge-ready patient (no criteria to reside) of one of the hub's
+/// hospitals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubRow {
+    /// The spell: the row's identity, for live changes.
+    pub id: String,
+    pub patient: PatientView,
+    pub hospital: HospitalCode,
+    pub ward: WardCode,
+    pub bed: String,
+    /// When the patient stopped meeting the criteria to reside.
+    pub discharge_ready_date: Option<NaiveDate>,
+    /// Whole days since then.
+    pub delay_days: Option<i64>,
+    pub pathway: Option<Pathway>,
+    pub open_delays: Vec<DelayView>,
+    /// Every referral of the spell, open ones first, newest first.
+    pub referrals: Vec<HubReferral>,
+}
+
+/// A care transfer hub's board: its hospitals' discharge-ready patients,
+/// longest waiting first, each with its referrals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubBoard {
+    pub hub: HubCode,
+    pub hospitals: Vec<HospitalCode>,
+    /// How many patients are listed.
+    pub nctr: u32,
+    pub patients: Vec<HubRow>,
+}
+
+fn open_delays(spell: &SpellFacts) -> Vec<DelayView> {
+    spell
+        .delays
+        .iter()
+        .map(|(delay_id, d)| DelayView {
+            delay_id: delay_id.to_string(),
+            reason_code: d.reason.code.to_string(),
+            reason: d.reason.label.clone(),
+            since: d.since,
+        })
+        .collect()
+}
+
 fn patient_view(spell: &SpellFacts) -> PatientView {
     patient_of(&spell.patient)
 }
@@ -387,16 +448,7 @@ impl Flow {
                         discharge_ready_date: spell.discharge_ready_date,
                         delay_days: delay_days(spell, today),
                         pathway: spell.pathway,
-                        open_delays: spell
-                            .delays
-                            .iter()
-                            .map(|(delay_id, d)| DelayView {
-                                delay_id: delay_id.to_string(),
-                                reason_code: d.reason.code.to_string(),
-                                reason: d.reason.label.clone(),
-                                since: d.since,
-                            })
-                            .collect(),
+                        open_delays: open_delays(spell),
                         referrals: self
                             .referrals_of(id)
                             .filter(|(_, r)| !r.status.is_final())
@@ -530,6 +582,56 @@ impl Flow {
                 .map(|(hospital, totals)| HospitalLine { hospital, totals })
                 .collect(),
             teams: team_waits,
+        }
+    }
+
+    /// The hub board at `now`, over `wards` (those of the hub's hospitals
+    /// are read; others are ignored).
+    pub fn hub_board(&self, hub: &Hub, wards: &[Ward], now: Instant) -> HubBoard {
+        let today = local_date(now);
+        let mut rows = Vec::new();
+        for ward in wards.iter().filter(|w| hub.hospitals.contains(&w.hospital)) {
+            for (bed, id, spell) in self.ward_beds(&ward.code) {
+                if spell.discharge_ready_date.is_none() {
+                    continue;
+                }
+                let mut referrals: Vec<HubReferral> = self
+                    .referrals_of(id)
+                    .map(|(rid, r)| HubReferral {
+                        referral_id: rid.to_owned(),
+                        team: r.team.clone(),
+                        service: r.service,
+                        pathway: r.pathway,
+                        status: r.status,
+                        raised_at: r.raised_at,
+                        sla_breached: sla_breached(r, now),
+                        escalated: r.escalated_at.is_some(),
+                    })
+                    .collect();
+                referrals.sort_by(|a, b| {
+                    (a.status.is_final(), std::cmp::Reverse(a.raised_at))
+                        .cmp(&(b.status.is_final(), std::cmp::Reverse(b.raised_at)))
+                });
+                rows.push(HubRow {
+                    id: id.to_owned(),
+                    patient: patient_view(spell),
+                    hospital: spell.placement.hospital.clone(),
+                    ward: spell.placement.ward.clone(),
+                    bed: bed.to_owned(),
+                    discharge_ready_date: spell.discharge_ready_date,
+                    delay_days: delay_days(spell, today),
+                    pathway: spell.pathway,
+                    open_delays: open_delays(spell),
+                    referrals,
+                });
+            }
+        }
+        rows.sort_by(|a, b| (a.discharge_ready_date, &a.id).cmp(&(b.discharge_ready_date, &b.id)));
+        HubBoard {
+            hub: hub.code.clone(),
+            hospitals: hub.hospitals.iter().cloned().collect(),
+            nctr: u32::try_from(rows.len()).unwrap_or(u32::MAX),
+            patients: rows,
         }
     }
 

@@ -105,12 +105,13 @@ impl Query {
     }
 }
 
-/// Spells of `hospital` whose patient matches `query`, in hospital first,
-/// then the most recently admitted first; at most [`SEARCH_LIMIT`].
-pub fn search(flow: &Flow, hospital: &HospitalCode, query: &Query) -> Vec<SpellRecord> {
+/// Spells of `hospitals` (a ward's one, or its trust's) whose patient
+/// matches `query`, in hospital first, then the most recently admitted
+/// first; at most [`SEARCH_LIMIT`].
+pub fn search(flow: &Flow, hospitals: &[HospitalCode], query: &Query) -> Vec<SpellRecord> {
     let mut found: Vec<SpellRecord> = flow
         .spells()
-        .filter(|(_, s)| &s.placement.hospital == hospital && query.matches(s))
+        .filter(|(_, s)| hospitals.contains(&s.placement.hospital) && query.matches(s))
         .map(|(id, s)| record(flow, id, s))
         .collect();
     found.sort_by(|a, b| {

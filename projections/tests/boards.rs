@@ -736,14 +736,14 @@ mod lookup {
     #[test]
     fn a_discharged_patient_is_found_again_by_nhs_number() {
         let flow = two_patients_one_discharged();
-        let found = search(&flow, &poole(), &Query::parse("9912003888").unwrap());
+        let found = search(&flow, &[poole()], &Query::parse("9912003888").unwrap());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].spell_id, "s1");
         assert_eq!(found[0].status, SpellStatus::Discharged);
         assert_eq!(found[0].version, 2);
         assert_eq!(found[0].bed, "1");
         assert_eq!(found[0].discharged_at, Some(t("2026-03-04T15:00:00Z")));
-        let by_prefix = search(&flow, &poole(), &Query::parse("943").unwrap());
+        let by_prefix = search(&flow, &[poole()], &Query::parse("943").unwrap());
         assert_eq!(by_prefix.len(), 1);
         assert_eq!(by_prefix[0].spell_id, "s2");
         assert_eq!(by_prefix[0].status, SpellStatus::InHospital);
@@ -758,18 +758,23 @@ mod lookup {
             .admit("s3", "9876543210", "W1", "3", "2026-03-03T09:00:00Z")
             .spell("s3", discharge("2026-03-04T15:00:00Z", "W1", "3"));
         let flow = script.fold();
-        let found = search(&flow, &poole(), &Query::parse("sMiTh").unwrap());
+        let found = search(&flow, &[poole()], &Query::parse("sMiTh").unwrap());
         let ids: Vec<_> = found.iter().map(|r| r.spell_id.as_str()).collect();
         assert_eq!(ids, ["s2", "s1", "s3"]);
-        assert!(search(&flow, &poole(), &Query::parse("ada").unwrap()).len() == 3);
-        assert!(search(&flow, &poole(), &Query::parse("jones").unwrap()).is_empty());
+        assert!(search(&flow, &[poole()], &Query::parse("ada").unwrap()).len() == 3);
+        assert!(search(&flow, &[poole()], &Query::parse("jones").unwrap()).is_empty());
     }
 
     #[test]
     fn another_hospitals_patients_are_never_found() {
         let flow = two_patients_one_discharged();
         let dch = HospitalCode::parse("DCH").unwrap();
-        assert!(search(&flow, &dch, &Query::parse("smith").unwrap()).is_empty());
+        assert!(search(
+            &flow,
+            std::slice::from_ref(&dch),
+            &Query::parse("smith").unwrap()
+        )
+        .is_empty());
     }
 
     #[test]
@@ -797,7 +802,7 @@ mod lookup {
         }
         let flow = script.fold();
         assert_eq!(
-            search(&flow, &poole(), &Query::parse("smith").unwrap()).len(),
+            search(&flow, &[poole()], &Query::parse("smith").unwrap()).len(),
             SEARCH_LIMIT
         );
     }
@@ -843,7 +848,7 @@ mod lookup {
                 },
             );
         let flow = script.fold();
-        let found = search(&flow, &poole(), &Query::parse("9912003888").unwrap());
+        let found = search(&flow, &[poole()], &Query::parse("9912003888").unwrap());
         assert_eq!(found[0].status, SpellStatus::InHospital);
         assert!(recent_discharges(
             &flow,
@@ -897,5 +902,79 @@ fn a_team_sees_the_summary_and_whether_its_patient_is_still_in_hospital() {
     assert_eq!(
         board.referrals[0].patient_status,
         PatientStatus::AdmissionCancelled
+    );
+}
+
+fn not_ready_since(date: &str) -> SpellEvent {
+    SpellEvent::CriteriaToResideReviewed {
+        meets_criteria_to_reside: false,
+        at: t(&format!("{date}T09:00:00Z")),
+        discharge_ready_date: Some(d(date)),
+    }
+}
+
+fn hub(hospitals: &[&str]) -> domain::reference::Hub {
+    domain::reference::Hub {
+        code: domain::values::HubCode::parse("EAST").unwrap(),
+        name: Text::parse("East hub").unwrap(),
+        hospitals: hospitals
+            .iter()
+            .map(|h| HospitalCode::parse(*h).unwrap())
+            .collect(),
+    }
+}
+
+#[test]
+fn a_hub_board_lists_its_hospitals_discharge_ready_patients_longest_waiting_first_with_their_referrals(
+) {
+    let mut s = Script::default();
+    s.admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+        .admit("s2", "9434765919", "W2", "1", "2026-03-01T09:00:00Z")
+        .admit("s3", "4010232137", "W1", "2", "2026-03-01T09:00:00Z")
+        .spell("s1", not_ready_since("2026-03-04"))
+        .spell("s2", not_ready_since("2026-03-02"))
+        .referral("r-old", raised("r-old", "s1", "2026-03-04T10:00:00Z"))
+        .referral(
+            "r-old",
+            ReferralEvent::ReferralWithdrawn {
+                reason: Text::parse("wrong team").unwrap(),
+                at: t("2026-03-04T11:00:00Z"),
+            },
+        )
+        .referral("r-new", raised("r-new", "s1", "2026-03-05T09:00:00Z"));
+    let flow = s.fold();
+
+    let board = flow.hub_board(&hub(&["POOLE"]), &wards(), t(NOW));
+
+    assert_eq!(board.nctr, 2);
+    let ids: Vec<&str> = board.patients.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["s2", "s1"], "s3 meets the criteria to reside");
+    assert_eq!(board.patients[0].delay_days, Some(3));
+    assert_eq!(board.patients[0].ward.as_str(), "W2");
+    let referrals: Vec<(&str, ReferralStatus)> = board.patients[1]
+        .referrals
+        .iter()
+        .map(|r| (r.referral_id.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        referrals,
+        [
+            ("r-new", ReferralStatus::Requested),
+            ("r-old", ReferralStatus::Cancelled)
+        ]
+    );
+
+    let elsewhere = flow.hub_board(&hub(&["DCH"]), &wards(), t(NOW));
+    assert!(elsewhere.patients.is_empty());
+
+    let mut discharged = s;
+    discharged.spell("s2", discharge("2026-03-05T09:30:00Z", "W2", "1"));
+    let after = discharged
+        .fold()
+        .hub_board(&hub(&["POOLE"]), &wards(), t(NOW));
+    assert_eq!(
+        after.patients.len(),
+        1,
+        "a discharged patient leaves the hub board"
     );
 }

@@ -9,6 +9,11 @@
 //   BATON_SEED_FAMILY_NAMES    every seeded family name, comma-separated
 //   BATON_SEED_INBOX           more of REAB's inbox: role=referral id, comma-separated
 //                              (breaching, received, accepted, double, concurrent, discharged)
+//
+// The reference data has trusts and hubs too (`seed_scopes`): Poole and the
+// Royal Bournemouth (ward R1, where Oyelaran has no criteria to reside) run
+// by trust UHD and served by hub EAST; Dorset County (where Brennan has none
+// either) by trust DCHFT and hub WEST.
 //   BATON_WARD_TOKEN           a ward token for POOLE, and
 //   BATON_TEAM_TOKEN           a team token for REAB: "another session" changing
 //                              things through the API while a page is in use
@@ -1149,6 +1154,117 @@ await scenario('11. A reablement team\'s shift on a tablet (768 x 1024), by keyb
       .catch(async () => { throw new Error(`the first waiting row is ${await reab.locator('#referrals tbody tr').first().getAttribute('data-referral')}`); });
   }, reab);
   await step('no script errors, CSP violations or dialogs on the team tablet', () => noScriptErrors(reab), reab);
+});
+
+await scenario('12. A care transfer hub works on its hospitals\' discharge-ready patients, live', async () => {
+  const hub = await newPage(browser, 'hub');
+  const row = (family) => `#hub-patients tr[data-spell]:has-text("${family}")`;
+  // Live updates rebuild rows: wait on a locator, which looks the row up afresh.
+  const rowSays = (family, pattern) => hub.locator(row(family)).filter({ hasText: pattern }).waitFor()
+    .catch(async () => { throw new Error(`the row of ${family} never said ${pattern}; it says: ${await hub.locator(row(family)).innerText().catch(() => '(no such row)')}`); });
+  await step('development sign-in (hub, EAST) lands on /hub/EAST', async () => {
+    await devSignIn(hub, 'hub', 'EAST', 'Hub Coordinator');
+    await waitForPath(hub, '/hub/EAST');
+    await waitForText(hub, '#who', /Hub Coordinator \(hub EAST\)/);
+    await isLive(hub);
+  }, hub);
+  await step('it lists the discharge-ready patients of Poole and the Royal Bournemouth, not Dorset County\'s', async () => {
+    await waitForText(hub, '#hub-patients', /Oyelaran/);
+    await waitForText(hub, '#hub-patients', /Fairweather/);
+    const text = await hub.locator('#hub-patients').innerText();
+    assert(!text.includes('Brennan'), 'the hub board shows Brennan, a Dorset County patient');
+    assert(!text.includes('Pemberton'), 'the hub board shows Pemberton, who meets the criteria to reside');
+  }, hub);
+  await step('every row lines up with the header, and every action is on screen', async () => {
+    await rowsFitTheHeader(hub, '#hub-patients');
+    await everyActionOnScreen(hub, 'main');
+  }, hub);
+  await step('the hub page passes axe', () => accessible(hub, 'the hub page'), hub);
+  await step('the hub raises a referral for a patient through the Refer panel, and it shows on the row', async () => {
+    await hub.locator(`${row('Oyelaran')} button[data-action="raise"]`).click();
+    await form(hub, 'raise').waitFor();
+    await everyFieldLabelled(hub.locator('#panel'));
+    await field(hub, 'raise', 'team').selectOption('REAB');
+    await field(hub, 'raise', 'service').selectOption('reablement');
+    await field(hub, 'raise', 'summary').fill('Raised by the hub: lives alone, needs help twice a day');
+    await form(hub, 'raise').locator('button[type="submit"]').click();
+    await rowSays('Oyelaran', /Reablement East: requested/);
+    await waitForText(hub, '#notice', /Oyelaran, Grace: referral raised/);
+  }, hub);
+  await step('the raise panel passes axe', async () => {
+    await panel(hub).waitFor({ state: 'hidden' });
+    await accessible(hub, 'the hub page after raising');
+  }, hub);
+  await step('the hub withdraws that referral, and the row says it is cancelled', async () => {
+    await hub.locator(`${row('Oyelaran')} button[data-action^="withdraw:"]`).click();
+    await form(hub, 'withdraw').waitFor();
+    await field(hub, 'withdraw', 'reason').fill('Family will arrange care');
+    await accessible(hub, 'the withdraw panel');
+    await form(hub, 'withdraw').locator('button[type="submit"]').click();
+    await rowSays('Oyelaran', /Reablement East: cancelled/);
+    assert(await hub.locator(`${row('Oyelaran')} button[data-action^="withdraw:"]`).count() === 0, 'a cancelled referral still offers Withdraw');
+  }, hub);
+  await step('a patient a ward finds no longer meets the criteria to reside appears on the hub board, live', async () => {
+    const spell = await spellInBed('W1', 11);
+    await must(WARD_TOKEN, 'POST', `/api/v1/spells/${spell}/criteria-review`, { meets_criteria_to_reside: false, at: new Date().toISOString() });
+    await waitForText(hub, '#hub-patients', /Nakamura/, LIVE_WITHIN);
+  }, hub);
+  await step('the hub is offered no spell actions (admit, transfer, discharge)', async () => {
+    for (const action of ['admit', 'transfer', 'discharge', 'open']) {
+      assert(await hub.locator(`#main button[data-action="${action}"]`).count() === 0, `the hub page offers ${action}`);
+    }
+  }, hub);
+  await step('screenshot of the hub page', () => shot(hub, 'hub.png'), hub);
+  await step('no script errors, CSP violations or dialogs on the hub page', () => noScriptErrors(hub), hub);
+});
+
+await scenario('13. A ward of a trust switches between its hospitals\' wards', async () => {
+  const trust = await newPage(browser, 'trust ward');
+  const open = async (menuLabel, href) => {
+    await trust.locator('#nav details.menu summary', { hasText: menuLabel }).click();
+    await trust.locator(`#nav a[href="${href}"]`).click();
+    await waitForPath(trust, href);
+  };
+  await step('development sign-in (ward, trust UHD) lands on its first hospital', async () => {
+    await devSignIn(trust, 'ward', 'UHD', 'Trust Nurse');
+    await waitForPath(trust, '/hospital/POOLE');
+    await waitForText(trust, '#who', /Trust Nurse \(ward UHD\)/);
+  }, trust);
+  await step('the Wards menu offers the wards of Poole and the Royal Bournemouth, not Dorset County\'s', async () => {
+    const links = await trust.locator('#nav a[href^="/ward/"]').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    for (const href of ['/ward/W1', '/ward/W2', '/ward/R1']) assert(links.includes(href), `the Wards menu has no ${href}: ${links}`);
+    assert(!links.includes('/ward/X1'), 'the Wards menu offers X1, a Dorset County ward');
+  }, trust);
+  await step('from the menu to ward R1 (Royal Bournemouth): its patient shows, live', async () => {
+    await open('Wards', '/ward/R1');
+    await waitForText(trust, '#beds', /Oyelaran/);
+    await isLive(trust);
+  }, trust);
+  await step('the Royal Bournemouth ward page passes axe', () => accessible(trust, 'a trust ward\'s page of R1'), trust);
+  await step('and back to ward W1 (Poole)', async () => {
+    await open('Wards', '/ward/W1');
+    await waitForText(trust, '#beds', SEED_FAMILY);
+    await isLive(trust);
+  }, trust);
+  await step('from a Poole ward, the patient search finds a Royal Bournemouth patient, and not a Dorset County one', async () => {
+    await waitForText(trust, '#search-help', /Poole Hospital, Royal Bournemouth Hospital/);
+    await trust.locator('#search-q').fill('Oyelaran');
+    await trust.locator('#search-q').press('Enter');
+    await waitForText(trust, '#search-results', /Oyelaran/);
+    await trust.locator('#search-q').fill('Brennan');
+    await trust.locator('#search-q').press('Enter');
+    await waitForText(trust, '.search-status', /No patient in Poole Hospital, Royal Bournemouth Hospital matches/);
+  }, trust);
+  await step('the Hospitals menu opens the Royal Bournemouth\'s board', async () => {
+    await open('Hospitals', '/hospital/RBH');
+    await waitForText(trust, 'main h1', /Royal Bournemouth Hospital/);
+    await accessible(trust, 'the Royal Bournemouth hospital page');
+  }, trust);
+  await step('a Dorset County ward says plainly that this sign-in cannot see it', async () => {
+    await trust.goto(`${BASE}/ward/X1`);
+    await waitForText(trust, '#forbidden', /Trust Nurse \(ward for trust UHD\), which may not see/);
+  }, trust);
+  await step('no script errors or CSP violations for the trust ward', () => noScriptErrors(trust), trust);
 });
 
 await browser.close();

@@ -17,6 +17,7 @@ pub fn catalogue() -> Arc<dyn ReferenceData> {
         c.put_hospital(Hospital {
             code: HospitalCode::parse(code).unwrap(),
             name: Text::parse(format!("{code} hospital")).unwrap(),
+            trust: None,
         });
     }
     for (code, hospital) in [("W1", "POOLE"), ("W2", "POOLE"), ("X1", "DCH")] {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::app::Application;
-use infra::auth::{Principal, Role};
+use infra::auth::{Principal, Role, ScopeClaims};
 use infra::config::Config;
 use infra::runner::Boards;
 use serde_json::{json, Value};
@@ -182,17 +182,43 @@ impl TestApp {
             .unwrap()
     }
 
-    /// A token of the local key.
+    /// A token of the local key; `scope` is the role's own (a ward's
+    /// hospital, a team, a hub).
     pub fn token(&self, role: Role, scope: Option<&str>) -> String {
-        let principal = Principal {
-            sub: format!("{role}-{}", scope.unwrap_or("all")),
-            name: format!("Test {role}"),
-            role,
-            hospital: scope.filter(|_| role == Role::Ward).map(str::to_owned),
-            team: scope.filter(|_| role == Role::Team).map(str::to_owned),
+        let own = |wanted: Role| scope.filter(|_| role == wanted).map(str::to_owned);
+        let claims = ScopeClaims {
+            hospital: own(Role::Ward),
+            team: own(Role::Team),
+            hub: own(Role::Hub),
+            ..ScopeClaims::default()
         };
+        self.token_with(role, scope.unwrap_or("all"), claims)
+    }
+
+    /// A token of the local key with these scope claims.
+    pub fn token_with(&self, role: Role, label: &str, claims: ScopeClaims) -> String {
+        let principal = Principal::scoped(
+            format!("{role}-{label}"),
+            format!("Test {role}"),
+            role,
+            claims,
+        )
+        .unwrap();
         infra::auth::sign_local(&self.config.data_dir, &principal, Duration::from_secs(3600))
             .unwrap()
+    }
+
+    /// A ward token for every hospital of `trust`.
+    pub fn as_trust(&self, trust: &str) -> Client {
+        let claims = ScopeClaims {
+            trust: Some(trust.to_owned()),
+            ..ScopeClaims::default()
+        };
+        Client {
+            base: self.base.clone(),
+            client: self.client.clone(),
+            token: Some(self.token_with(Role::Ward, trust, claims)),
+        }
     }
 
     /// A token for `role` scoped to `scope`.
@@ -252,6 +278,48 @@ impl TestApp {
             )
             .await
             .ok();
+    }
+
+    /// On top of [`Self::seed_reference`]: Poole and the Royal Bournemouth
+    /// (ward R1) run by one trust (`UHD`), Dorset County by another
+    /// (`DCHFT`), and care transfer hubs for Poole and the Royal Bournemouth
+    /// (`EAST`) and for Dorset County (`WEST`).
+    pub async fn seed_scopes(&self) {
+        let admin = self.as_(Role::Admin, None);
+        for (code, name, trust) in [
+            ("POOLE", "Poole Hospital", "UHD"),
+            ("RBH", "Royal Bournemouth Hospital", "UHD"),
+            ("DCH", "Dorset County Hospital", "DCHFT"),
+        ] {
+            admin
+                .put(
+                    &format!("/api/v1/hospitals/{code}"),
+                    json!({ "name": name, "trust": trust }),
+                )
+                .await
+                .expect(200);
+        }
+        admin
+            .put(
+                "/api/v1/wards/R1",
+                json!({ "name": "Ward R1", "hospital": "RBH", "beds": 30 }),
+            )
+            .await
+            .expect(200);
+        admin
+            .put(
+                "/api/v1/hubs/WEST",
+                json!({ "name": "West Dorset care transfer hub", "hospitals": ["DCH"] }),
+            )
+            .await
+            .expect(200);
+        admin
+            .put(
+                "/api/v1/hubs/EAST",
+                json!({ "name": "East Dorset care transfer hub", "hospitals": ["POOLE", "RBH"] }),
+            )
+            .await
+            .expect(200);
     }
 }
 

@@ -6,7 +6,9 @@
 //! keep what a user is typing, a team's inbox, the leaders' pages, keyboard
 //! use and tablet width, and a shift on a tablet for a ward and for a team
 //! (deep links, focus, confirmations, corrections, pages a sign-in may not
-//! see, double clicks, the inbox's order), each page checked by axe-core. It
+//! see, double clicks, the inbox's order), a care transfer hub raising and
+//! withdrawing a referral on its live board, and a trust's ward moving
+//! between its hospitals' wards, each page checked by axe-core. It
 //! saves a full-page screenshot of each page (into `docs/screenshots` when
 //! `BATON_UPDATE_SCREENSHOTS=1`).
 //!
@@ -176,6 +178,24 @@ async fn seed(app: &TestApp) -> Seeded {
         .await
         .ok();
     family_names.extend(["Quartermain".to_owned(), "Villanueva".to_owned()]);
+    // For the hub and the trust's ward: a discharge-ready patient at each of
+    // the Royal Bournemouth (hub EAST, trust UHD) and Dorset County (neither).
+    let trust = app.as_trust("UHD");
+    for (client, n, family, given, ward_code, bed) in [
+        (&trust, 30, "Oyelaran", "Grace", "R1", 4),
+        (&dch, 31, "Brennan", "Patrick", "X1", 3),
+    ] {
+        let spell = admit(client, n, family, given, ward_code, bed, 5).await;
+        last = client
+            .post(
+                &format!("/api/v1/spells/{spell}/criteria-review"),
+                json!({ "meets_criteria_to_reside": false, "at": at(24 * 60) }),
+            )
+            .await
+            .ok()
+            .token();
+        family_names.push(family.to_owned());
+    }
     let (inbox, last) = seed_inbox(app, &spells, last).await;
     Seeded {
         family_name: "Hartley".to_owned(),
@@ -317,6 +337,7 @@ async fn every_page_works_in_a_real_browser() {
 
     let app = TestApp::spawn(Stack::Embedded).await;
     app.seed_reference().await;
+    app.seed_scopes().await;
     let seeded = seed(&app).await;
     // The boards include everything seeded before any page opens.
     for board in ["/api/v1/boards/wards/W1", "/api/v1/boards/teams/REAB"] {

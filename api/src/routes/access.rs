@@ -103,7 +103,11 @@ async fn grant(
     Path(sub): Path<String>,
     JsonBody(req): JsonBody<GrantRequest>,
 ) -> Result<Answered, ApiError> {
-    authorize(&caller.principal, Action::ManageAccess)?;
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ManageAccess,
+    )?;
     let sub = sub_of(&sub)?;
     let reason = reason_of(req.reason.as_deref())?;
     let name = req.name.trim().to_owned();
@@ -202,7 +206,11 @@ async fn revoke(
     Path(sub): Path<String>,
     JsonBody(req): JsonBody<RevokeRequest>,
 ) -> Result<Answered, ApiError> {
-    authorize(&caller.principal, Action::ManageAccess)?;
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ManageAccess,
+    )?;
     let sub = sub_of(&sub)?;
     let reason = reason_of(req.reason.as_deref())?;
     let command = AccessCommand::Revoke {
@@ -263,7 +271,11 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&caller.principal, Action::ManageAccess)?;
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ManageAccess,
+    )?;
     let overview = state.boards.read(|flow| {
         let access = flow.access();
         AccessOverview {

@@ -38,7 +38,11 @@ async fn audit(
     caller: Caller,
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&caller.principal, Action::ReadAudit)?;
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ReadAudit,
+    )?;
     let nhs_number = NhsNumber::parse(&query.nhs_number)
         .map_err(|e| ApiError::refused_field("invalid_nhs_number", "nhs_number", e.to_string()))?;
     let limit = i64::from(query.limit.unwrap_or(500).min(10_000));

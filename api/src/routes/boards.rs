@@ -7,7 +7,7 @@
 //! board, so a client can simply redraw). Bursts are coalesced: a client
 //! gets the latest state, never a backlog.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use chrono::Utc;
 use domain::reference::{Catalogue, ReferenceData};
-use domain::values::{HospitalCode, TeamCode, WardCode};
+use domain::values::{HospitalCode, HubCode, TeamCode, WardCode};
 use futures::Stream;
 use infra::runner::BoardKey;
 use serde::Deserialize;
@@ -41,6 +41,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(hospital_board))
         .routes(routes!(system_board))
         .routes(routes!(team_board))
+        .routes(routes!(hub_board))
         .routes(routes!(stream))
         .routes(routes!(recent_discharges))
         .routes(routes!(hospital_daily))
@@ -124,6 +125,7 @@ async fn catalogue_for(state: &AppState, key: &BoardKey) -> Arc<Catalogue> {
             BoardKey::Ward(code) => catalogue.ward(code).is_some(),
             BoardKey::Hospital(code) => catalogue.hospital(code).is_some(),
             BoardKey::Team(code) => catalogue.team(code).is_some(),
+            BoardKey::Hub(code) => catalogue.hub(code).is_some(),
             BoardKey::System => true,
         })
         .await
@@ -137,6 +139,7 @@ fn resolve(catalogue: &Catalogue, caller: &Caller, key: &BoardKey) -> Result<(),
             let ward = catalogue.ward(code).ok_or(ApiError::NotFound)?;
             authorize(
                 p,
+                catalogue,
                 Action::WardBoard {
                     hospital: &ward.hospital,
                 },
@@ -144,13 +147,17 @@ fn resolve(catalogue: &Catalogue, caller: &Caller, key: &BoardKey) -> Result<(),
         }
         BoardKey::Hospital(code) => {
             catalogue.hospital(code).ok_or(ApiError::NotFound)?;
-            authorize(p, Action::HospitalBoard { hospital: code })
+            authorize(p, catalogue, Action::HospitalBoard { hospital: code })
         }
         BoardKey::Team(code) => {
             catalogue.team(code).ok_or(ApiError::NotFound)?;
-            authorize(p, Action::TeamBoard { team: code })
+            authorize(p, catalogue, Action::TeamBoard { team: code })
         }
-        BoardKey::System => authorize(p, Action::SystemBoard),
+        BoardKey::Hub(code) => {
+            catalogue.hub(code).ok_or(ApiError::NotFound)?;
+            authorize(p, catalogue, Action::HubBoard { hub: code })
+        }
+        BoardKey::System => authorize(p, catalogue, Action::SystemBoard),
     }
 }
 
@@ -194,7 +201,45 @@ fn render(state: &AppState, catalogue: &Catalogue, key: &BoardKey) -> (Value, Ve
                 .collect();
             (serde_json::to_value(board).unwrap_or_default(), patients)
         }
+        BoardKey::Hub(code) => match catalogue.hub(code) {
+            Some(hub) => {
+                let wards: Vec<_> = catalogue
+                    .wards()
+                    .filter(|w| hub.hospitals.contains(&w.hospital))
+                    .cloned()
+                    .collect();
+                let board = flow.hub_board(hub, &wards, now);
+                let patients = board
+                    .patients
+                    .iter()
+                    .map(|p| p.patient.nhs_number.clone())
+                    .collect();
+                (serde_json::to_value(board).unwrap_or_default(), patients)
+            }
+            None => (Value::Null, Vec::new()),
+        },
     })
+}
+
+/// Whether a change of `changed` boards changes the board `key`: a hub's
+/// board changes with its hospitals'.
+fn concerns(catalogue: &Catalogue, key: &BoardKey, changed: &BTreeSet<BoardKey>) -> bool {
+    match key {
+        BoardKey::Hub(code) => catalogue.hub(code).is_some_and(|hub| {
+            hub.hospitals
+                .iter()
+                .any(|h| changed.contains(&BoardKey::Hospital(h.clone())))
+        }),
+        key => changed.contains(key),
+    }
+}
+
+/// Boards that show patients, whose every read is audited.
+fn shows_patients(key: &BoardKey) -> bool {
+    matches!(
+        key,
+        BoardKey::Ward(_) | BoardKey::Team(_) | BoardKey::Hub(_)
+    )
 }
 
 async fn read_board(
@@ -209,7 +254,7 @@ async fn read_board(
     resolve(&catalogue, &caller, &key)?;
     await_token(&state, query.consistency_token.as_deref()).await?;
     let (mut board, patients) = render(&state, &catalogue, &key);
-    if matches!(key, BoardKey::Ward(_) | BoardKey::Team(_)) {
+    if shows_patients(&key) {
         audit::record(&state.db, &caller, action, &resource, &patients).await?;
     }
     if let Value::Object(fields) = &mut board {
@@ -290,6 +335,23 @@ async fn team_board(
     read_board(state, caller, key, query, "read_team_board", resource).await
 }
 
+/// A care transfer hub's discharge-ready patients (its hospitals'), each
+/// with its referrals: what the hub works on. Baton's extension of the
+/// contract (role `hub`).
+#[utoipa::path(get, path = "/api/v1/boards/hubs/{hub}", tag = "boards",
+    params(("hub" = String, Path), ReadQuery),
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn hub_board(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(hub): Path<String>,
+    QueryParams(query): QueryParams<ReadQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let resource = format!("/api/v1/boards/hubs/{hub}");
+    let key = BoardKey::Hub(path_id(HubCode::parse(hub))?);
+    read_board(state, caller, key, query, "read_hub_board", resource).await
+}
+
 /// `?hours=` of a ward's recent discharges.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -358,7 +420,8 @@ async fn recent_discharges(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
-    /// `ward:{code}`, `hospital:{code}`, `team:{code}` or `system`.
+    /// `ward:{code}`, `hospital:{code}`, `team:{code}`, `hub:{code}` or
+    /// `system`.
     pub board: String,
 }
 
@@ -366,7 +429,7 @@ fn parse_board(text: &str) -> Result<BoardKey, ApiError> {
     let bad = || {
         ApiError::field(
             "board",
-            "ward:{code}, hospital:{code}, team:{code} or system",
+            "ward:{code}, hospital:{code}, team:{code}, hub:{code} or system",
         )
     };
     if text == "system" {
@@ -377,13 +440,16 @@ fn parse_board(text: &str) -> Result<BoardKey, ApiError> {
         "ward" => BoardKey::Ward(WardCode::parse(code).map_err(|_| bad())?),
         "hospital" => BoardKey::Hospital(HospitalCode::parse(code).map_err(|_| bad())?),
         "team" => BoardKey::Team(TeamCode::parse(code).map_err(|_| bad())?),
+        "hub" => BoardKey::Hub(HubCode::parse(code).map_err(|_| bad())?),
         _ => return Err(bad()),
     })
 }
 
 /// The identity of a board row, for telling which rows changed.
 fn row_key(row: &Value) -> Option<String> {
-    ["bed", "id", "ward", "hospital", "team"]
+    // `id` first: a hub board's row names its bed too, and beds repeat
+    // across wards.
+    ["id", "bed", "ward", "hospital", "team"]
         .iter()
         .find_map(|k| row.get(*k).map(|v| format!("{k}:{v}")))
 }
@@ -396,6 +462,9 @@ fn changed_rows(previous: &Value, next: &Value) -> (Value, Value) {
     if let Value::Object(fields) = next {
         for (name, value) in fields {
             let Value::Array(rows) = value else { continue };
+            if previous.get(name) == Some(value) {
+                continue;
+            }
             let before: BTreeMap<String, &Value> = previous
                 .get(name)
                 .and_then(Value::as_array)
@@ -443,7 +512,7 @@ async fn stream(
     resolve(&catalogue, &caller, &key)?;
     let changes = state.boards.subscribe();
     let (first, patients) = render(&state, &catalogue, &key);
-    if matches!(key, BoardKey::Ward(_) | BoardKey::Team(_)) {
+    if shows_patients(&key) {
         let resource = format!("/api/v1/boards/stream?board={}", query.board);
         audit::record(&state.db, &caller, "stream_board", &resource, &patients).await?;
     }
@@ -573,7 +642,11 @@ fn live(
                 _ = tokio::time::sleep_until(live.ends_at) => return None,
             };
             let mut position = match next {
-                Ok(change) if change.boards.contains(&live.key) => change.position,
+                Ok(change)
+                    if concerns(&live.state.reference.snapshot(), &live.key, &change.boards) =>
+                {
+                    change.position
+                }
                 Ok(_) => continue,
                 // Missed some: the board is re-read whole anyway.
                 Err(RecvError::Lagged(_)) => live.state.boards.position(),

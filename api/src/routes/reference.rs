@@ -1,13 +1,14 @@
-//! Reference data: hospitals, wards, teams (admins change them) and the
-//! versioned delay reasons (shipped with Baton). Everyone signed in reads.
+//! Reference data: hospitals (with the trust that runs each), wards, teams,
+//! care transfer hubs (admins change them) and the versioned delay reasons
+//! (shipped with Baton). Everyone signed in reads.
 
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::Json;
-use domain::reference::{Hospital, ReferenceError, Team, Ward};
-use domain::values::{HospitalCode, ServiceKind, TeamCode, WardCode};
+use domain::reference::{Hospital, Hub, ReferenceError, Team, Ward};
+use domain::values::{HospitalCode, HubCode, ServiceKind, TeamCode, TrustCode, WardCode};
 use infra::reference::{Change, ReferenceStoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,6 +26,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(put_hospital))
         .routes(routes!(put_ward))
         .routes(routes!(put_team))
+        .routes(routes!(put_hub))
+        .routes(routes!(hubs))
         .routes(routes!(hospitals))
         .routes(routes!(wards))
         .routes(routes!(teams))
@@ -37,6 +40,23 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 pub struct HospitalRequest {
     /// Its name.
     pub name: String,
+    /// The trust that runs it (Baton's extension of the contract: a ward
+    /// may be scoped to every hospital of a trust). Leaving it out leaves
+    /// the hospital in no trust.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub trust: Option<TrustCode>,
+}
+
+/// `PUT /api/v1/hubs/{code}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HubRequest {
+    /// Its name.
+    pub name: String,
+    /// The hospitals it serves: at least one, each known.
+    #[schema(value_type = Vec<String>)]
+    pub hospitals: BTreeSet<HospitalCode>,
 }
 
 /// `PUT /api/v1/wards/{code}`.
@@ -73,6 +93,7 @@ fn refused(error: ReferenceStoreError) -> ApiError {
                 ReferenceError::NoBeds | ReferenceError::TooManyBeds => "beds",
                 ReferenceError::NoServices => "services",
                 ReferenceError::ZeroSla => "response_sla_minutes",
+                ReferenceError::NoHospitals | ReferenceError::UnknownHubHospital => "hospitals",
                 _ => "",
             };
             ApiError::refused_field(<&'static str>::from(&rule), field, rule.to_string())
@@ -94,11 +115,16 @@ async fn put_hospital(
     Path(code): Path<String>,
     JsonBody(req): JsonBody<HospitalRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&caller.principal, Action::ManageReference)?;
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ManageReference,
+    )?;
     let code = HospitalCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
     let hospital = Hospital {
         code,
         name: text("name", &req.name)?,
+        trust: req.trust,
     };
     state
         .reference
@@ -119,7 +145,11 @@ async fn put_ward(
     Path(code): Path<String>,
     JsonBody(req): JsonBody<WardRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&caller.principal, Action::ManageReference)?;
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ManageReference,
+    )?;
     let code = WardCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
     let highest_occupied = state.boards.read(|flow| {
         flow.ward_beds(&code)
@@ -156,7 +186,11 @@ async fn put_team(
     Path(code): Path<String>,
     JsonBody(req): JsonBody<TeamRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&caller.principal, Action::ManageReference)?;
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ManageReference,
+    )?;
     let code = TeamCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
     let team = Team {
         code,
@@ -172,15 +206,57 @@ async fn put_team(
     Ok(Json(team))
 }
 
-/// Every hospital.
+/// Add or change a care transfer hub (admin): the hospitals whose
+/// discharge-ready patients and referrals its staff (role `hub`) see.
+#[utoipa::path(put, path = "/api/v1/hubs/{code}", tag = "reference", params(("code" = String, Path)),
+    request_body = HubRequest,
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn put_hub(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    JsonBody(req): JsonBody<HubRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ManageReference,
+    )?;
+    let code = HubCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
+    let hub = Hub {
+        code,
+        name: text("name", &req.name)?,
+        hospitals: req.hospitals,
+    };
+    state
+        .reference
+        .put(Change::Hub(hub.clone()), &caller.principal.sub)
+        .await
+        .map_err(refused)?;
+    Ok(Json(hub))
+}
+
+/// Every care transfer hub.
+#[utoipa::path(get, path = "/api/v1/hubs", tag = "reference",
+    responses((status = 200, body = [Object])))]
+async fn hubs(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    let catalogue = state.reference.snapshot();
+    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
+    Ok(Json(catalogue.hubs().cloned().collect::<Vec<_>>()))
+}
+
+/// Every hospital (with its trust, when it has one).
 #[utoipa::path(get, path = "/api/v1/hospitals", tag = "reference",
     responses((status = 200, body = [Object])))]
 async fn hospitals(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&caller.principal, Action::ReadReference)?;
     let catalogue = state.reference.snapshot();
+    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
     Ok(Json(catalogue.hospitals().cloned().collect::<Vec<_>>()))
 }
 
@@ -191,8 +267,8 @@ async fn wards(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&caller.principal, Action::ReadReference)?;
     let catalogue = state.reference.snapshot();
+    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
     Ok(Json(catalogue.wards().cloned().collect::<Vec<_>>()))
 }
 
@@ -203,8 +279,8 @@ async fn teams(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&caller.principal, Action::ReadReference)?;
     let catalogue = state.reference.snapshot();
+    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
     Ok(Json(catalogue.teams().cloned().collect::<Vec<_>>()))
 }
 
@@ -215,8 +291,8 @@ async fn delay_reasons(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&caller.principal, Action::ReadReference)?;
     let catalogue = state.reference.snapshot();
+    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
     let current = catalogue.current_delay_reasons().cloned();
     Ok(Json(serde_json::json!({
         "version": current.as_ref().map(|l| l.version.clone()),

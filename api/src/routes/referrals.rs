@@ -179,10 +179,12 @@ async fn run(
 ) -> Result<Answered, ApiError> {
     let id = path_id(ReferralId::parse(id))?;
     let principal = &caller.principal;
+    let catalogue = state.reference.snapshot();
     let allowed = |scope: Option<(&TeamCode, &HospitalCode)>| {
         let scope = scope.map(|(team, hospital)| ReferralScope { team, hospital });
         authorize(
             principal,
+            &catalogue,
             if team_action {
                 Action::AnswerReferral(scope)
             } else {
@@ -234,6 +236,7 @@ async fn raise(
     let hospital = hospital_of(&state, &req.spell_id).await?;
     authorize(
         &caller.principal,
+        &state.reference.snapshot(),
         Action::RaiseReferral {
             hospital: hospital.as_ref(),
         },
@@ -270,7 +273,11 @@ async fn get_referral(
     let scope_ref = scope
         .as_ref()
         .map(|(team, hospital)| ReferralScope { team, hospital });
-    authorize(&caller.principal, Action::ReadReferral(scope_ref))?;
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ReadReferral(scope_ref),
+    )?;
     await_token(&state, query.consistency_token.as_deref()).await?;
     let (referral, version) = state.bus.load_referral(&id).await?;
     let s = referral.state().ok_or(ApiError::NotFound)?;
@@ -302,7 +309,8 @@ async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&caller.principal, Action::ListReferrals)?;
+    let catalogue = state.reference.snapshot();
+    authorize(&caller.principal, &catalogue, Action::ListReferrals)?;
     let status = match query.status.as_deref() {
         None => None,
         Some(code) => Some(
@@ -319,6 +327,7 @@ async fn list(
             .filter(|(_, r)| {
                 may_see_referral(
                     &caller.principal,
+                    &catalogue,
                     ReferralScope {
                         team: &r.team,
                         hospital: &r.placement.hospital,

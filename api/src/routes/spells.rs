@@ -26,7 +26,7 @@ use super::{actor, answer, await_token, options, path_id, Answered, CommandAnswe
 use crate::audit;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Caller, CommandHeaders, JsonBody, QueryParams};
-use crate::policy::{authorize, Action};
+use crate::policy::{authorize, ward_hospitals, Action};
 use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -65,7 +65,7 @@ pub struct SearchResults {
     pub results: Vec<projections::lookup::SpellRecord>,
 }
 
-/// Finds patients of the caller's hospital, in hospital or discharged, by
+/// Finds patients of the caller's hospitals (its own, or its trust's), in hospital or discharged, by
 /// NHS number or name: the way back to a discharge (or an admission, or a
 /// transfer) made in error.
 #[utoipa::path(get, path = "/api/v1/spells/search", tag = "spells", params(SearchQuery),
@@ -76,17 +76,15 @@ async fn search(
     caller: Caller,
     QueryParams(query): QueryParams<SearchQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let hospital = caller
-        .principal
-        .hospital
-        .as_deref()
-        .and_then(|h| HospitalCode::parse(h).ok())
-        .ok_or(ApiError::Forbidden)?;
+    let catalogue = state.reference.snapshot();
+    let hospitals = ward_hospitals(&caller.principal, &catalogue);
+    let Some(first) = hospitals.first() else {
+        return Err(ApiError::Forbidden);
+    };
     authorize(
         &caller.principal,
-        Action::WardBoard {
-            hospital: &hospital,
-        },
+        &catalogue,
+        Action::WardBoard { hospital: first },
     )?;
     let wanted = projections::lookup::Query::parse(&query.q).ok_or_else(|| {
         ApiError::field(
@@ -96,7 +94,7 @@ async fn search(
     })?;
     let results = state
         .boards
-        .read(|flow| projections::lookup::search(flow, &hospital, &wanted));
+        .read(|flow| projections::lookup::search(flow, &hospitals, &wanted));
     let patients: Vec<String> = results
         .iter()
         .map(|r| r.patient.nhs_number.clone())
@@ -302,6 +300,7 @@ async fn allow(state: &AppState, caller: &Caller, id: &SpellId) -> Result<(), Ap
     let hospital = hospital_of(state, id).await?;
     authorize(
         &caller.principal,
+        &state.reference.snapshot(),
         Action::Spell {
             hospital: hospital.as_ref(),
         },
@@ -309,9 +308,10 @@ async fn allow(state: &AppState, caller: &Caller, id: &SpellId) -> Result<(), Ap
 }
 
 /// Checks the caller may act on the spell as loaded.
-fn may_act(caller: &Caller, spell: &Spell) -> Result<(), ApiError> {
+fn may_act(state: &AppState, caller: &Caller, spell: &Spell) -> Result<(), ApiError> {
     authorize(
         &caller.principal,
+        &state.reference.snapshot(),
         Action::Spell {
             hospital: spell.stay().map(|stay| &stay.placement.hospital),
         },
@@ -341,7 +341,8 @@ async fn run(
     };
     let options = options(caller, headers, operation, id.as_str(), body, json!({}));
     // The bus checks the caller on the spell it loads for the command.
-    let guard = |spell: &Spell| may_act(caller, spell).map_err(|refusal| Denied(Box::new(refusal)));
+    let guard =
+        |spell: &Spell| may_act(state, caller, spell).map_err(|refusal| Denied(Box::new(refusal)));
     let committed = state
         .bus
         .spell_guarded(
@@ -371,6 +372,7 @@ async fn admit(
         .ok_or_else(|| ApiError::refused_field("unknown_ward", "ward", "no such ward"))?;
     authorize(
         &caller.principal,
+        &catalogue,
         Action::Admit {
             hospital: &ward.hospital,
         },
@@ -595,14 +597,15 @@ async fn record_delay(
     JsonBody(req): JsonBody<DelayRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = path_id(SpellId::parse(id))?;
-    let guard =
-        |spell: &Spell| may_act(&caller, spell).map_err(|refusal| Denied(Box::new(refusal)));
+    let guard = |spell: &Spell| {
+        may_act(&state, &caller, spell).map_err(|refusal| Denied(Box::new(refusal)))
+    };
     // The domain numbers delays D1, D2, ... in recording order. Decide the
     // new id against a known version, so the answer names the right one.
     for _ in 0..8 {
         let (spell, version) = state.bus.load_spell(&id).await?;
         // Who may act comes before what they sent.
-        may_act(&caller, &spell)?;
+        may_act(&state, &caller, &spell)?;
         let note = match &req.note {
             Some(note) if !note.trim().is_empty() => Some(text("note", note)?),
             _ => None,

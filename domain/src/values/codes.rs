@@ -89,6 +89,15 @@ code_type!(
     HospitalCode, "hospital code", 32
 );
 code_type!(
+    /// An NHS trust, which runs one or more hospitals, e.g. `UHD`.
+    TrustCode, "trust code", 32
+);
+code_type!(
+    /// A care transfer hub (the single point of access for a set of
+    /// hospitals' discharges), e.g. `DORSET-HUB`.
+    HubCode, "hub code", 32
+);
+code_type!(
     /// A ward, unique across the system, e.g. `POOLE-W3`.
     WardCode, "ward code", 32
 );

@@ -9,8 +9,8 @@ mod text;
 mod time;
 
 pub use codes::{
-    BedLabel, CodeError, DelayId, DelayReasonCode, HospitalCode, ReferralId, SpellId, TeamCode,
-    WardCode,
+    BedLabel, CodeError, DelayId, DelayReasonCode, HospitalCode, HubCode, ReferralId, SpellId,
+    TeamCode, TrustCode, WardCode,
 };
 pub use kinds::{Destination, Pathway, ServiceKind};
 pub use nhs_number::{NhsNumber, NhsNumberError, NHS_NUMBER_SYSTEM};

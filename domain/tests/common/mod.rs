@@ -60,6 +60,7 @@ pub fn refs() -> Catalogue {
         c.put_hospital(Hospital {
             code: HospitalCode::parse(code).unwrap(),
             name: text(name),
+            trust: None,
         });
     }
     for (code, hospital, beds) in [("W1", "POOLE", 4), ("W2", "POOLE", 4), ("X1", "DCH", 2)] {

@@ -158,7 +158,9 @@ mod tests {
             name: "Sam Carter".to_owned(),
             role: Role::Ward,
             hospital: Some("RXH".to_owned()),
+            trust: None,
             team: None,
+            hub: None,
         }
     }
 

@@ -29,7 +29,12 @@ pub fn sign_local(
     principal: &Principal,
     valid_for: Duration,
 ) -> Result<String, AuthError> {
-    let principal = principal.clone().scoped()?;
+    let principal = Principal::scoped(
+        principal.sub.clone(),
+        principal.name.clone(),
+        principal.role,
+        principal.scope_claims(),
+    )?;
     let local = LocalKey::load_or_create(data_dir)?;
     let iat = jsonwebtoken::get_current_timestamp();
     let claims = OutgoingClaims {
@@ -37,7 +42,9 @@ pub fn sign_local(
         name: &principal.name,
         role: principal.role,
         hospital: principal.hospital.as_deref(),
+        trust: principal.trust.as_deref(),
         team: principal.team.as_deref(),
+        hub: principal.hub.as_deref(),
         iss: LOCAL_ISSUER,
         aud: LOCAL_AUDIENCE,
         iat,
@@ -185,7 +192,11 @@ struct OutgoingClaims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     hospital: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    trust: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     team: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hub: Option<&'a str>,
     iss: &'a str,
     aud: &'a str,
     iat: u64,

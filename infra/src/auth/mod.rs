@@ -53,7 +53,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use cache::VERIFIED_FOR;
-pub use claims::{ClaimsProblem, Principal, Role, UnknownRole};
+pub use claims::{ClaimsProblem, Principal, Role, ScopeClaims, UnknownRole};
 pub use error::{AuthError, KeySourceError};
 pub use local_key::{sign_local, LOCAL_AUDIENCE, LOCAL_ISSUER, LOCAL_KEY_FILE};
 

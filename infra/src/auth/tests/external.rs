@@ -25,7 +25,9 @@ async fn an_ed25519_public_key_file_trusts_the_right_issuer_and_audience_only() 
             name: "Alex Team".to_owned(),
             role: Role::Team,
             hospital: None,
+            trust: None,
             team: Some("REAB-N".to_owned()),
+            hub: None,
         }
     );
     let other_issuer = sign(

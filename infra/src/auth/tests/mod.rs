@@ -21,7 +21,9 @@ fn principal(role: Role, hospital: Option<&str>, team: Option<&str>) -> Principa
         name: "Sam Carter".to_owned(),
         role,
         hospital: hospital.map(str::to_owned),
+        trust: None,
         team: team.map(str::to_owned),
+        hub: None,
     }
 }
 
