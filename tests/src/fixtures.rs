@@ -86,6 +86,7 @@ pub fn admit(spell: &str, n: u32, ward: &str, bed: u32) -> SpellCommand {
         ward: WardCode::parse(ward).unwrap(),
         bed: BedLabel::parse(bed.to_string()).unwrap(),
         admitted_at: now() - chrono::Duration::hours(1),
+        visit_number: None,
     }
 }
 
