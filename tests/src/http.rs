@@ -68,6 +68,14 @@ impl TestApp {
         Self::start(config, data_dir, pg, nats).await
     }
 
+    /// A fresh Baton on `stack` with the reference data of
+    /// [`TestApp::seed_reference`], as most tests begin.
+    pub async fn seeded(stack: Stack) -> Self {
+        let app = Self::spawn(stack).await;
+        app.seed_reference().await;
+        app
+    }
+
     /// Another Baton process on the same data (same database, same NATS).
     pub async fn sibling(&self) -> Self {
         Self::start(
@@ -329,6 +337,14 @@ impl Client {
     pub async fn post(&self, path: &str, body: Value) -> Answer {
         self.send(reqwest::Method::POST, path, Some(body), &[])
             .await
+    }
+
+    /// Admits patient `n` to bed `bed` of `ward` (an [`admission`]), which
+    /// must be answered 201.
+    pub async fn admit(&self, n: u32, ward: &str, bed: u32) -> Answer {
+        self.post("/api/v1/spells", admission(n, ward, bed))
+            .await
+            .expect(201)
     }
 
     /// PUT with a JSON body.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use baton_tests::http::{admission, Events, Stack, TestApp};
+use baton_tests::http::{Events, Stack, TestApp};
 use infra::auth::Role;
 use serde_json::json;
 
@@ -22,10 +22,7 @@ async fn a_patient_journey(stack: Stack) {
     let system = app.as_(Role::System, None);
 
     // Admit, and see the patient on the ward board at once.
-    let admitted = ward
-        .post("/api/v1/spells", admission(1, "W1", 4))
-        .await
-        .expect(201);
+    let admitted = ward.admit(1, "W1", 4).await;
     let spell = admitted.id();
     assert_eq!(admitted.body["version"], 1);
     let board = ward
@@ -248,10 +245,7 @@ async fn a_change_arrives_on_another_clients_stream(stack: Stack) {
     assert_eq!(name, "board");
     assert_eq!(first["board"]["totals"]["occupied"], 0);
     let nurse = app.as_(Role::Ward, Some("POOLE"));
-    nurse
-        .post("/api/v1/spells", admission(2, "W1", 9))
-        .await
-        .expect(201);
+    nurse.admit(2, "W1", 9).await;
     let change = events
         .until(Duration::from_secs(10), |board| {
             board["totals"]["occupied"] == 1
@@ -264,9 +258,7 @@ async fn a_change_arrives_on_another_clients_stream(stack: Stack) {
     let mut leader = Events::new(app.as_(Role::System, None).stream("system").await);
     leader.next(Duration::from_secs(10)).await;
     let dch = app.as_(Role::Ward, Some("DCH"));
-    dch.post("/api/v1/spells", admission(3, "X1", 1))
-        .await
-        .expect(201);
+    dch.admit(3, "X1", 1).await;
     leader
         .until(Duration::from_secs(10), |board| {
             board["totals"]["occupied"] == 2

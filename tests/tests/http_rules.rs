@@ -53,14 +53,9 @@ fn edit(body: &Value, f: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Op
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_the_right_problem_and_never_a_500() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    let spell = ward
-        .post("/api/v1/spells", admission(1, "W1", 1))
-        .await
-        .expect(201)
-        .id();
+    let spell = ward.admit(1, "W1", 1).await.id();
     let good = admission(2, "W1", 2);
     let s = |tail: &str| format!("/api/v1/spells/{spell}/{tail}");
     let future = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
@@ -394,8 +389,7 @@ async fn bad_input_gets_the_right_problem_and_never_a_500() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retried_command_returns_the_first_answer_and_records_nothing_twice() {
-    let app = TestApp::spawn(Stack::Production).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Production).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let key = uuid::Uuid::new_v4().to_string();
     let body = admission(5, "W1", 5);
@@ -549,8 +543,7 @@ async fn a_retried_command_returns_the_first_answer_and_records_nothing_twice() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idempotency_key_outlives_a_restart() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let key = uuid::Uuid::new_v4().to_string();
     let body = admission(8, "W2", 3);
     let ward = app.as_(Role::Ward, Some("POOLE"));
@@ -585,13 +578,9 @@ async fn an_idempotency_key_outlives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn if_match_refuses_a_change_to_a_record_that_moved_on() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    let spell = ward
-        .post("/api/v1/spells", admission(9, "W1", 9))
-        .await
-        .expect(201);
+    let spell = ward.admit(9, "W1", 9).await;
     assert_eq!(spell.etag.as_deref(), Some("\"1\""));
     let path = format!("/api/v1/spells/{}/pathway", spell.id());
     let moved = ward
@@ -619,8 +608,7 @@ async fn if_match_refuses_a_change_to_a_record_that_moved_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_read_of_a_patient_is_logged_and_an_admin_sees_who_looked() {
-    let app = TestApp::spawn(Stack::Production).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Production).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let body = admission(11, "W1", 11);
     let nhs = body["nhs_number"].as_str().unwrap().to_owned();
@@ -743,13 +731,9 @@ fn assert_refused_by_the_append_only_trigger(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_embedded_access_log_refuses_updates_and_deletes_of_every_kind() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    let spell = ward
-        .post("/api/v1/spells", admission(12, "W1", 12))
-        .await
-        .expect(201);
+    let spell = ward.admit(12, "W1", 12).await;
     ward.get(&format!("/api/v1/spells/{}", spell.id()))
         .await
         .expect(200);
@@ -900,8 +884,7 @@ async fn the_pages_and_their_assets_come_from_baton_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_development_sign_in_exists_only_on_the_embedded_default() {
-    let embedded = TestApp::spawn(Stack::Embedded).await;
-    embedded.seed_reference().await;
+    let embedded = TestApp::seeded(Stack::Embedded).await;
     let anonymous = embedded.anonymous();
     assert_eq!(
         anonymous.get("/api/v1/dev/sign-in").await.expect(200).body["enabled"],
@@ -945,14 +928,9 @@ async fn the_development_sign_in_exists_only_on_the_embedded_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_admission_with_an_active_referral_is_cancelled_only_after_the_referral_is_withdrawn() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    let spell = ward
-        .post("/api/v1/spells", admission(21, "W1", 21))
-        .await
-        .expect(201)
-        .id();
+    let spell = ward.admit(21, "W1", 21).await.id();
     let referral = ward
         .post("/api/v1/referrals", json!({ "spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "stairs" }))
         .await

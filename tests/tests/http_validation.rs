@@ -23,8 +23,7 @@ fn fields(body: &Value) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_empty_admission_is_answered_with_every_missing_field_in_one_problem() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let empty = ward.post("/api/v1/spells", json!({})).await.expect(400);
     assert_eq!(empty.content_type, "application/problem+json");
@@ -69,8 +68,7 @@ async fn an_empty_admission_is_answered_with_every_missing_field_in_one_problem(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn values_the_domain_refuses_are_answered_together_each_at_its_field() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let refused = ward
         .post(
@@ -334,8 +332,7 @@ async fn every_parameter_states_its_bounds_and_every_closed_set_of_values_is_an_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_value_at_each_bound_is_accepted_and_one_past_it_is_refused_naming_the_field() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let admin = app.as_(Role::Admin, None);
     let most = domain::reference::MAX_BEDS;
     let ward = |beds: Value| json!({"name": "Ward 9", "hospital": "POOLE", "beds": beds});
