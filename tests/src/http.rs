@@ -163,6 +163,17 @@ impl TestApp {
         }
     }
 
+    /// A second handle on this app's database, beside Baton (a writer or
+    /// reader that is not Baton).
+    pub async fn database(&self) -> infra::store::Database {
+        match &self.pg {
+            Some(pg) => infra::store::Database::postgres(&pg.url, 2).unwrap(),
+            None => infra::store::Database::sqlite(self.data_dir.path())
+                .await
+                .unwrap(),
+        }
+    }
+
     /// The text at `path` (the docs, `/metrics`), read without a token.
     pub async fn text(&self, path: &str) -> String {
         self.client
@@ -355,6 +366,14 @@ impl Client {
     /// GET.
     pub async fn get(&self, path: &str) -> Answer {
         self.send(reqwest::Method::GET, path, None, &[]).await
+    }
+
+    /// GET `path` once the boards have caught up with the command that
+    /// answered `after` (its consistency token).
+    pub async fn get_after(&self, path: &str, after: &Answer) -> Answer {
+        let joint = if path.contains('?') { '&' } else { '?' };
+        self.get(&format!("{path}{joint}consistency_token={}", after.token()))
+            .await
     }
 
     /// Opens a live board stream.

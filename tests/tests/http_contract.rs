@@ -26,10 +26,7 @@ async fn a_patient_journey(stack: Stack) {
     let spell = admitted.id();
     assert_eq!(admitted.body["version"], 1);
     let board = ward
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={}",
-            admitted.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1", &admitted)
         .await
         .expect(200);
     assert_eq!(board.body["totals"]["occupied"], 1);
@@ -87,10 +84,7 @@ async fn a_patient_journey(stack: Stack) {
     let referral = raised.id();
     let r = |tail: &str| format!("/api/v1/referrals/{referral}/{tail}");
     let seen = team
-        .get(&format!(
-            "/api/v1/referrals/{referral}?consistency_token={}",
-            raised.token()
-        ))
+        .get_after(&format!("/api/v1/referrals/{referral}"), &raised)
         .await
         .expect(200);
     assert_eq!(seen.body["status"], "requested");
@@ -114,10 +108,7 @@ async fn a_patient_journey(stack: Stack) {
         .await
         .expect(200);
     let board = team
-        .get(&format!(
-            "/api/v1/boards/teams/REAB?consistency_token={}",
-            accepted.token()
-        ))
+        .get_after("/api/v1/boards/teams/REAB", &accepted)
         .await
         .expect(200);
     assert_eq!(board.body["counts"]["accepted"], 1);
@@ -136,10 +127,7 @@ async fn a_patient_journey(stack: Stack) {
         .await
         .expect(200);
     let board = ward
-        .get(&format!(
-            "/api/v1/boards/hospitals/POOLE?consistency_token={}",
-            out.token()
-        ))
+        .get_after("/api/v1/boards/hospitals/POOLE", &out)
         .await
         .expect(200);
     assert_eq!(board.body["totals"]["occupied"], 0);
@@ -208,10 +196,7 @@ async fn a_patient_journey(stack: Stack) {
 
     // The system board: counts only.
     let sys = system
-        .get(&format!(
-            "/api/v1/boards/system?consistency_token={}",
-            again.token()
-        ))
+        .get_after("/api/v1/boards/system", &again)
         .await
         .expect(200);
     assert!(sys.body["hospitals"]
@@ -226,15 +211,12 @@ async fn a_patient_journey(stack: Stack) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_patient_journey_through_the_api_on_the_embedded_default() {
-    a_patient_journey(Stack::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_patient_journey_through_the_api_on_postgres_and_jetstream() {
-    a_patient_journey(Stack::Production).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_patient_journey =>
+    a_patient_journey_through_the_api_on_the_embedded_default,
+    a_patient_journey_through_the_api_on_postgres_and_jetstream
+);
 
 async fn a_change_arrives_on_another_clients_stream(stack: Stack) {
     let app = TestApp::spawn(stack).await;
@@ -268,12 +250,9 @@ async fn a_change_arrives_on_another_clients_stream(stack: Stack) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_change_arrives_on_another_clients_stream_on_the_embedded_default() {
-    a_change_arrives_on_another_clients_stream(Stack::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_change_arrives_on_another_clients_stream_on_postgres_and_jetstream() {
-    a_change_arrives_on_another_clients_stream(Stack::Production).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_change_arrives_on_another_clients_stream =>
+    a_change_arrives_on_another_clients_stream_on_the_embedded_default,
+    a_change_arrives_on_another_clients_stream_on_postgres_and_jetstream
+);

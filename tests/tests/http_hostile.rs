@@ -68,15 +68,12 @@ async fn text_with_control_characters_is_refused_naming_the_field(stack: Stack) 
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn text_with_control_characters_is_refused_naming_the_field_on_the_embedded_default() {
-    text_with_control_characters_is_refused_naming_the_field(Stack::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn text_with_control_characters_is_refused_naming_the_field_on_postgres_and_jetstream() {
-    text_with_control_characters_is_refused_naming_the_field(Stack::Production).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    text_with_control_characters_is_refused_naming_the_field =>
+    text_with_control_characters_is_refused_naming_the_field_on_the_embedded_default,
+    text_with_control_characters_is_refused_naming_the_field_on_postgres_and_jetstream
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dates_no_record_can_hold_bodies_that_are_not_json_and_impossible_wards_are_refused() {

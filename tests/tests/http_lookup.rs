@@ -27,10 +27,7 @@ async fn a_discharge_made_in_error_is_found_again_and_cancelled() {
         .expect(200);
 
     let recent = ward
-        .get(&format!(
-            "/api/v1/boards/wards/W1/recent-discharges?consistency_token={}",
-            out.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1/recent-discharges", &out)
         .await
         .ok();
     assert_eq!(recent.body["hours"], 72);
@@ -69,10 +66,7 @@ async fn a_discharge_made_in_error_is_found_again_and_cancelled() {
         .await
         .expect(200);
     let recent = ward
-        .get(&format!(
-            "/api/v1/boards/wards/W1/recent-discharges?consistency_token={}",
-            cancelled.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1/recent-discharges", &cancelled)
         .await
         .ok();
     assert!(recent.body["discharges"].as_array().unwrap().is_empty());

@@ -25,12 +25,9 @@ async fn a_ward_added_by_another_process_is_found_at_once(stack: Stack) {
     first.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_ward_added_by_another_process_is_found_at_once_on_the_embedded_default() {
-    a_ward_added_by_another_process_is_found_at_once(Stack::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_ward_added_by_another_process_is_found_at_once_on_postgres_and_jetstream() {
-    a_ward_added_by_another_process_is_found_at_once(Stack::Production).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_ward_added_by_another_process_is_found_at_once =>
+    a_ward_added_by_another_process_is_found_at_once_on_the_embedded_default,
+    a_ward_added_by_another_process_is_found_at_once_on_postgres_and_jetstream
+);

@@ -75,10 +75,7 @@ async fn every_role_reaches_exactly_what_the_contract_allows() {
     let referral = raised.id();
     // Every board includes the referral before the matrix reads them.
     nurse
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={}",
-            raised.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1", &raised)
         .await
         .expect(200);
     let nhs = admission(1, "W1", 1)["nhs_number"]

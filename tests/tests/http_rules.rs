@@ -421,10 +421,7 @@ async fn a_retried_command_returns_the_first_answer_and_records_nothing_twice() 
         .expect(200);
     assert_eq!(history.body.as_array().unwrap().len(), 1);
     let board = ward
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={}",
-            first.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1", &first)
         .await
         .expect(200);
     assert_eq!(board.body["totals"]["occupied"], 1);
@@ -616,24 +613,17 @@ async fn every_read_of_a_patient_is_logged_and_an_admin_sees_who_looked() {
     ward.get(&format!("/api/v1/spells/{}", spell.id()))
         .await
         .expect(200);
-    ward.get(&format!(
-        "/api/v1/boards/wards/W1?consistency_token={}",
-        spell.token()
-    ))
-    .await
-    .expect(200);
+    ward.get_after("/api/v1/boards/wards/W1", &spell)
+        .await
+        .expect(200);
     let raised = ward
         .post("/api/v1/referrals", json!({ "spell_id": spell.id(), "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "stairs" }))
         .await
         .expect(201);
     let team = app.as_(Role::Team, Some("REAB"));
-    team.get(&format!(
-        "/api/v1/referrals/{}?consistency_token={}",
-        raised.id(),
-        raised.token()
-    ))
-    .await
-    .expect(200);
+    team.get_after(&format!("/api/v1/referrals/{}", raised.id()), &raised)
+        .await
+        .expect(200);
     let admin = app.as_(Role::Admin, None);
     let log = admin
         .get(&format!("/api/v1/audit?nhs_number={nhs}"))
@@ -671,40 +661,48 @@ async fn every_read_of_a_patient_is_logged_and_an_admin_sees_who_looked() {
             .status,
         403
     );
-    let pool = sqlx::PgPool::connect(&app.pg.as_ref().unwrap().url)
-        .await
-        .unwrap();
-    let before: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(before.0 > 0 && before.1 > 0, "{before:?}");
-    for statement in [
-        "UPDATE access_log SET actor = 'someone else'",
-        "UPDATE access_log_patients SET nhs_number = '9434765919'",
-        "DELETE FROM access_log",
-        "DELETE FROM access_log_patients",
-        // TRUNCATE visits no row, so the row triggers never see it; the
-        // statement-level triggers (migration 0004) refuse it. A plain
-        // `TRUNCATE access_log` fails on the foreign key before any trigger,
-        // so CASCADE is what would have emptied both tables.
+    // TRUNCATE visits no row, so the row triggers never see it; the
+    // statement-level triggers (migration 0004) refuse it. A plain
+    // `TRUNCATE access_log` fails on the foreign key before any trigger, so
+    // CASCADE is what would have emptied both tables.
+    let truncates = [
         "TRUNCATE access_log_patients",
         "TRUNCATE access_log CASCADE",
         "TRUNCATE access_log, access_log_patients",
-    ] {
-        let refused = sqlx::query(statement).execute(&pool).await;
-        assert_refused_by_the_append_only_trigger(statement, refused, "P0001");
-    }
-    let after: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(after, before, "accesses and patients logged");
+    ];
+    assert_the_access_log_refuses(&app, &truncates, "P0001").await;
     app.stop().await;
+}
+
+/// Updates and deletes of every row of either table of the access log.
+const REWRITES: [&str; 4] = [
+    "UPDATE access_log SET actor = 'someone else'",
+    "UPDATE access_log_patients SET nhs_number = '9434765919'",
+    "DELETE FROM access_log",
+    "DELETE FROM access_log_patients",
+];
+
+/// Asserts that the app's access log holds accesses and patients, refuses
+/// [`REWRITES`] and `more` with `code` from its own trigger, and holds the
+/// same rows after.
+async fn assert_the_access_log_refuses(app: &TestApp, more: &[&str], code: &str) {
+    const COUNTS: &str =
+        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)";
+    let db = app.database().await;
+    let counts = || async {
+        infra::on_either_database!(&db, pool => {
+            sqlx::query_as::<_, (i64, i64)>(COUNTS).fetch_one(pool).await.unwrap()
+        })
+    };
+    let before = counts().await;
+    assert!(before.0 > 0 && before.1 > 0, "{before:?}");
+    for statement in REWRITES.iter().chain(more) {
+        let refused = infra::on_either_database!(&db, pool => {
+            sqlx::query(statement).execute(pool).await.map(|_| ())
+        });
+        assert_refused_by_the_append_only_trigger(statement, refused, code);
+    }
+    assert_eq!(counts().await, before, "accesses and patients logged");
 }
 
 /// Asserts that `statement` was refused by the access log's own trigger: its
@@ -737,41 +735,12 @@ async fn the_embedded_access_log_refuses_updates_and_deletes_of_every_kind() {
     ward.get(&format!("/api/v1/spells/{}", spell.id()))
         .await
         .expect(200);
-    let pool = sqlx::SqlitePool::connect_with(
-        sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(app.config.data_dir.join("baton.sqlite")),
-    )
-    .await
-    .unwrap();
-    let before: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(before.0 > 0 && before.1 > 0, "{before:?}");
     // SQLite has no TRUNCATE. A DELETE with no WHERE clause would empty a
     // table without visiting its rows, except that SQLite never takes that
     // short cut on a table with triggers: the row triggers refuse it.
-    for statement in [
-        "UPDATE access_log SET actor = 'someone else'",
-        "UPDATE access_log_patients SET nhs_number = '9434765919'",
-        "DELETE FROM access_log",
-        "DELETE FROM access_log_patients",
-        "DELETE FROM access_log_patients WHERE access_id > 0",
-    ] {
-        let refused = sqlx::query(statement).execute(&pool).await;
-        // 1811: SQLITE_CONSTRAINT_TRIGGER, what RAISE(ABORT, ...) answers.
-        assert_refused_by_the_append_only_trigger(statement, refused, "1811");
-    }
-    let after: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(after, before, "accesses and patients logged");
-    pool.close().await;
+    // 1811: SQLITE_CONSTRAINT_TRIGGER, what RAISE(ABORT, ...) answers.
+    let deletes = ["DELETE FROM access_log_patients WHERE access_id > 0"];
+    assert_the_access_log_refuses(&app, &deletes, "1811").await;
     app.stop().await;
 }
 

@@ -18,7 +18,7 @@ use domain::values::{Instant, Pathway, SpellId};
 use domain::{Actor, DomainEvent, Recorded};
 use infra::auth::Role;
 use infra::commands::CommandError;
-use infra::store::{BatonRepository, Database, ReservationRules};
+use infra::store::{BatonRepository, ReservationRules};
 use serde_json::json;
 
 fn pathway_set() -> serde_json::Value {
@@ -57,8 +57,7 @@ fn unknown_version(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 async fn an_event_of_an_unknown_version_is_refused_by_every_read_path(stack: Stack) {
-    let app = TestApp::spawn(stack).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(stack).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let spell = ward.admit(1, "W1", 1).await.id();
     // A current event stored the same way is read like any other.
@@ -85,14 +84,18 @@ async fn an_event_of_an_unknown_version_is_refused_by_every_read_path(stack: Sta
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_event_of_an_unknown_version_is_refused_by_every_read_path_on_sqlite() {
-    an_event_of_an_unknown_version_is_refused_by_every_read_path(Stack::Embedded).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test]
+    an_event_of_an_unknown_version_is_refused_by_every_read_path =>
+    an_event_of_an_unknown_version_is_refused_by_every_read_path_on_sqlite,
+    an_event_of_an_unknown_version_is_refused_by_every_read_path_on_postgres
+);
 
-#[tokio::test]
-async fn an_event_of_an_unknown_version_is_refused_by_every_read_path_on_postgres() {
-    an_event_of_an_unknown_version_is_refused_by_every_read_path(Stack::Production).await;
+/// Spell `s1`'s event as the boards decode it from the feed.
+fn decode(sequence: u64, event_type: &str, version: &str, payload: &[u8]) -> projections::Envelope {
+    projections::decode("spell", "s1", sequence, event_type, version, payload)
+        .unwrap()
+        .unwrap()
 }
 
 #[test]
@@ -119,16 +122,7 @@ fn the_reservation_rules_and_the_boards_read_through_the_same_upcast_point() {
         domain::upcast::read::<SpellEvent>("DischargePathwaySet", "1", Cow::Owned(pathway_set()))
             .unwrap();
     assert_eq!(read.event.event_type(), "DischargePathwaySet");
-    let decoded = projections::decode(
-        "spell",
-        "s1",
-        2,
-        "DischargePathwaySet",
-        "1",
-        bytes.as_bytes(),
-    )
-    .unwrap()
-    .unwrap();
+    let decoded = decode(2, "DischargePathwaySet", "1", bytes.as_bytes());
     assert_eq!(decoded.change, projections::Change::Spell(read.event));
 }
 
@@ -179,18 +173,11 @@ fn admitted_now(spell: &str, admitted_at: Instant) -> SpellEvent {
     }
 }
 
-/// The app's own database, for a second writer beside it.
-async fn database_of(app: &TestApp) -> Database {
-    match &app.pg {
-        Some(pg) => Database::postgres(&pg.url, 2).unwrap(),
-        None => Database::sqlite(app.data_dir.path()).await.unwrap(),
-    }
-}
-
 async fn an_admission_of_version_1_is_read_as_today_s_by_every_read_path(stack: Stack) {
     let app = TestApp::seeded(stack).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let spell = uuid::Uuid::new_v4().simple().to_string();
+    let of_spell = |tail: &str| format!("/api/v1/spells/{spell}/{tail}");
     let by = Actor::new("ward-POOLE", "Ward POOLE");
     let recorded_at = chrono::Utc::now() - chrono::Duration::hours(1);
     let admitted_at = recorded_at - chrono::Duration::days(2);
@@ -216,7 +203,7 @@ async fn an_admission_of_version_1_is_read_as_today_s_by_every_read_path(stack: 
         rules.changes(std::slice::from_ref(&stored)).unwrap(),
         rules.changes(std::slice::from_ref(&as_today)).unwrap()
     );
-    let repository = BatonRepository::new(database_of(&app).await, rules);
+    let repository = BatonRepository::new(app.database().await, rules);
     repository
         .commit(std::slice::from_ref(&stored))
         .await
@@ -233,20 +220,12 @@ async fn an_admission_of_version_1_is_read_as_today_s_by_every_read_path(stack: 
     assert_eq!(loaded, domain::decider::replay::<Spell>([&current]));
     assert_eq!(version, 1);
     // And a command on it is decided and recorded after it.
-    let pathway = ward
-        .post(
-            &format!("/api/v1/spells/{spell}/pathway"),
-            json!({ "pathway": "P1" }),
-        )
-        .await
-        .expect(200);
+    let set = ward.post(&of_spell("pathway"), json!({ "pathway": "P1" }));
+    let pathway = set.await.expect(200);
     assert_eq!(pathway.body["version"], 2);
 
     // Its history shows it as today's event says it.
-    let history = ward
-        .get(&format!("/api/v1/spells/{spell}/history"))
-        .await
-        .expect(200);
+    let history = ward.get(&of_spell("history")).await.expect(200);
     let first = &history.body[0];
     assert_eq!(history.body.as_array().unwrap().len(), 2);
     assert_eq!(first["type"], "PatientAdmitted");
@@ -260,10 +239,7 @@ async fn an_admission_of_version_1_is_read_as_today_s_by_every_read_path(stack: 
 
     // The boards, fed from the stream, fold it like any admission.
     let board = ward
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={}",
-            pathway.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1", &pathway)
         .await
         .expect(200);
     assert_eq!(board.body["totals"]["occupied"], 1);
@@ -279,31 +255,24 @@ async fn an_admission_of_version_1_is_read_as_today_s_by_every_read_path(stack: 
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_admission_of_version_1_is_read_as_today_s_by_every_read_path_on_sqlite() {
-    an_admission_of_version_1_is_read_as_today_s_by_every_read_path(Stack::Embedded).await;
-}
-
-#[tokio::test]
-async fn an_admission_of_version_1_is_read_as_today_s_by_every_read_path_on_postgres() {
-    an_admission_of_version_1_is_read_as_today_s_by_every_read_path(Stack::Production).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test]
+    an_admission_of_version_1_is_read_as_today_s_by_every_read_path =>
+    an_admission_of_version_1_is_read_as_today_s_by_every_read_path_on_sqlite,
+    an_admission_of_version_1_is_read_as_today_s_by_every_read_path_on_postgres
+);
 
 #[test]
 fn the_boards_decode_an_admission_of_version_1_as_today_s() {
     let by = Actor::new("ward-POOLE", "Ward POOLE");
     let at: Instant = "2026-03-01T10:00:00Z".parse().unwrap();
     let stored = admitted_v1("s1", &by, at, at);
-    let decoded = projections::decode(
-        "spell",
-        "s1",
+    let decoded = decode(
         1,
         "PatientAdmitted",
         "1",
         stored.payload.to_string().as_bytes(),
-    )
-    .unwrap()
-    .unwrap();
+    );
     assert_eq!(
         decoded.change,
         projections::Change::Spell(admitted_now("s1", at))
