@@ -220,8 +220,9 @@ async fn an_admission_of_version_1_is_read_as_today_s_by_every_read_path(stack: 
     assert_eq!(loaded, domain::decider::replay::<Spell>([&current]));
     assert_eq!(version, 1);
     // And a command on it is decided and recorded after it.
-    let set = ward.post(&of_spell("pathway"), json!({ "pathway": "P1" }));
-    let pathway = set.await.expect(200);
+    let path = of_spell("pathway");
+    let pathway = ward.post(&path, json!({ "pathway": "P1" })).await;
+    let pathway = pathway.expect(200);
     assert_eq!(pathway.body["version"], 2);
 
     // Its history shows it as today's event says it.
