@@ -16,11 +16,8 @@ async fn boards_that_cannot_follow_the_record_say_since_when_everywhere_until_th
     let app = TestApp::seeded(Stack::Production).await;
     let nurse = app.as_(Role::Ward, Some("POOLE"));
     let first = nurse.admit(1, "W1", 1).await;
-    let token = first.token();
     let board = nurse
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={token}"
-        ))
+        .get_after("/api/v1/boards/wards/W1", &first)
         .await
         .ok();
     assert_eq!(board.body["totals"]["occupied"], 1);

@@ -29,11 +29,9 @@ fn config(data_dir: &Path, db: &TestDatabase, nats_url: String) -> Config {
 async fn a_command_reaches_the_boards(app: &TestApp) {
     app.seed_reference().await;
     let nurse = app.as_(Role::Ward, Some("POOLE"));
-    let token = nurse.admit(1, "W1", 1).await.token();
+    let admitted = nurse.admit(1, "W1", 1).await;
     let board = nurse
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={token}"
-        ))
+        .get_after("/api/v1/boards/wards/W1", &admitted)
         .await
         .ok();
     assert_eq!(board.body["totals"]["occupied"], 1);
