@@ -47,23 +47,22 @@ pub async fn record(
             ApiError::internal(e)
         }
     };
+    let entry = Entry {
+        at: Utc::now(),
+        actor: &p.sub,
+        actor_name: &p.name,
+        role: &role,
+        action,
+        resource,
+        client: caller.client.as_deref(),
+        request_id: caller.request_id.as_deref(),
+    };
+    // The access and its patients in one transaction; the patients in one
+    // statement where PostgreSQL can take them as an array.
     match db {
         Database::Postgres(pool) => {
             let mut tx = pool.begin().await.map_err(failed)?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO access_log (actor, actor_name, role, action, resource, client, \
-                 request_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            )
-            .bind(&p.sub)
-            .bind(&p.name)
-            .bind(&role)
-            .bind(action)
-            .bind(resource)
-            .bind(&caller.client)
-            .bind(&caller.request_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(failed)?;
+            let id = entry.insert(&mut *tx).await.map_err(failed)?;
             if !nhs_numbers.is_empty() {
                 sqlx::query(
                     "INSERT INTO access_log_patients (access_id, nhs_number) \
@@ -81,24 +80,10 @@ pub async fn record(
             let mut tx = infra::store::begin_sqlite_write(pool)
                 .await
                 .map_err(failed)?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO access_log (at, actor, actor_name, role, action, resource, client, \
-                 request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(Utc::now().to_rfc3339())
-            .bind(&p.sub)
-            .bind(&p.name)
-            .bind(&role)
-            .bind(action)
-            .bind(resource)
-            .bind(&caller.client)
-            .bind(&caller.request_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(failed)?;
+            let id = entry.insert(&mut *tx).await.map_err(failed)?;
             for nhs_number in nhs_numbers {
                 sqlx::query(
-                    "INSERT INTO access_log_patients (access_id, nhs_number) VALUES (?, ?)",
+                    "INSERT INTO access_log_patients (access_id, nhs_number) VALUES ($1, $2)",
                 )
                 .bind(id)
                 .bind(nhs_number)
@@ -111,6 +96,50 @@ pub async fn record(
     }
 }
 
+/// One access, as it is written.
+struct Entry<'a> {
+    at: DateTime<Utc>,
+    actor: &'a str,
+    actor_name: &'a str,
+    role: &'a str,
+    action: &'a str,
+    resource: &'a str,
+    client: Option<&'a str>,
+    request_id: Option<&'a str>,
+}
+
+impl Entry<'_> {
+    /// Writes the access and answers its id. One text for both databases:
+    /// the time is Baton's on both, as SQLite has no `now()` default.
+    async fn insert<'e, DB>(
+        &self,
+        executor: impl sqlx::Executor<'e, Database = DB>,
+    ) -> Result<i64, sqlx::Error>
+    where
+        DB: sqlx::Database,
+        for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
+    {
+        sqlx::query_scalar(
+            "INSERT INTO access_log (at, actor, actor_name, role, action, resource, client, \
+             request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(self.at)
+        .bind(self.actor)
+        .bind(self.actor_name)
+        .bind(self.role)
+        .bind(self.action)
+        .bind(self.resource)
+        .bind(self.client)
+        .bind(self.request_id)
+        .fetch_one(executor)
+        .await
+    }
+}
+
 /// Who was shown this patient, newest first.
 pub async fn accesses_to(
     db: &Database,
@@ -118,7 +147,7 @@ pub async fn accesses_to(
     limit: i64,
 ) -> Result<Vec<Access>, ApiError> {
     type Row = (
-        String,
+        DateTime<Utc>,
         String,
         String,
         String,
@@ -127,36 +156,23 @@ pub async fn accesses_to(
         Option<String>,
         Option<String>,
     );
-    let rows: Vec<Row> = match db {
-        Database::Postgres(pool) => sqlx::query_as(
-            "SELECT to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-             a.actor, a.actor_name, a.role, a.action, a.resource, a.client, a.request_id \
-             FROM access_log_patients p JOIN access_log a ON a.id = p.access_id \
+    let rows: Vec<Row> = infra::on_either_database!(db, pool => {
+        sqlx::query_as(
+            "SELECT a.at, a.actor, a.actor_name, a.role, a.action, a.resource, a.client, \
+             a.request_id FROM access_log_patients p JOIN access_log a ON a.id = p.access_id \
              WHERE p.nhs_number = $1 ORDER BY a.id DESC LIMIT $2",
         )
         .bind(nhs_number)
         .bind(limit)
         .fetch_all(pool)
         .await
-        .map_err(ApiError::internal)?,
-        Database::Sqlite(pool) => sqlx::query_as(
-            "SELECT a.at, a.actor, a.actor_name, a.role, a.action, a.resource, a.client, \
-             a.request_id FROM access_log_patients p JOIN access_log a ON a.id = p.access_id \
-             WHERE p.nhs_number = ? ORDER BY a.id DESC LIMIT ?",
-        )
-        .bind(nhs_number)
-        .bind(limit)
-        .fetch_all(pool)
-        .await
-        .map_err(ApiError::internal)?,
-    };
+        .map_err(ApiError::internal)?
+    });
     Ok(rows
         .into_iter()
         .map(
             |(at, actor, actor_name, role, action, resource, client, request_id)| Access {
-                at: DateTime::parse_from_rfc3339(&at)
-                    .map(|t| t.with_timezone(&Utc))
-                    .unwrap_or_default(),
+                at,
                 actor,
                 actor_name,
                 role,

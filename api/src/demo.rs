@@ -714,6 +714,7 @@ async fn admit(
         ward: ward.code.clone(),
         bed: bed.clone(),
         admitted_at,
+        visit_number: None,
     };
     bus.spell(id, Issued::new(nurse.clone(), Utc::now(), command), None)
         .await

@@ -180,6 +180,7 @@ mod tests {
                 bed: crate::values::BedLabel::parse("1").unwrap(),
             },
             admitted_at: admitted,
+            visit_number: None,
         });
         let at: Instant = "2026-03-02T10:00:00Z".parse().unwrap();
         let by = Actor::new("u7", "Coordinator Seven");
@@ -204,6 +205,7 @@ mod tests {
                 patient: spell.stay().unwrap().patient.clone(),
                 placement: spell.stay().unwrap().placement.clone(),
                 admitted_at: admitted,
+                visit_number: None,
             })
             .chain(recorded.iter().map(|r| &r.event)),
         );

@@ -8,12 +8,14 @@
 //! events are never rewritten: an event keeps the version it was written
 //! with, and an older shape is read through its upcaster for ever.
 //!
-//! Every event type is at version 1 so far, so both enums use the trait's
-//! default `upcast`, which knows version 1 and refuses any other with
+//! An event type that has had one shape uses the trait's default `upcast`,
+//! which knows version 1 and refuses any other with
 //! [`ReadError::UnknownVersion`] (a newer Baton wrote it). When a shape
-//! changes, its event's `event_version` moves to 2 and that enum overrides
-//! `upcast` with an arm rewriting a version-1 payload into version 2;
-//! nothing else changes.
+//! changes, that event's `event_version` moves on and its enum overrides
+//! `upcast` with an arm rewriting the older payload into the next version;
+//! nothing else changes. So far one has: `PatientAdmitted` 2 added the
+//! PAS's visit number (see `SpellEvent::upcast`); the history of every
+//! version is in docs/architecture.md (Events and their versions).
 
 use std::borrow::Cow;
 
@@ -70,6 +72,21 @@ pub fn only_version<'a>(
     }
 }
 
+/// A stored `Recorded` payload of `variant` with `field` set to `value`: the
+/// upcast of a shape that gained a field. A payload that is not shaped like
+/// a `Recorded` of `variant` is returned as it is, so that reading it fails
+/// as malformed instead of being repaired into some event.
+pub fn with_field(mut payload: Value, variant: &str, field: &str, value: Value) -> Value {
+    if let Some(fields) = payload
+        .get_mut("event")
+        .and_then(|event| event.get_mut(variant))
+        .and_then(Value::as_object_mut)
+    {
+        fields.insert(field.to_owned(), value);
+    }
+    payload
+}
+
 /// Reads a stored event (`payload` is the stored `Recorded` JSON) of
 /// `event_type` at `version`, through its upcaster.
 /// A payload at the current version is read in place, not copied.
@@ -113,7 +130,7 @@ mod tests {
     use super::*;
     use crate::spell::SpellEvent;
     use crate::values::Pathway;
-    use crate::Actor;
+    use crate::{Actor, DomainEvent};
 
     fn stored() -> Value {
         serde_json::to_value(Recorded {
@@ -155,6 +172,105 @@ mod tests {
             read::<SpellEvent>("PatientAdmitted", "1", Cow::Owned(stored())),
             Err(ReadError::TypeMismatch { stored, found: "DischargePathwaySet" })
                 if stored == "PatientAdmitted"
+        ));
+    }
+
+    /// A `PatientAdmitted` exactly as version 1 stored it (before issue 14):
+    /// no `visit_number`.
+    fn admitted_v1() -> Value {
+        serde_json::json!({
+            "by": { "id": "u1", "name": "Nurse" },
+            "recorded_at": "2026-03-01T09:05:00Z",
+            "event": { "PatientAdmitted": {
+                "spell_id": "s1",
+                "patient": {
+                    "nhs_number": "9434765919",
+                    "family_name": "Smith",
+                    "given_name": "Ada",
+                    "date_of_birth": "1940-01-01"
+                },
+                "placement": { "hospital": "POOLE", "ward": "W1", "bed": "1" },
+                "admitted_at": "2026-03-01T09:00:00Z"
+            } }
+        })
+    }
+
+    /// The admission as this build records it.
+    fn admitted(visit_number: Option<&str>) -> SpellEvent {
+        let mut event = admitted_v1()["event"].take();
+        event["PatientAdmitted"]["visit_number"] = visit_number.into();
+        serde_json::from_value(event).unwrap()
+    }
+
+    #[test]
+    fn an_admission_of_version_1_is_read_as_version_2_without_a_visit_number() {
+        let read = read::<SpellEvent>("PatientAdmitted", "1", Cow::Owned(admitted_v1())).unwrap();
+        assert_eq!(read.event, admitted(None));
+        assert_eq!(read.by, Actor::new("u1", "Nurse"));
+        assert_eq!(read.event.event_version(), "2");
+    }
+
+    #[test]
+    fn an_admission_of_version_2_keeps_its_visit_number() {
+        let mut stored = admitted_v1();
+        stored["event"]["PatientAdmitted"]["visit_number"] = "V0042".into();
+        let current = read::<SpellEvent>("PatientAdmitted", "2", Cow::Borrowed(&stored)).unwrap();
+        assert_eq!(current.event, admitted(Some("V0042")));
+        // A version-1 payload that somehow holds the field is still read as
+        // version 1 says: the field did not exist then.
+        let older = read::<SpellEvent>("PatientAdmitted", "1", Cow::Owned(stored)).unwrap();
+        assert_eq!(older.event, admitted(None));
+    }
+
+    #[test]
+    fn an_admission_of_version_2_must_say_whether_it_has_a_visit_number() {
+        assert!(matches!(
+            read::<SpellEvent>("PatientAdmitted", "2", Cow::Owned(admitted_v1())),
+            Err(ReadError::Malformed { event_type, .. }) if event_type == "PatientAdmitted"
+        ));
+    }
+
+    #[test]
+    fn versions_of_an_admission_and_of_other_events_beyond_their_own_are_refused() {
+        for (event_type, version) in [("PatientAdmitted", "3"), ("DischargePathwaySet", "2")] {
+            let payload = if event_type == "PatientAdmitted" {
+                admitted_v1()
+            } else {
+                stored()
+            };
+            assert!(matches!(
+                read::<SpellEvent>(event_type, version, Cow::Owned(payload)),
+                Err(ReadError::UnknownVersion { event_type: t, version: v })
+                    if t == event_type && v == version
+            ));
+        }
+    }
+
+    #[test]
+    fn a_field_is_added_only_to_a_payload_shaped_like_its_event() {
+        let other = serde_json::json!({ "event": { "PatientTransferred": {} } });
+        assert_eq!(
+            with_field(
+                other.clone(),
+                "PatientAdmitted",
+                "visit_number",
+                Value::Null
+            ),
+            other
+        );
+        let not_an_object = serde_json::json!({ "event": { "PatientAdmitted": 1 } });
+        assert_eq!(
+            with_field(
+                not_an_object.clone(),
+                "PatientAdmitted",
+                "visit_number",
+                Value::Null
+            ),
+            not_an_object
+        );
+        assert!(matches!(
+            read::<SpellEvent>("PatientAdmitted", "1", Cow::Owned(not_an_object)),
+            Err(ReadError::Malformed { .. })
         ));
     }
 

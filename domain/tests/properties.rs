@@ -84,6 +84,7 @@ fn command(spell: usize, op: &Op, at: Instant) -> SpellCommand {
             ward: ward("W1"),
             bed: bed(&b.to_string()),
             admitted_at: at,
+            visit_number: None,
         },
         Op::Transfer { ward: w, bed: b } => SpellCommand::TransferPatient {
             ward: ward(if *w == 0 { "W1" } else { "W2" }),

@@ -63,13 +63,7 @@ mod admission {
 
     #[test]
     fn refuses_an_admission_to_an_unknown_ward() {
-        let command = SpellCommand::AdmitPatient {
-            spell_id: spell_id("s1"),
-            patient: patient(),
-            ward: ward("NOPE"),
-            bed: bed("1"),
-            admitted_at: admitted_at(),
-        };
+        let command = admit_to(patient(), "NOPE", "1");
         given::<Spell>([])
             .when(command, now(), &refs())
             .then_refused(SpellError::UnknownWard);
@@ -77,13 +71,7 @@ mod admission {
 
     #[test]
     fn refuses_an_admission_to_a_bed_the_ward_does_not_have() {
-        let command = SpellCommand::AdmitPatient {
-            spell_id: spell_id("s1"),
-            patient: patient(),
-            ward: ward("W1"),
-            bed: bed("5"),
-            admitted_at: admitted_at(),
-        };
+        let command = admit_to(patient(), "W1", "5");
         given::<Spell>([])
             .when(command, now(), &refs())
             .then_refused(SpellError::UnknownBed);
@@ -109,13 +97,7 @@ mod admission {
     fn refuses_a_patient_born_after_the_admission() {
         let mut p = patient();
         p.date_of_birth = d("2026-03-02");
-        let command = SpellCommand::AdmitPatient {
-            spell_id: spell_id("s1"),
-            patient: p,
-            ward: ward("W1"),
-            bed: bed("1"),
-            admitted_at: admitted_at(),
-        };
+        let command = admit_to(p, "W1", "1");
         given::<Spell>([])
             .when(command, now(), &refs())
             .then_refused(SpellError::BornAfterAdmission);
@@ -126,13 +108,7 @@ mod admission {
         let command = |born: &str| {
             let mut p = patient();
             p.date_of_birth = d(born);
-            SpellCommand::AdmitPatient {
-                spell_id: spell_id("s1"),
-                patient: p,
-                ward: ward("W1"),
-                bed: bed("1"),
-                admitted_at: admitted_at(),
-            }
+            admit_to(p, "W1", "1")
         };
         for born in ["1879-12-31", "0000-01-01", "-0001-01-01"] {
             given::<Spell>([])
@@ -149,13 +125,7 @@ mod admission {
     fn accepts_a_patient_born_on_the_day_of_admission() {
         let mut p = patient();
         p.date_of_birth = d("2026-03-01");
-        let command = SpellCommand::AdmitPatient {
-            spell_id: spell_id("s1"),
-            patient: p,
-            ward: ward("W1"),
-            bed: bed("1"),
-            admitted_at: admitted_at(),
-        };
+        let command = admit_to(p, "W1", "1");
         let outcome = given::<Spell>([]).when(command, now(), &refs()).outcome();
         assert_eq!(outcome.map(|events| events.len()), Ok(1));
     }
@@ -629,12 +599,7 @@ mod criteria_to_reside {
     #[test]
     fn the_discharge_ready_date_is_the_english_calendar_date_of_the_review() {
         // 23:30 UTC on 30 June is 00:30 BST on 1 July.
-        let summer_admission = SpellEvent::PatientAdmitted {
-            spell_id: spell_id("s1"),
-            patient: patient(),
-            placement: placement("W1", "1"),
-            admitted_at: t("2026-06-28T09:00:00Z"),
-        };
+        let summer_admission = admitted_on(t("2026-06-28T09:00:00Z"));
         given::<Spell>([summer_admission])
             .when(
                 review(false, "2026-06-30T23:30:00Z"),
@@ -1463,7 +1428,7 @@ fn every_spell_event_keeps_its_stable_name_at_version_one() {
     assert_eq!(
         names,
         [
-            ("PatientAdmitted", "1"),
+            ("PatientAdmitted", "2"),
             ("PatientTransferred", "1"),
             ("ExpectedDischargeDateSet", "1"),
             ("CriteriaToResideReviewed", "1"),

@@ -112,6 +112,7 @@ mod tests {
             ward: WardCode::parse("W1").unwrap(),
             bed: BedLabel::parse("2").unwrap(),
             admitted_at: "2026-03-01T09:00:00Z".parse().unwrap(),
+            visit_number: None,
         };
         cqrs.execute("s1", issued(admit)).await.unwrap();
         let refused = cqrs

@@ -115,62 +115,43 @@ pub async fn store_unchanged(
     version: u64,
 ) -> Result<bool, sqlx::Error> {
     let version = i64::try_from(version).unwrap_or(i64::MAX);
-    match db {
-        Database::Postgres(pool) => {
-            insert_postgres(pool, key, aggregate_type, aggregate_id, version).await
-        }
-        Database::Sqlite(pool) => {
-            insert_sqlite(pool, key, aggregate_type, aggregate_id, version).await
-        }
-    }
+    crate::on_either_database!(db, pool => {
+        insert(pool, key, aggregate_type, aggregate_id, version).await
+    })
 }
 
-/// Inserts a key's row unless it is there; false when it was.
-pub(crate) async fn insert_postgres<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
+/// Inserts a key's row unless it is there; false when it was. One text for
+/// both databases: the time is the clock's on both, as SQLite has no
+/// `now()` default.
+pub(crate) async fn insert<'e, DB>(
+    executor: impl sqlx::Executor<'e, Database = DB>,
     key: &Idempotency,
     aggregate_type: &str,
     aggregate_id: &str,
     version: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> chrono::DateTime<chrono::Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'r> (i32,): sqlx::FromRow<'r, DB::Row>,
+{
     let stored: Option<i32> = sqlx::query_scalar(
         "INSERT INTO idempotency_keys (principal, key, fingerprint, aggregate_type, \
-         aggregate_id, version, extra) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         aggregate_id, version, extra, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (principal, key) DO NOTHING RETURNING 1",
     )
-    .bind(&key.principal)
-    .bind(&key.key)
-    .bind(&key.fingerprint)
+    .bind(key.principal.as_str())
+    .bind(key.key.as_str())
+    .bind(key.fingerprint.as_str())
     .bind(aggregate_type)
     .bind(aggregate_id)
     .bind(version)
     .bind(key.extra.to_string())
-    .fetch_optional(executor)
-    .await?;
-    Ok(stored.is_some())
-}
-
-/// Inserts a key's row unless it is there; false when it was.
-pub(crate) async fn insert_sqlite<'e>(
-    executor: impl sqlx::SqliteExecutor<'e>,
-    key: &Idempotency,
-    aggregate_type: &str,
-    aggregate_id: &str,
-    version: i64,
-) -> Result<bool, sqlx::Error> {
-    let stored: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys (principal, key, fingerprint, aggregate_type, \
-         aggregate_id, version, extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (principal, key) DO NOTHING RETURNING 1",
-    )
-    .bind(&key.principal)
-    .bind(&key.key)
-    .bind(&key.fingerprint)
-    .bind(aggregate_type)
-    .bind(aggregate_id)
-    .bind(version)
-    .bind(key.extra.to_string())
-    .bind(chrono::Utc::now().to_rfc3339())
+    .bind(chrono::Utc::now())
     .fetch_optional(executor)
     .await?;
     Ok(stored.is_some())

@@ -93,6 +93,7 @@ impl Script {
                 patient: patient(nhs),
                 placement: place(w, b),
                 admitted_at: t(at),
+                visit_number: None,
             },
         )
     }

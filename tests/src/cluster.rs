@@ -5,7 +5,7 @@
 //! The binary is [`crate::nats::binary`] (`BATON_TEST_NATS_SERVER`).
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 /// How many nodes a cluster has.
@@ -63,19 +63,8 @@ impl Node {
     }
 
     fn spawn(&mut self) {
-        let binary = crate::nats::binary();
-        let child = Command::new(&binary)
-            .arg("-c")
-            .arg(self.config_path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "nats-server is required ({binary}; set BATON_TEST_NATS_SERVER, or run \
-                     `bash .ci/run` which installs it): {e}"
-                )
-            });
+        let config = self.config_path();
+        let child = crate::nats::start_binary([std::ffi::OsStr::new("-c"), config.as_os_str()]);
         self.child = Some(child);
         self.paused = false;
     }

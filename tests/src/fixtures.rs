@@ -87,7 +87,23 @@ pub fn admit(spell: &str, n: u32, ward: &str, bed: u32) -> SpellCommand {
         ward: WardCode::parse(ward).unwrap(),
         bed: BedLabel::parse(bed.to_string()).unwrap(),
         admitted_at: now() - chrono::Duration::hours(1),
+        visit_number: None,
     }
+}
+
+/// Baton's store on `db`, migrated, and a command bus over it with
+/// [`catalogue`], as the app builds them.
+pub async fn store_and_bus(
+    db: &infra::store::Database,
+) -> (
+    infra::store::BatonRepository,
+    Arc<infra::commands::CommandBus>,
+) {
+    db.migrate().await.unwrap();
+    let repo =
+        infra::store::BatonRepository::new(db.clone(), infra::store::ReservationRules::baton());
+    let bus = Arc::new(infra::commands::CommandBus::new(repo.clone(), catalogue()));
+    (repo, bus)
 }
 
 /// A spell id.

@@ -68,6 +68,14 @@ impl TestApp {
         Self::start(config, data_dir, pg, nats).await
     }
 
+    /// A fresh Baton on `stack` with the reference data of
+    /// [`TestApp::seed_reference`], as most tests begin.
+    pub async fn seeded(stack: Stack) -> Self {
+        let app = Self::spawn(stack).await;
+        app.seed_reference().await;
+        app
+    }
+
     /// Another Baton process on the same data (same database, same NATS).
     pub async fn sibling(&self) -> Self {
         Self::start(
@@ -167,6 +175,17 @@ impl TestApp {
                     .unwrap();
                 sqlx::query(statement).execute(&pool).await.unwrap();
             }
+        }
+    }
+
+    /// A second handle on this app's database, beside Baton (a writer or
+    /// reader that is not Baton).
+    pub async fn database(&self) -> infra::store::Database {
+        match &self.pg {
+            Some(pg) => infra::store::Database::postgres(&pg.url, 2).unwrap(),
+            None => infra::store::Database::sqlite(self.data_dir.path())
+                .await
+                .unwrap(),
         }
     }
 
@@ -414,6 +433,14 @@ impl Client {
             .await
     }
 
+    /// Admits patient `n` to bed `bed` of `ward` (an [`admission`]), which
+    /// must be answered 201.
+    pub async fn admit(&self, n: u32, ward: &str, bed: u32) -> Answer {
+        self.post("/api/v1/spells", admission(n, ward, bed))
+            .await
+            .expect(201)
+    }
+
     /// PUT with a JSON body.
     pub async fn put(&self, path: &str, body: Value) -> Answer {
         self.send(reqwest::Method::PUT, path, Some(body), &[]).await
@@ -422,6 +449,14 @@ impl Client {
     /// GET.
     pub async fn get(&self, path: &str) -> Answer {
         self.send(reqwest::Method::GET, path, None, &[]).await
+    }
+
+    /// GET `path` once the boards have caught up with the command that
+    /// answered `after` (its consistency token).
+    pub async fn get_after(&self, path: &str, after: &Answer) -> Answer {
+        let joint = if path.contains('?') { '&' } else { '?' };
+        self.get(&format!("{path}{joint}consistency_token={}", after.token()))
+            .await
     }
 
     /// Opens a live board stream.

@@ -19,6 +19,24 @@ pub mod wire;
 use std::future::Future;
 use std::time::Duration;
 
+/// Two tests of one body taking a [`http::Stack`]: the first on the
+/// embedded default (SQLite and the local log), the second on PostgreSQL
+/// and JetStream, each under its own name and test attribute.
+#[macro_export]
+macro_rules! on_both_stacks {
+    ($(#[$test:meta])* $body:ident => $embedded:ident, $production:ident) => {
+        $(#[$test])*
+        async fn $embedded() {
+            $body($crate::http::Stack::Embedded).await;
+        }
+
+        $(#[$test])*
+        async fn $production() {
+            $body($crate::http::Stack::Production).await;
+        }
+    };
+}
+
 /// Waits until `condition` holds, checking often, and fails the test with
 /// `what` if it does not within `within`. Tests wait on conditions, never
 /// on fixed sleeps.

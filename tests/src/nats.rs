@@ -14,6 +14,27 @@ pub fn binary() -> String {
     std::env::var("BATON_TEST_NATS_SERVER").unwrap_or_else(|_| "/usr/sbin/nats-server".to_owned())
 }
 
+/// Starts the nats-server binary tests use with `args`, its output
+/// discarded, or fails the test saying how to install it.
+pub fn start_binary<I, S>(args: I) -> Child
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let binary = binary();
+    Command::new(&binary)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "nats-server is required ({binary}; set BATON_TEST_NATS_SERVER, or run \
+                 `bash .ci/run` which installs it): {e}"
+            )
+        })
+}
+
 /// The version of the nats-server binary tests use, for reports.
 pub fn version() -> String {
     std::process::Command::new(binary())
@@ -72,27 +93,14 @@ impl NatsServer {
     }
 
     async fn spawn(&mut self) {
-        let binary = binary();
-        let child = Command::new(&binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.dir.path())
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "nats-server is required ({binary}; set BATON_TEST_NATS_SERVER, or run \
-                     `bash .ci/run` which installs it): {e}"
-                )
-            });
+        let port = self.port.to_string();
+        let dir = self.dir.path().as_os_str();
+        let own = ["-a", "127.0.0.1", "-p", &port, "-js", "-sd"].map(std::ffi::OsStr::new);
+        let child = start_binary(
+            own.into_iter()
+                .chain([dir])
+                .chain(self.extra.iter().map(std::ffi::OsStr::new)),
+        );
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         while tokio::time::Instant::now() < deadline {

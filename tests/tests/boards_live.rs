@@ -39,9 +39,7 @@ struct Live {
 async fn live() -> Live {
     let pg = TestDatabase::create().await;
     let db = Database::postgres(&pg.url, 20).unwrap();
-    db.migrate().await.unwrap();
-    let repo = BatonRepository::new(db.clone(), ReservationRules::baton());
-    let bus = Arc::new(CommandBus::new(repo.clone(), catalogue()));
+    let (repo, bus) = baton_tests::fixtures::store_and_bus(&db).await;
     let nats = NatsServer::start().await;
     let client = async_nats::connect(nats.url()).await.unwrap();
     let target = Arc::new(Target {

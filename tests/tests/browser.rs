@@ -335,8 +335,7 @@ async fn every_page_works_in_a_real_browser() {
         std::env::var("BATON_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     preflight(&browser_dir, &chromium);
 
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     app.seed_scopes().await;
     let seeded = seed(&app).await;
     // The boards include everything seeded before any page opens.
@@ -417,8 +416,7 @@ async fn a_page_says_it_is_not_up_to_date_while_the_boards_lag_and_stops_once_th
     let chromium =
         std::env::var("BATON_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     preflight(&browser_dir, &chromium);
-    let app = TestApp::spawn(Stack::Production).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Production).await;
     let nurse = app.as_(Role::Ward, Some("POOLE"));
     admit(&nurse, 1, "Hartley", "Ann", "W1", 1, 2).await;
     let scratch = tempfile::tempdir().unwrap();

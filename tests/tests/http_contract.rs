@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use baton_tests::http::{admission, Events, Stack, TestApp};
+use baton_tests::http::{Events, Stack, TestApp};
 use infra::auth::Role;
 use serde_json::json;
 
@@ -22,17 +22,11 @@ async fn a_patient_journey(stack: Stack) {
     let system = app.as_(Role::System, None);
 
     // Admit, and see the patient on the ward board at once.
-    let admitted = ward
-        .post("/api/v1/spells", admission(1, "W1", 4))
-        .await
-        .expect(201);
+    let admitted = ward.admit(1, "W1", 4).await;
     let spell = admitted.id();
     assert_eq!(admitted.body["version"], 1);
     let board = ward
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={}",
-            admitted.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1", &admitted)
         .await
         .expect(200);
     assert_eq!(board.body["totals"]["occupied"], 1);
@@ -90,10 +84,7 @@ async fn a_patient_journey(stack: Stack) {
     let referral = raised.id();
     let r = |tail: &str| format!("/api/v1/referrals/{referral}/{tail}");
     let seen = team
-        .get(&format!(
-            "/api/v1/referrals/{referral}?consistency_token={}",
-            raised.token()
-        ))
+        .get_after(&format!("/api/v1/referrals/{referral}"), &raised)
         .await
         .expect(200);
     assert_eq!(seen.body["status"], "requested");
@@ -117,10 +108,7 @@ async fn a_patient_journey(stack: Stack) {
         .await
         .expect(200);
     let board = team
-        .get(&format!(
-            "/api/v1/boards/teams/REAB?consistency_token={}",
-            accepted.token()
-        ))
+        .get_after("/api/v1/boards/teams/REAB", &accepted)
         .await
         .expect(200);
     assert_eq!(board.body["counts"]["accepted"], 1);
@@ -139,10 +127,7 @@ async fn a_patient_journey(stack: Stack) {
         .await
         .expect(200);
     let board = ward
-        .get(&format!(
-            "/api/v1/boards/hospitals/POOLE?consistency_token={}",
-            out.token()
-        ))
+        .get_after("/api/v1/boards/hospitals/POOLE", &out)
         .await
         .expect(200);
     assert_eq!(board.body["totals"]["occupied"], 0);
@@ -211,10 +196,7 @@ async fn a_patient_journey(stack: Stack) {
 
     // The system board: counts only.
     let sys = system
-        .get(&format!(
-            "/api/v1/boards/system?consistency_token={}",
-            again.token()
-        ))
+        .get_after("/api/v1/boards/system", &again)
         .await
         .expect(200);
     assert!(sys.body["hospitals"]
@@ -229,15 +211,12 @@ async fn a_patient_journey(stack: Stack) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_patient_journey_through_the_api_on_the_embedded_default() {
-    a_patient_journey(Stack::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_patient_journey_through_the_api_on_postgres_and_jetstream() {
-    a_patient_journey(Stack::Production).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_patient_journey =>
+    a_patient_journey_through_the_api_on_the_embedded_default,
+    a_patient_journey_through_the_api_on_postgres_and_jetstream
+);
 
 async fn a_change_arrives_on_another_clients_stream(stack: Stack) {
     let app = TestApp::spawn(stack).await;
@@ -248,10 +227,7 @@ async fn a_change_arrives_on_another_clients_stream(stack: Stack) {
     assert_eq!(name, "board");
     assert_eq!(first["board"]["totals"]["occupied"], 0);
     let nurse = app.as_(Role::Ward, Some("POOLE"));
-    nurse
-        .post("/api/v1/spells", admission(2, "W1", 9))
-        .await
-        .expect(201);
+    nurse.admit(2, "W1", 9).await;
     let change = events
         .until(Duration::from_secs(10), |board| {
             board["totals"]["occupied"] == 1
@@ -264,9 +240,7 @@ async fn a_change_arrives_on_another_clients_stream(stack: Stack) {
     let mut leader = Events::new(app.as_(Role::System, None).stream("system").await);
     leader.next(Duration::from_secs(10)).await;
     let dch = app.as_(Role::Ward, Some("DCH"));
-    dch.post("/api/v1/spells", admission(3, "X1", 1))
-        .await
-        .expect(201);
+    dch.admit(3, "X1", 1).await;
     leader
         .until(Duration::from_secs(10), |board| {
             board["totals"]["occupied"] == 2
@@ -276,12 +250,9 @@ async fn a_change_arrives_on_another_clients_stream(stack: Stack) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_change_arrives_on_another_clients_stream_on_the_embedded_default() {
-    a_change_arrives_on_another_clients_stream(Stack::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_change_arrives_on_another_clients_stream_on_postgres_and_jetstream() {
-    a_change_arrives_on_another_clients_stream(Stack::Production).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_change_arrives_on_another_clients_stream =>
+    a_change_arrives_on_another_clients_stream_on_the_embedded_default,
+    a_change_arrives_on_another_clients_stream_on_postgres_and_jetstream
+);

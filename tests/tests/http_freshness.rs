@@ -8,23 +8,16 @@
 use std::time::Duration;
 
 use baton_tests::eventually;
-use baton_tests::http::{admission, Events, Stack, TestApp};
+use baton_tests::http::{Events, Stack, TestApp};
 use infra::auth::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn boards_that_cannot_follow_the_record_say_since_when_everywhere_until_they_catch_up() {
-    let app = TestApp::spawn(Stack::Production).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Production).await;
     let nurse = app.as_(Role::Ward, Some("POOLE"));
-    let first = nurse
-        .post("/api/v1/spells", admission(1, "W1", 1))
-        .await
-        .expect(201);
-    let token = first.token();
+    let first = nurse.admit(1, "W1", 1).await;
     let board = nurse
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={token}"
-        ))
+        .get_after("/api/v1/boards/wards/W1", &first)
         .await
         .ok();
     assert_eq!(board.body["totals"]["occupied"], 1);
@@ -43,10 +36,7 @@ async fn boards_that_cannot_follow_the_record_say_since_when_everywhere_until_th
     nats.freeze();
     let frozen_at = chrono::Utc::now();
     // The command is acknowledged: it is in the record, not yet on the boards.
-    nurse
-        .post("/api/v1/spells", admission(2, "W1", 2))
-        .await
-        .expect(201);
+    nurse.admit(2, "W1", 2).await;
     let stale = live
         .until_event(Duration::from_secs(20), |name, data| {
             name == "freshness" && data["current"] == false
@@ -90,8 +80,7 @@ async fn boards_that_cannot_follow_the_record_say_since_when_everywhere_until_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_quiet_live_stream_still_says_how_current_the_board_is() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let leader = app.as_(Role::System, None);
     let mut live = Events::new(leader.stream("system").await);
     live.next(Duration::from_secs(10)).await;

@@ -30,11 +30,7 @@ async fn text_with_control_characters_is_refused_naming_the_field(stack: Stack) 
             refused.body
         );
     }
-    let spell = ward
-        .post("/api/v1/spells", admission(2, "W1", 2))
-        .await
-        .expect(201)
-        .id();
+    let spell = ward.admit(2, "W1", 2).await.id();
     let note = ward
         .post(
             &format!("/api/v1/spells/{spell}/delays"),
@@ -72,20 +68,16 @@ async fn text_with_control_characters_is_refused_naming_the_field(stack: Stack) 
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn text_with_control_characters_is_refused_naming_the_field_on_the_embedded_default() {
-    text_with_control_characters_is_refused_naming_the_field(Stack::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn text_with_control_characters_is_refused_naming_the_field_on_postgres_and_jetstream() {
-    text_with_control_characters_is_refused_naming_the_field(Stack::Production).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    text_with_control_characters_is_refused_naming_the_field =>
+    text_with_control_characters_is_refused_naming_the_field_on_the_embedded_default,
+    text_with_control_characters_is_refused_naming_the_field_on_postgres_and_jetstream
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dates_no_record_can_hold_bodies_that_are_not_json_and_impossible_wards_are_refused() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     for born in ["0000-01-01", "1879-12-31"] {
         let mut body = admission(3, "W1", 3);
@@ -94,11 +86,7 @@ async fn dates_no_record_can_hold_bodies_that_are_not_json_and_impossible_wards_
         assert_eq!(refused.body["rule"], "born_too_long_ago");
         assert_eq!(refused.body["errors"][0]["field"], "date_of_birth");
     }
-    let spell = ward
-        .post("/api/v1/spells", admission(3, "W1", 3))
-        .await
-        .expect(201)
-        .id();
+    let spell = ward.admit(3, "W1", 3).await.id();
     let edd = ward
         .post(
             &format!("/api/v1/spells/{spell}/expected-discharge-date"),
@@ -176,14 +164,9 @@ async fn last_access(app: &TestApp, nhs: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_access_log_records_the_real_client_and_a_safe_request_id() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    let spell = ward
-        .post("/api/v1/spells", admission(5, "W1", 5))
-        .await
-        .expect(201)
-        .id();
+    let spell = ward.admit(5, "W1", 5).await.id();
     let nhs = baton_tests::fixtures::nhs_number(5).digits();
     let token = app.token(Role::Ward, Some("POOLE"));
     let read = |forwarded: &'static str, id: &'static str| {
@@ -270,8 +253,7 @@ async fn an_unsafe_request_id_is_answered_with_a_minted_one_and_a_safe_one_is_ec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn learning_that_a_patient_is_in_another_hospital_is_logged_as_a_read_of_that_patient() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     app.as_(Role::Ward, Some("POOLE"))
         .post("/api/v1/spells", admission(6, "W1", 6))
         .await

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use baton_tests::fixtures::nhs_number;
-use baton_tests::http::{admission, Stack, TestApp};
+use baton_tests::http::{Stack, TestApp};
 use infra::auth::Role;
 use serde_json::json;
 
@@ -14,17 +14,10 @@ fn at(hours_ago: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_discharge_made_in_error_is_found_again_and_cancelled() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    let leaving = ward
-        .post("/api/v1/spells", admission(1, "W1", 1))
-        .await
-        .expect(201)
-        .id();
-    ward.post("/api/v1/spells", admission(2, "W1", 2))
-        .await
-        .expect(201);
+    let leaving = ward.admit(1, "W1", 1).await.id();
+    ward.admit(2, "W1", 2).await;
     let out = ward
         .post(
             &format!("/api/v1/spells/{leaving}/discharge"),
@@ -34,10 +27,7 @@ async fn a_discharge_made_in_error_is_found_again_and_cancelled() {
         .expect(200);
 
     let recent = ward
-        .get(&format!(
-            "/api/v1/boards/wards/W1/recent-discharges?consistency_token={}",
-            out.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1/recent-discharges", &out)
         .await
         .ok();
     assert_eq!(recent.body["hours"], 72);
@@ -76,10 +66,7 @@ async fn a_discharge_made_in_error_is_found_again_and_cancelled() {
         .await
         .expect(200);
     let recent = ward
-        .get(&format!(
-            "/api/v1/boards/wards/W1/recent-discharges?consistency_token={}",
-            cancelled.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1/recent-discharges", &cancelled)
         .await
         .ok();
     assert!(recent.body["discharges"].as_array().unwrap().is_empty());
@@ -104,14 +91,9 @@ async fn a_discharge_made_in_error_is_found_again_and_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nobody_finds_patients_outside_their_hospital_and_bad_searches_say_what_is_wrong() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let poole = app.as_(Role::Ward, Some("POOLE"));
-    let token = poole
-        .post("/api/v1/spells", admission(3, "W1", 3))
-        .await
-        .expect(201)
-        .token();
+    let token = poole.admit(3, "W1", 3).await.token();
     poole
         .get(&format!(
             "/api/v1/boards/wards/W1?consistency_token={token}"

@@ -30,9 +30,7 @@ async fn with_postgres_down_a_command_gets_a_503_problem_and_service_resumes() {
     let app = TestApp::start(config, dir, Some(pg.clone()), None).await;
     app.seed_reference().await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    ward.post("/api/v1/spells", admission(1, "W1", 1))
-        .await
-        .expect(201);
+    ward.admit(1, "W1", 1).await;
 
     proxy.cut();
     let started = Instant::now();

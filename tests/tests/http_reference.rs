@@ -4,7 +4,7 @@
 //! ward it will only re-read five seconds later.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use baton_tests::http::{admission, Stack, TestApp};
+use baton_tests::http::{Stack, TestApp};
 use infra::auth::Role;
 
 async fn a_ward_added_by_another_process_is_found_at_once(stack: Stack) {
@@ -16,10 +16,7 @@ async fn a_ward_added_by_another_process_is_found_at_once(stack: Stack) {
     let nurse = second.as_(Role::Ward, Some("POOLE"));
     let board = nurse.get("/api/v1/boards/wards/W1").await.ok();
     assert_eq!(board.body["totals"]["beds"], 30);
-    nurse
-        .post("/api/v1/spells", admission(1, "W2", 1))
-        .await
-        .expect(201);
+    nurse.admit(1, "W2", 1).await;
     let team = second.as_(Role::Team, Some("REAB"));
     team.get("/api/v1/boards/teams/REAB").await.ok();
     // An unknown code is still 404.
@@ -28,12 +25,9 @@ async fn a_ward_added_by_another_process_is_found_at_once(stack: Stack) {
     first.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_ward_added_by_another_process_is_found_at_once_on_the_embedded_default() {
-    a_ward_added_by_another_process_is_found_at_once(Stack::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_ward_added_by_another_process_is_found_at_once_on_postgres_and_jetstream() {
-    a_ward_added_by_another_process_is_found_at_once(Stack::Production).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_ward_added_by_another_process_is_found_at_once =>
+    a_ward_added_by_another_process_is_found_at_once_on_the_embedded_default,
+    a_ward_added_by_another_process_is_found_at_once_on_postgres_and_jetstream
+);

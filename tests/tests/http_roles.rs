@@ -78,8 +78,7 @@ fn expected(row: Doors, who: Who) -> Door {
 }
 
 async fn seeded() -> TestApp {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     app.seed_scopes().await;
     app
 }
@@ -88,11 +87,7 @@ async fn seeded() -> TestApp {
 async fn every_role_in_every_scope_reaches_exactly_what_the_contract_allows() {
     let app = seeded().await;
     let nurse = client(&app, Who::OwnWard);
-    let spell = nurse
-        .post("/api/v1/spells", admission(1, "W1", 1))
-        .await
-        .expect(201)
-        .id();
+    let spell = nurse.admit(1, "W1", 1).await.id();
     let raised = nurse
         .post("/api/v1/referrals", json!({ "spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "stairs" }))
         .await
@@ -100,10 +95,7 @@ async fn every_role_in_every_scope_reaches_exactly_what_the_contract_allows() {
     let referral = raised.id();
     // Every board includes the referral before the matrix reads them.
     nurse
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={}",
-            raised.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1", &raised)
         .await
         .expect(200);
     let nhs = admission(1, "W1", 1)["nhs_number"]
@@ -214,20 +206,11 @@ async fn every_role_in_every_scope_reaches_exactly_what_the_contract_allows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_sees_only_their_own_referrals_and_leaders_see_no_identities() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let poole = client(&app, Who::OwnWard);
     let dch = client(&app, Who::OtherWard);
-    let a = poole
-        .post("/api/v1/spells", admission(1, "W1", 1))
-        .await
-        .expect(201)
-        .id();
-    let b = dch
-        .post("/api/v1/spells", admission(2, "X1", 1))
-        .await
-        .expect(201)
-        .id();
+    let a = poole.admit(1, "W1", 1).await.id();
+    let b = dch.admit(2, "X1", 1).await.id();
     poole.post("/api/v1/referrals", json!({ "spell_id": a, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "a" })).await.expect(201);
     let last = dch.post("/api/v1/referrals", json!({ "spell_id": b, "team": "DN", "service": "district_nursing", "pathway": "P1", "summary": "b" })).await.expect(201);
     let token = last.token();
@@ -277,14 +260,9 @@ async fn each_sees_only_their_own_referrals_and_leaders_see_no_identities() {
 /// it, not even that their body would have been refused.
 #[tokio::test]
 async fn a_caller_without_access_learns_nothing_from_a_body_that_makes_no_command() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let poole = client(&app, Who::OwnWard);
-    let spell = poole
-        .post("/api/v1/spells", admission(3, "W1", 2))
-        .await
-        .expect(201)
-        .id();
+    let spell = poole.admit(3, "W1", 2).await.id();
     let raised = poole.post("/api/v1/referrals", json!({ "spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "a" })).await.expect(201);
     let referral = raised.id();
     let blank = json!({ "reason": "   " });
@@ -339,8 +317,7 @@ async fn a_caller_without_access_learns_nothing_from_a_body_that_makes_no_comman
 /// it, but the same 404 as anyone else.
 #[tokio::test]
 async fn a_stored_answer_is_not_replayed_to_a_caller_who_may_no_longer_see_the_record() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let as_nurse_at = |hospital: &str| {
         let mut client = app.anonymous();
         let nurse = infra::auth::Principal::scoped(
@@ -364,11 +341,7 @@ async fn a_stored_answer_is_not_replayed_to_a_caller_who_may_no_longer_see_the_r
         client
     };
     let at_poole = as_nurse_at("POOLE");
-    let spell = at_poole
-        .post("/api/v1/spells", admission(4, "W1", 3))
-        .await
-        .expect(201)
-        .id();
+    let spell = at_poole.admit(4, "W1", 3).await.id();
     let path = format!("/api/v1/spells/{spell}/pathway");
     let body = json!({ "pathway": "P1" });
     let key = [("Idempotency-Key", "7d6c1f0e-2b1a-4c5d-9e8f-0a1b2c3d4e5f")];

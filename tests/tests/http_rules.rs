@@ -53,14 +53,9 @@ fn edit(body: &Value, f: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Op
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_the_right_problem_and_never_a_500() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    let spell = ward
-        .post("/api/v1/spells", admission(1, "W1", 1))
-        .await
-        .expect(201)
-        .id();
+    let spell = ward.admit(1, "W1", 1).await.id();
     let good = admission(2, "W1", 2);
     let s = |tail: &str| format!("/api/v1/spells/{spell}/{tail}");
     let future = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
@@ -394,8 +389,7 @@ async fn bad_input_gets_the_right_problem_and_never_a_500() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retried_command_returns_the_first_answer_and_records_nothing_twice() {
-    let app = TestApp::spawn(Stack::Production).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Production).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let key = uuid::Uuid::new_v4().to_string();
     let body = admission(5, "W1", 5);
@@ -427,10 +421,7 @@ async fn a_retried_command_returns_the_first_answer_and_records_nothing_twice() 
         .expect(200);
     assert_eq!(history.body.as_array().unwrap().len(), 1);
     let board = ward
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={}",
-            first.token()
-        ))
+        .get_after("/api/v1/boards/wards/W1", &first)
         .await
         .expect(200);
     assert_eq!(board.body["totals"]["occupied"], 1);
@@ -549,8 +540,7 @@ async fn a_retried_command_returns_the_first_answer_and_records_nothing_twice() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idempotency_key_outlives_a_restart() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let key = uuid::Uuid::new_v4().to_string();
     let body = admission(8, "W2", 3);
     let ward = app.as_(Role::Ward, Some("POOLE"));
@@ -585,13 +575,9 @@ async fn an_idempotency_key_outlives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn if_match_refuses_a_change_to_a_record_that_moved_on() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    let spell = ward
-        .post("/api/v1/spells", admission(9, "W1", 9))
-        .await
-        .expect(201);
+    let spell = ward.admit(9, "W1", 9).await;
     assert_eq!(spell.etag.as_deref(), Some("\"1\""));
     let path = format!("/api/v1/spells/{}/pathway", spell.id());
     let moved = ward
@@ -619,8 +605,7 @@ async fn if_match_refuses_a_change_to_a_record_that_moved_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_read_of_a_patient_is_logged_and_an_admin_sees_who_looked() {
-    let app = TestApp::spawn(Stack::Production).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Production).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let body = admission(11, "W1", 11);
     let nhs = body["nhs_number"].as_str().unwrap().to_owned();
@@ -628,24 +613,17 @@ async fn every_read_of_a_patient_is_logged_and_an_admin_sees_who_looked() {
     ward.get(&format!("/api/v1/spells/{}", spell.id()))
         .await
         .expect(200);
-    ward.get(&format!(
-        "/api/v1/boards/wards/W1?consistency_token={}",
-        spell.token()
-    ))
-    .await
-    .expect(200);
+    ward.get_after("/api/v1/boards/wards/W1", &spell)
+        .await
+        .expect(200);
     let raised = ward
         .post("/api/v1/referrals", json!({ "spell_id": spell.id(), "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "stairs" }))
         .await
         .expect(201);
     let team = app.as_(Role::Team, Some("REAB"));
-    team.get(&format!(
-        "/api/v1/referrals/{}?consistency_token={}",
-        raised.id(),
-        raised.token()
-    ))
-    .await
-    .expect(200);
+    team.get_after(&format!("/api/v1/referrals/{}", raised.id()), &raised)
+        .await
+        .expect(200);
     let admin = app.as_(Role::Admin, None);
     let log = admin
         .get(&format!("/api/v1/audit?nhs_number={nhs}"))
@@ -683,40 +661,48 @@ async fn every_read_of_a_patient_is_logged_and_an_admin_sees_who_looked() {
             .status,
         403
     );
-    let pool = sqlx::PgPool::connect(&app.pg.as_ref().unwrap().url)
-        .await
-        .unwrap();
-    let before: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(before.0 > 0 && before.1 > 0, "{before:?}");
-    for statement in [
-        "UPDATE access_log SET actor = 'someone else'",
-        "UPDATE access_log_patients SET nhs_number = '9434765919'",
-        "DELETE FROM access_log",
-        "DELETE FROM access_log_patients",
-        // TRUNCATE visits no row, so the row triggers never see it; the
-        // statement-level triggers (migration 0004) refuse it. A plain
-        // `TRUNCATE access_log` fails on the foreign key before any trigger,
-        // so CASCADE is what would have emptied both tables.
+    // TRUNCATE visits no row, so the row triggers never see it; the
+    // statement-level triggers (migration 0004) refuse it. A plain
+    // `TRUNCATE access_log` fails on the foreign key before any trigger, so
+    // CASCADE is what would have emptied both tables.
+    let truncates = [
         "TRUNCATE access_log_patients",
         "TRUNCATE access_log CASCADE",
         "TRUNCATE access_log, access_log_patients",
-    ] {
-        let refused = sqlx::query(statement).execute(&pool).await;
-        assert_refused_by_the_append_only_trigger(statement, refused, "P0001");
-    }
-    let after: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(after, before, "accesses and patients logged");
+    ];
+    assert_the_access_log_refuses(&app, &truncates, "P0001").await;
     app.stop().await;
+}
+
+/// Updates and deletes of every row of either table of the access log.
+const REWRITES: [&str; 4] = [
+    "UPDATE access_log SET actor = 'someone else'",
+    "UPDATE access_log_patients SET nhs_number = '9434765919'",
+    "DELETE FROM access_log",
+    "DELETE FROM access_log_patients",
+];
+
+/// Asserts that the app's access log holds accesses and patients, refuses
+/// [`REWRITES`] and `more` with `code` from its own trigger, and holds the
+/// same rows after.
+async fn assert_the_access_log_refuses(app: &TestApp, more: &[&str], code: &str) {
+    const COUNTS: &str =
+        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)";
+    let db = app.database().await;
+    let counts = || async {
+        infra::on_either_database!(&db, pool => {
+            sqlx::query_as::<_, (i64, i64)>(COUNTS).fetch_one(pool).await.unwrap()
+        })
+    };
+    let before = counts().await;
+    assert!(before.0 > 0 && before.1 > 0, "{before:?}");
+    for statement in REWRITES.iter().chain(more) {
+        let refused = infra::on_either_database!(&db, pool => {
+            sqlx::query(statement).execute(pool).await.map(|_| ())
+        });
+        assert_refused_by_the_append_only_trigger(statement, refused, code);
+    }
+    assert_eq!(counts().await, before, "accesses and patients logged");
 }
 
 /// Asserts that `statement` was refused by the access log's own trigger: its
@@ -743,51 +729,18 @@ fn assert_refused_by_the_append_only_trigger(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_embedded_access_log_refuses_updates_and_deletes_of_every_kind() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    let spell = ward
-        .post("/api/v1/spells", admission(12, "W1", 12))
-        .await
-        .expect(201);
+    let spell = ward.admit(12, "W1", 12).await;
     ward.get(&format!("/api/v1/spells/{}", spell.id()))
         .await
         .expect(200);
-    let pool = sqlx::SqlitePool::connect_with(
-        sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(app.config.data_dir.join("baton.sqlite")),
-    )
-    .await
-    .unwrap();
-    let before: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(before.0 > 0 && before.1 > 0, "{before:?}");
     // SQLite has no TRUNCATE. A DELETE with no WHERE clause would empty a
     // table without visiting its rows, except that SQLite never takes that
     // short cut on a table with triggers: the row triggers refuse it.
-    for statement in [
-        "UPDATE access_log SET actor = 'someone else'",
-        "UPDATE access_log_patients SET nhs_number = '9434765919'",
-        "DELETE FROM access_log",
-        "DELETE FROM access_log_patients",
-        "DELETE FROM access_log_patients WHERE access_id > 0",
-    ] {
-        let refused = sqlx::query(statement).execute(&pool).await;
-        // 1811: SQLITE_CONSTRAINT_TRIGGER, what RAISE(ABORT, ...) answers.
-        assert_refused_by_the_append_only_trigger(statement, refused, "1811");
-    }
-    let after: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM access_log), (SELECT count(*) FROM access_log_patients)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(after, before, "accesses and patients logged");
-    pool.close().await;
+    // 1811: SQLITE_CONSTRAINT_TRIGGER, what RAISE(ABORT, ...) answers.
+    let deletes = ["DELETE FROM access_log_patients WHERE access_id > 0"];
+    assert_the_access_log_refuses(&app, &deletes, "1811").await;
     app.stop().await;
 }
 
@@ -900,8 +853,7 @@ async fn the_pages_and_their_assets_come_from_baton_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_development_sign_in_exists_only_on_the_embedded_default() {
-    let embedded = TestApp::spawn(Stack::Embedded).await;
-    embedded.seed_reference().await;
+    let embedded = TestApp::seeded(Stack::Embedded).await;
     let anonymous = embedded.anonymous();
     assert_eq!(
         anonymous.get("/api/v1/dev/sign-in").await.expect(200).body["enabled"],
@@ -945,14 +897,9 @@ async fn the_development_sign_in_exists_only_on_the_embedded_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_admission_with_an_active_referral_is_cancelled_only_after_the_referral_is_withdrawn() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
-    let spell = ward
-        .post("/api/v1/spells", admission(21, "W1", 21))
-        .await
-        .expect(201)
-        .id();
+    let spell = ward.admit(21, "W1", 21).await.id();
     let referral = ward
         .post("/api/v1/referrals", json!({ "spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "stairs" }))
         .await

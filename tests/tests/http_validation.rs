@@ -23,8 +23,7 @@ fn fields(body: &Value) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_empty_admission_is_answered_with_every_missing_field_in_one_problem() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let empty = ward.post("/api/v1/spells", json!({})).await.expect(400);
     assert_eq!(empty.content_type, "application/problem+json");
@@ -69,8 +68,7 @@ async fn an_empty_admission_is_answered_with_every_missing_field_in_one_problem(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn values_the_domain_refuses_are_answered_together_each_at_its_field() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let refused = ward
         .post(
@@ -94,15 +92,7 @@ async fn values_the_domain_refuses_are_answered_together_each_at_its_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_docs_show_each_bodys_fields_with_their_types_and_whether_required() {
     let app = TestApp::spawn(Stack::Embedded).await;
-    let docs = app
-        .client
-        .get(format!("{}/docs", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let docs = app.text("/docs").await;
     for row in [
         "<tr><td><code>date_of_birth</code></td><td>string (date)</td><td>required</td><td>Date of birth.</td></tr>",
         "<tr><td><code>admitted_at</code></td><td>string (date-time)</td><td>required</td>",
@@ -118,30 +108,20 @@ async fn the_docs_show_each_bodys_fields_with_their_types_and_whether_required()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_openapi_document_declares_query_parameters_in_the_query() {
     let app = TestApp::spawn(Stack::Embedded).await;
-    let doc: Value = app
-        .client
-        .get(format!("{}/openapi.json", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = openapi(&app).await;
     let mut misplaced = Vec::new();
     let mut queries = 0;
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            for p in op["parameters"].as_array().into_iter().flatten() {
-                let name = p["name"].as_str().unwrap();
-                let in_template = path.contains(&format!("{{{name}}}"));
-                match p["in"].as_str().unwrap() {
-                    "path" if !in_template => misplaced.push(format!("{method} {path} {name}")),
-                    "query" => {
-                        queries += 1;
-                        assert!(!in_template, "{method} {path} {name}");
-                    }
-                    _ => {}
+    for (path, method, op) in operations(&doc) {
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap();
+            let in_template = path.contains(&format!("{{{name}}}"));
+            match p["in"].as_str().unwrap() {
+                "path" if !in_template => misplaced.push(format!("{method} {path} {name}")),
+                "query" => {
+                    queries += 1;
+                    assert!(!in_template, "{method} {path} {name}");
                 }
+                _ => {}
             }
         }
     }
@@ -189,6 +169,20 @@ async fn an_unknown_page_is_a_404_page_for_a_browser_and_a_404_problem_for_a_cli
     app.stop().await;
 }
 
+/// Every operation of the document: its path, method and operation object.
+fn operations(doc: &Value) -> impl Iterator<Item = (&String, &String, &Value)> {
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .iter()
+                .map(move |(method, op)| (path, method, op))
+        })
+}
+
 async fn openapi(app: &TestApp) -> Value {
     app.client
         .get(format!("{}/openapi.json", app.base))
@@ -204,18 +198,16 @@ async fn openapi(app: &TestApp) -> Value {
 /// followed.
 fn request_bodies(doc: &Value) -> Vec<(String, Value)> {
     let mut bodies = Vec::new();
-    for item in doc["paths"].as_object().unwrap().values() {
-        for op in item.as_object().unwrap().values() {
-            let Some(reference) =
-                op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
-            else {
-                continue;
-            };
-            let name = reference.rsplit('/').next().unwrap().to_owned();
-            let schema = doc["components"]["schemas"][&name].clone();
-            if !bodies.iter().any(|(n, _)| *n == name) {
-                bodies.push((name, schema));
-            }
+    for (_, _, op) in operations(doc) {
+        let Some(reference) =
+            op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
+        else {
+            continue;
+        };
+        let name = reference.rsplit('/').next().unwrap().to_owned();
+        let schema = doc["components"]["schemas"][&name].clone();
+        if !bodies.iter().any(|(n, _)| *n == name) {
+            bodies.push((name, schema));
         }
     }
     bodies
@@ -308,21 +300,19 @@ async fn every_parameter_states_its_bounds_and_every_closed_set_of_values_is_an_
     let app = TestApp::spawn(Stack::Embedded).await;
     let doc = openapi(&app).await;
     let mut loose = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            for parameter in op["parameters"].as_array().into_iter().flatten() {
-                let name = parameter["name"].as_str().unwrap();
-                let schema = &parameter["schema"];
-                let bounded = match name {
-                    "status" => schema["enum"].is_array(),
-                    "limit" | "days" | "hours" => {
-                        schema["minimum"].is_number() && schema["maximum"].is_number()
-                    }
-                    _ => schema["maxLength"].is_u64() && schema["pattern"].is_string(),
-                };
-                if !bounded {
-                    loose.push(format!("{method} {path} {name}"));
+    for (path, method, op) in operations(&doc) {
+        for parameter in op["parameters"].as_array().into_iter().flatten() {
+            let name = parameter["name"].as_str().unwrap();
+            let schema = &parameter["schema"];
+            let bounded = match name {
+                "status" => schema["enum"].is_array(),
+                "limit" | "days" | "hours" => {
+                    schema["minimum"].is_number() && schema["maximum"].is_number()
                 }
+                _ => schema["maxLength"].is_u64() && schema["pattern"].is_string(),
+            };
+            if !bounded {
+                loose.push(format!("{method} {path} {name}"));
             }
         }
     }
@@ -332,8 +322,7 @@ async fn every_parameter_states_its_bounds_and_every_closed_set_of_values_is_an_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_value_at_each_bound_is_accepted_and_one_past_it_is_refused_naming_the_field() {
-    let app = TestApp::spawn(Stack::Embedded).await;
-    app.seed_reference().await;
+    let app = TestApp::seeded(Stack::Embedded).await;
     let admin = app.as_(Role::Admin, None);
     let most = domain::reference::MAX_BEDS;
     let ward = |beds: Value| json!({"name": "Ward 9", "hospital": "POOLE", "beds": beds});
@@ -480,17 +469,15 @@ async fn every_signed_in_operation_documents_the_403_its_roles_can_get() {
     let app = TestApp::spawn(Stack::Embedded).await;
     let doc = openapi(&app).await;
     let mut missing = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            let public = op["security"]
-                .as_array()
-                .is_some_and(|s| s.iter().all(|r| r == &json!({})));
-            if public || path == "/api/v1/session" {
-                continue;
-            }
-            if op["responses"]["403"]["content"]["application/problem+json"].is_null() {
-                missing.push(format!("{method} {path}"));
-            }
+    for (path, method, op) in operations(&doc) {
+        let public = op["security"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|r| r == &json!({})));
+        if public || path == "/api/v1/session" {
+            continue;
+        }
+        if op["responses"]["403"]["content"]["application/problem+json"].is_null() {
+            missing.push(format!("{method} {path}"));
         }
     }
     assert!(missing.is_empty(), "{missing:?}");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use baton_tests::http::{admission, TestApp};
+use baton_tests::http::TestApp;
 use baton_tests::nats::NatsServer;
 use baton_tests::postgres::TestDatabase;
 use infra::auth::Role;
@@ -29,15 +29,9 @@ fn config(data_dir: &Path, db: &TestDatabase, nats_url: String) -> Config {
 async fn a_command_reaches_the_boards(app: &TestApp) {
     app.seed_reference().await;
     let nurse = app.as_(Role::Ward, Some("POOLE"));
-    let token = nurse
-        .post("/api/v1/spells", admission(1, "W1", 1))
-        .await
-        .expect(201)
-        .token();
+    let admitted = nurse.admit(1, "W1", 1).await;
     let board = nurse
-        .get(&format!(
-            "/api/v1/boards/wards/W1?consistency_token={token}"
-        ))
+        .get_after("/api/v1/boards/wards/W1", &admitted)
         .await
         .ok();
     assert_eq!(board.body["totals"]["occupied"], 1);

@@ -24,15 +24,21 @@ async fn count(db: &Database, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_postgres_down_commands_fail_fast_and_service_resumes_by_itself() {
-    let pg = TestDatabase::create().await;
-    // Migrate directly; the app reaches the database through the proxy.
+/// `pg`, migrated directly, and a store of `connections` that reaches it
+/// through a proxy the test can cut: (direct, proxy, through the proxy).
+async fn behind_a_proxy(pg: &TestDatabase, connections: u32) -> (Database, TcpProxy, Database) {
     let direct = Database::postgres(&pg.url, 4).unwrap();
     direct.migrate().await.unwrap();
     let proxy = TcpProxy::start("127.0.0.1:5432").await;
     let via_proxy = pg.url.replace(":5432/", &format!(":{}/", proxy.port()));
-    let db = Database::postgres(&via_proxy, 8).unwrap();
+    let db = Database::postgres(&via_proxy, connections).unwrap();
+    (direct, proxy, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_postgres_down_commands_fail_fast_and_service_resumes_by_itself() {
+    let pg = TestDatabase::create().await;
+    let (direct, proxy, db) = behind_a_proxy(&pg, 8).await;
     let repo = BatonRepository::new(db.clone(), ReservationRules::baton());
     let bus = Arc::new(CommandBus::new(repo.clone(), catalogue()));
     let (_stop, stop) = tokio::sync::watch::channel(false);
@@ -125,11 +131,7 @@ async fn with_postgres_down_commands_fail_fast_and_service_resumes_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_command_on_a_network_that_drops_packets_fails_at_its_deadline() {
     let pg = TestDatabase::create().await;
-    let direct = Database::postgres(&pg.url, 4).unwrap();
-    direct.migrate().await.unwrap();
-    let proxy = TcpProxy::start("127.0.0.1:5432").await;
-    let via_proxy = pg.url.replace(":5432/", &format!(":{}/", proxy.port()));
-    let db = Database::postgres(&via_proxy, 4).unwrap();
+    let (_direct, proxy, db) = behind_a_proxy(&pg, 4).await;
     let repo = BatonRepository::new(db.clone(), ReservationRules::baton());
     let deadline = Duration::from_secs(1);
     let bus = CommandBus::new(repo, catalogue()).with_deadline(deadline);

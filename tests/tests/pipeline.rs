@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_tests::fixtures::{admit, catalogue, issued, spell_id};
+use baton_tests::fixtures::{admit, issued, spell_id};
 use baton_tests::nats::NatsServer;
 use baton_tests::postgres::TestDatabase;
 use baton_tests::{assert_exactly_once_in_order, eventually, read_feed};
@@ -24,7 +24,7 @@ use infra::metrics::RelayMetrics;
 use infra::outbox;
 use infra::outbox::OutboxRow;
 use infra::relay::{Chain, Relay, Sink};
-use infra::store::{BatonRepository, Database, ReservationRules};
+use infra::store::{BatonRepository, Database};
 use infra::stream::{StreamSettings, Target};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -48,9 +48,7 @@ struct RunningRelay {
 async fn stack() -> Stack {
     let pg = TestDatabase::create().await;
     let db = Database::postgres(&pg.url, 20).unwrap();
-    db.migrate().await.unwrap();
-    let repo = BatonRepository::new(db.clone(), ReservationRules::baton());
-    let bus = Arc::new(CommandBus::new(repo.clone(), catalogue()));
+    let (repo, bus) = baton_tests::fixtures::store_and_bus(&db).await;
     let nats = NatsServer::start().await;
     let client = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()

@@ -8,7 +8,10 @@ use domain::values::{Pathway, SpellId};
 use domain::Recorded;
 
 fn feed_event(position: u64, id: &str, sequence: u64, event: SpellEvent) -> infra::feed::FeedEvent {
-    let event_type = domain::DomainEvent::event_type(&event);
+    let (event_type, event_version) = (
+        domain::DomainEvent::event_type(&event),
+        domain::DomainEvent::event_version(&event),
+    );
     let recorded = Recorded {
         by: nurse(),
         recorded_at: "2026-03-01T10:00:00Z".parse().unwrap(),
@@ -20,19 +23,24 @@ fn feed_event(position: u64, id: &str, sequence: u64, event: SpellEvent) -> infr
         aggregate_id: id.into(),
         sequence,
         event_type: event_type.into(),
-        event_version: "1".into(),
+        event_version: event_version.into(),
         payload: serde_json::to_vec(&recorded).unwrap().into(),
+    }
+}
+
+/// Patient `n` admitted to bed `bed` of W1 as spell `id`.
+fn admitted(id: &str, n: u32, bed: &str) -> SpellEvent {
+    SpellEvent::PatientAdmitted {
+        spell_id: SpellId::parse(id).unwrap(),
+        patient: patient(n),
+        placement: place("W1", bed),
+        admitted_at: "2026-03-01T09:00:00Z".parse().unwrap(),
+        visit_number: None,
     }
 }
 
 #[test]
 fn applying_a_chunk_equals_applying_its_events_one_by_one_and_skips_redeliveries() {
-    let admitted = |id: &str, n: u32, bed: &str| SpellEvent::PatientAdmitted {
-        spell_id: SpellId::parse(id).unwrap(),
-        patient: patient(n),
-        placement: place("W1", bed),
-        admitted_at: "2026-03-01T09:00:00Z".parse().unwrap(),
-    };
     let pathway = SpellEvent::DischargePathwaySet {
         pathway: Pathway::P1,
         previous: None,
@@ -61,12 +69,6 @@ fn applying_a_chunk_equals_applying_its_events_one_by_one_and_skips_redeliveries
 
 #[test]
 fn the_boards_never_step_over_a_position_the_feed_skipped() {
-    let admitted = |id: &str, n: u32, bed: &str| SpellEvent::PatientAdmitted {
-        spell_id: SpellId::parse(id).unwrap(),
-        patient: patient(n),
-        placement: place("W1", bed),
-        admitted_at: "2026-03-01T09:00:00Z".parse().unwrap(),
-    };
     let events = [
         feed_event(1, "s1", 1, admitted("s1", 1, "1")),
         feed_event(2, "s2", 1, admitted("s2", 2, "2")),

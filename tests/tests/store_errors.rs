@@ -32,12 +32,9 @@ async fn a_stored_answer_that_cannot_be_read_is_an_internal_error_not_a_default(
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_stored_answer_that_cannot_be_read_is_an_internal_error_on_sqlite() {
-    a_stored_answer_that_cannot_be_read_is_an_internal_error_not_a_default(Stack::Embedded).await;
-}
-
-#[tokio::test]
-async fn a_stored_answer_that_cannot_be_read_is_an_internal_error_on_postgres() {
-    a_stored_answer_that_cannot_be_read_is_an_internal_error_not_a_default(Stack::Production).await;
-}
+baton_tests::on_both_stacks!(
+    #[tokio::test]
+    a_stored_answer_that_cannot_be_read_is_an_internal_error_not_a_default =>
+    a_stored_answer_that_cannot_be_read_is_an_internal_error_on_sqlite,
+    a_stored_answer_that_cannot_be_read_is_an_internal_error_on_postgres
+);

@@ -404,6 +404,9 @@ async fn admit(
         ward: req.ward.clone(),
         bed: req.bed.clone(),
         admitted_at: utc(req.admitted_at),
+        // The visit number comes with the PAS's feed (issue 16), not from a
+        // ward's form.
+        visit_number: None,
     };
     let options = options(&caller, &headers, "admit", "", &req, json!({}));
 

@@ -14,7 +14,7 @@ use crate::reference::{DelayReasonRef, ReferenceData};
 use crate::referral::ReferralSubject;
 use crate::values::{
     days_between, is_in_future, local_date, BedLabel, DelayId, Destination, Instant, Pathway,
-    SpellId, Text, WardCode,
+    SpellId, Text, VisitNumber, WardCode,
 };
 
 /// An inpatient spell: nothing until admitted.
@@ -146,15 +146,28 @@ pub const EARLIEST_BIRTH: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_
 /// How far ahead an expected discharge date may be, in days from today.
 pub const EDD_HORIZON_DAYS: i64 = 365;
 
-fn admit(
+/// What an admission records besides the ward it names.
+struct Admission {
     spell_id: SpellId,
     patient: Patient,
-    ward: &WardCode,
     bed: BedLabel,
     admitted_at: Instant,
+    visit_number: Option<VisitNumber>,
+}
+
+fn admit(
+    admission: Admission,
+    ward: &WardCode,
     now: Instant,
     refs: &dyn ReferenceData,
 ) -> Result<Vec<SpellEvent>, SpellError> {
+    let Admission {
+        spell_id,
+        patient,
+        bed,
+        admitted_at,
+        visit_number,
+    } = admission;
     let placement = place(ward, bed, refs)?;
     if is_in_future(admitted_at, now) {
         return Err(SpellError::InFuture {
@@ -172,6 +185,7 @@ fn admit(
         patient,
         placement,
         admitted_at,
+        visit_number,
     }])
 }
 
@@ -526,8 +540,20 @@ impl Decider for Spell {
                     ward,
                     bed,
                     admitted_at,
+                    visit_number,
                 },
-            ) => admit(spell_id, patient, &ward, bed, admitted_at, now, refs),
+            ) => admit(
+                Admission {
+                    spell_id,
+                    patient,
+                    bed,
+                    admitted_at,
+                    visit_number,
+                },
+                &ward,
+                now,
+                refs,
+            ),
             (None, _) => Err(SpellError::UnknownSpell),
             (Some(stay), command) => stay.decide(command, now, refs),
         }
@@ -542,6 +568,7 @@ impl Decider for Spell {
                     patient,
                     placement,
                     admitted_at,
+                    ..
                 },
             ) => {
                 self.0 = Some(Box::new(Stay {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::{
     BedLabel, DelayId, DelayReasonCode, Destination, Instant, NhsNumber, Pathway, PersonName,
-    SpellId, Text, WardCode,
+    SpellId, Text, VisitNumber, WardCode,
 };
 
 /// The patient as the admitting ward records them.
@@ -38,6 +38,9 @@ pub enum SpellCommand {
         /// To which bed.
         bed: BedLabel,
         admitted_at: Instant,
+        /// The PAS's visit number (PV1-19), when the admission comes from
+        /// its feed; none when a ward enters it.
+        visit_number: Option<VisitNumber>,
     },
     /// ADT A02: the patient moves ward or bed within the hospital.
     TransferPatient {

@@ -2,6 +2,8 @@
 //! public contract and never change. Each event carries what the boards need
 //! (hospital, ward, bed, dates) so that projections never look anything up.
 
+use std::borrow::Cow;
+
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -10,9 +12,10 @@ use super::commands::Patient;
 use crate::decider::{Decider, DomainEvent};
 use crate::reference::DelayReasonRef;
 use crate::reservation::{KeyFamily, Ledger, ReservationChange, ReservationKey};
+use crate::upcast::{self, ReadError};
 use crate::values::{
     BedLabel, DelayId, Destination, HospitalCode, Instant, NhsNumber, Pathway, SpellId, Text,
-    WardCode,
+    VisitNumber, WardCode,
 };
 
 /// Where a patient is: hospital, ward and bed.
@@ -47,6 +50,12 @@ pub enum SpellEvent {
         patient: Patient,
         placement: Placement,
         admitted_at: Instant,
+        /// The PAS's visit number (PV1-19) of the spell, when it came from
+        /// the PAS. Version 2 of this event; version 1 had no such field and
+        /// is read as `None` (see `upcast` below). The key is required in a
+        /// version-2 payload, so only the upcast can supply its absence.
+        #[serde(deserialize_with = "Option::deserialize")]
+        visit_number: Option<VisitNumber>,
     },
     /// The patient moved within the hospital.
     PatientTransferred {
@@ -155,7 +164,30 @@ impl DomainEvent for SpellEvent {
     }
 
     fn event_version(&self) -> &'static str {
-        "1"
+        match self {
+            SpellEvent::PatientAdmitted { .. } => "2",
+            _ => "1",
+        }
+    }
+
+    /// Versions of spell events: `PatientAdmitted` 1 (until issue 14) had
+    /// no `visit_number` and is brought to 2 by stating its absence; every
+    /// other type has only version 1.
+    fn upcast<'a>(
+        event_type: &str,
+        version: &str,
+        payload: Cow<'a, serde_json::Value>,
+    ) -> Result<Cow<'a, serde_json::Value>, ReadError> {
+        match (event_type, version) {
+            ("PatientAdmitted", "1") => Ok(Cow::Owned(upcast::with_field(
+                payload.into_owned(),
+                "PatientAdmitted",
+                "visit_number",
+                serde_json::Value::Null,
+            ))),
+            ("PatientAdmitted", _) => upcast::only_version("2", event_type, version, payload),
+            _ => upcast::only_version("1", event_type, version, payload),
+        }
     }
 
     fn reservations(&self, aggregate_id: &str) -> Vec<ReservationChange> {

@@ -125,6 +125,11 @@ code_type!(
     /// A delay within a spell, assigned by the spell (`D1`, `D2`, ...).
     DelayId, "delay id", 16
 );
+code_type!(
+    /// The patient administration system's own identifier of a spell (HL7 v2
+    /// PV1-19, the visit number): how an ADT feed names the spell it means.
+    VisitNumber, "visit number", 32
+);
 
 #[cfg(test)]
 mod tests {

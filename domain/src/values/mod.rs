@@ -10,7 +10,7 @@ mod time;
 
 pub use codes::{
     BedLabel, CodeError, DelayId, DelayReasonCode, HospitalCode, HubCode, ReferralId, SpellId,
-    TeamCode, TrustCode, WardCode,
+    TeamCode, TrustCode, VisitNumber, WardCode,
 };
 pub use kinds::{Destination, Pathway, ServiceKind};
 pub use nhs_number::{NhsNumber, NhsNumberError, NHS_NUMBER_SYSTEM};

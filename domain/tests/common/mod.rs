@@ -112,22 +112,34 @@ pub fn placement(w: &str, b: &str) -> Placement {
 }
 
 pub fn admit_command() -> SpellCommand {
+    admit_to(patient(), "W1", "1")
+}
+
+/// The standard admission of `patient` to bed `b` of ward `w`.
+pub fn admit_to(patient: Patient, w: &str, b: &str) -> SpellCommand {
     SpellCommand::AdmitPatient {
         spell_id: spell_id("s1"),
-        patient: patient(),
-        ward: ward("W1"),
-        bed: bed("1"),
+        patient,
+        ward: ward(w),
+        bed: bed(b),
         admitted_at: admitted_at(),
+        visit_number: None,
     }
 }
 
 /// The event of the standard admission: W1 bed 1, 1 March 09:00.
 pub fn admitted() -> SpellEvent {
+    admitted_on(admitted_at())
+}
+
+/// The standard admission, at `at`.
+pub fn admitted_on(at: Instant) -> SpellEvent {
     SpellEvent::PatientAdmitted {
         spell_id: spell_id("s1"),
         patient: patient(),
         placement: placement("W1", "1"),
-        admitted_at: admitted_at(),
+        admitted_at: at,
+        visit_number: None,
     }
 }
 

@@ -280,6 +280,27 @@ impl BatonRepository {
     }
 }
 
+/// Whether any key of a family (keys starting with `prefix`) is held, in
+/// the commit's transaction. One text for both databases.
+async fn family_held<'e, DB>(
+    executor: impl sqlx::Executor<'e, Database = DB>,
+    prefix: String,
+) -> Result<bool, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'r> (i32,): sqlx::FromRow<'r, DB::Row>,
+{
+    let held: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM reservations WHERE substr(key, 1, length($1)) = $1 LIMIT 1",
+    )
+    .bind(prefix)
+    .fetch_optional(executor)
+    .await?;
+    Ok(held.is_some())
+}
+
 /// Loaded events through their enum's one upcast point
 /// ([`domain::upcast`]) before cqrs-es deserialises them: cqrs-es's own
 /// upcaster hook cannot fail, and an event of a version this build does not

@@ -43,15 +43,8 @@ pub(super) async fn commit(
     // created something must find the first answer, not trip over the
     // reservations the first attempt took.
     if let Some((key, last)) = crate::idempotency::of_commit(events)? {
-        let stored = crate::idempotency::insert_postgres(
-            &mut *tx,
-            &key,
-            &last.aggregate_type,
-            &last.aggregate_id,
-            sequence(last)?,
-        )
-        .await?;
-        if !stored {
+        let (kind, id) = (&last.aggregate_type, &last.aggregate_id);
+        if !crate::idempotency::insert(&mut *tx, &key, kind, id, sequence(last)?).await? {
             return Err(CommitError::KeyTaken);
         }
     }
@@ -213,12 +206,7 @@ async fn apply_sets(
     // family that raced a release above has either committed (and is seen
     // here, since each statement reads afresh) or will find the key gone.
     for family in vacant {
-        let held: Option<String> =
-            sqlx::query_scalar("SELECT key FROM reservations WHERE starts_with(key, $1) LIMIT 1")
-                .bind(family.storage_prefix())
-                .fetch_optional(&mut **tx)
-                .await?;
-        if held.is_some() {
+        if super::family_held(&mut **tx, family.storage_prefix()).await? {
             return Err(refused(family.conflict()));
         }
     }

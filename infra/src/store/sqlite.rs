@@ -19,15 +19,8 @@ pub(super) async fn commit(
     // Same order as on PostgreSQL: idempotency key, reservations, then
     // events and outbox.
     if let Some((key, last)) = crate::idempotency::of_commit(events)? {
-        let stored = crate::idempotency::insert_sqlite(
-            &mut *tx,
-            &key,
-            &last.aggregate_type,
-            &last.aggregate_id,
-            sequence(last)?,
-        )
-        .await?;
-        if !stored {
+        let (kind, id) = (&last.aggregate_type, &last.aggregate_id);
+        if !crate::idempotency::insert(&mut *tx, &key, kind, id, sequence(last)?).await? {
             return Err(CommitError::KeyTaken);
         }
     }
@@ -112,13 +105,7 @@ async fn apply_reservations(
                 }
             }
             ReservationChange::RequireNone { family } => {
-                let held: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM reservations WHERE substr(key, 1, length(?1)) = ?1 LIMIT 1",
-                )
-                .bind(family.storage_prefix())
-                .fetch_optional(&mut **tx)
-                .await?;
-                if held.is_some() {
+                if super::family_held(&mut **tx, family.storage_prefix()).await? {
                     return Err(refused(family.conflict()));
                 }
             }

@@ -93,6 +93,7 @@ fn synthetic(spells: u32) -> Vec<FeedEvent> {
                 },
                 placement,
                 admitted_at,
+                visit_number: None,
             },
             SpellEvent::ExpectedDischargeDateSet {
                 date: now.date_naive() + chrono::Duration::days(i64::from(i % 5) - 2),
