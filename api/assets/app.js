@@ -65,6 +65,8 @@ async function api(method, path, body) {
   if (response.status === 401 && path !== '/api/v1/session' && session) {
     // The session ended: sign in again here, and come back to this page.
     sessionEnded();
+  } else if (response.status === 403 && data && data.type === '/problems/access-revoked' && session) {
+    sessionEnded('An administrator has withdrawn your access to Baton. Ask them if you think this is wrong.');
   }
   return { ok: response.ok, status: response.status, body: data };
 }
@@ -76,10 +78,10 @@ const withToken = (path, consistency) => consistency
 
 // The session ended under the page (idle too long, signed out elsewhere,
 // access withdrawn): say so on the sign-in page, which brings the user back.
-function sessionEnded() {
+function sessionEnded(why) {
   if (!session) return;
   const minutes = Math.round((session.idle_seconds || 900) / 60);
-  endedBecause = `Your session has ended (after ${minutes} minute${minutes === 1 ? '' : 's'} without activity, or signed out elsewhere). Sign in again to carry on.`;
+  endedBecause = why || `Your session has ended (after ${minutes} minute${minutes === 1 ? '' : 's'} without activity, or signed out elsewhere). Sign in again to carry on.`;
   session = null;
   route();
 }
@@ -336,10 +338,14 @@ function subscribe(board, onBoard, check) {
   };
   source.addEventListener('board', handle);
   source.addEventListener('change', handle);
-  source.addEventListener('signed-out', () => {
+  source.addEventListener('signed-out', async () => {
     if (source !== mine) return;
     mine.close();
-    sessionEnded();
+    // Ended by the idle timeout or sign-out (401), a revocation (403), or a
+    // new grant (the session still answers, with the new role): ask.
+    const me = await api('GET', '/api/v1/session');
+    if (me.status === 401 || me.status === 403) { sessionEnded(me.status === 403 ? 'An administrator has withdrawn your access to Baton. Ask them if you think this is wrong.' : undefined); return; }
+    if (me.ok) { session = { ...me.body }; route(); }
   });
   source.addEventListener('freshness', (event) => {
     try { heard(JSON.parse(event.data)); } catch (_) { /* the next one will do */ }
@@ -1767,14 +1773,97 @@ async function systemPage() {
 
 async function adminPage() {
   unsubscribe();
-  setTitle('Reference data');
+  setTitle('Administration');
   const list = (title, items, text) => [h('h2', {}, title), h('ul', {}, items.map((x) => h('li', {}, text(x))))];
-  main.replaceChildren(h('h1', {}, 'Reference data'),
+  const access = h('section', { id: 'access', 'aria-labelledby': 'access-h' });
+  main.replaceChildren(h('h1', {}, 'Administration'),
+    access,
+    h('h2', {}, 'Reference data'),
     h('p', {}, 'Administrators change hospitals (and the trust that runs each), wards, teams and care transfer hubs through the API (PUT /api/v1/hospitals|wards|teams|hubs/{code}); see ', h('a', { href: '/docs' }, 'the API documentation'), '. Who looked at a patient: GET /api/v1/audit?nhs_number=…'),
     ...list('Hospitals', reference.hospitals, (x) => `${x.code}: ${x.name}${x.trust ? ` (trust ${x.trust})` : ''}`),
     ...list('Wards', reference.wards, (w) => `${w.code}: ${w.name} (${w.hospital}, ${w.beds} beds)`),
     ...list('Teams', reference.teams, (t) => `${t.code}: ${t.name}, respond within ${t.response_sla_minutes} min`),
-    ...list('Care transfer hubs', reference.hubs, (x) => `${x.code}: ${x.name} (${x.hospitals.join(', ')})`));
+    ...list('Care transfer hubs', reference.hubs || [], (x) => `${x.code}: ${x.name} (${x.hospitals.join(', ')})`));
+  await accessSection(access);
+}
+
+// Who may use Baton beyond what the identity provider says: grants and
+// revocations an admin makes here, each recorded with who, when and why.
+function describeAccess(granted) {
+  if (!granted) return 'access withdrawn';
+  const scope = granted.hospital || granted.trust || granted.team || granted.hub;
+  return `${granted.role}${scope ? ` ${scope}` : ''}`;
+}
+
+async function accessSection(section, said) {
+  const answer = await api('GET', '/api/v1/access');
+  const field = (id, label, attrs = {}) => [h('label', { for: id }, label), h('input', { id, name: id, type: 'text', ...attrs })];
+  const role = h('select', { id: 'access-role', name: 'role' },
+    ['ward', 'team', 'hub', 'system', 'admin'].map((r) => h('option', { value: r }, r)));
+  const error = h('p', { class: 'form-error', role: 'alert', id: 'access-error' });
+  const done = h('p', { class: 'done', role: 'status', id: 'access-done' }, said || '');
+  const trusts = new Set((reference.hospitals || []).map((x) => x.trust).filter(Boolean));
+  const value = (id) => section.querySelector(`#${id}`).value.trim();
+  const reload = (message) => accessSection(section, message);
+  const grant = actionButton('Grant', {
+    key: 'access-grant', action: 'grant', onpress: () => guarded('access-grant', async () => {
+      error.textContent = '';
+      const sub = value('access-sub');
+      if (!sub) { error.textContent = 'Enter the user id (as their sign-in names them).'; return; }
+      const body = { name: value('access-name'), role: role.value };
+      const scope = value('access-scope');
+      const reason = value('access-reason');
+      if (reason) body.reason = reason;
+      if (scope && role.value === 'ward') body[trusts.has(scope) ? 'trust' : 'hospital'] = scope;
+      if (scope && role.value === 'team') body.team = scope;
+      if (scope && role.value === 'hub') body.hub = scope;
+      const answer = await api('POST', `/api/v1/access/${encodeURIComponent(sub)}/grant`, body);
+      if (!answer.ok) { error.textContent = problemText(answer, 'grant'); return; }
+      await reload(`Granted ${describeAccess({ role: body.role, ...body })} to ${sub}.`);
+    }),
+  });
+  grant.id = 'access-grant';
+  const rows = answer.ok ? answer.body.users : [];
+  const revokeButton = (user) => {
+    const button = actionButton('Revoke', {
+      key: `revoke:${user.sub}`, action: 'revoke', aria: `Revoke the access of ${user.name || user.sub}`,
+      onpress: () => guarded(`revoke:${user.sub}`, async () => {
+        error.textContent = '';
+        const reason = value('access-reason');
+        const answer = await api('POST', `/api/v1/access/${encodeURIComponent(user.sub)}/revoke`, reason ? { reason } : {});
+        if (!answer.ok) { error.textContent = problemText(answer, 'revoke'); return; }
+        await reload(`Revoked the access of ${user.sub}: their next request is refused.`);
+      }),
+    });
+    return button;
+  };
+  const table = rows.length
+    ? h('table', { id: 'access-users' },
+      h('caption', {}, 'Users whose access Baton records'),
+      h('thead', {}, h('tr', {}, ['User id', 'Name', 'Access', 'Changed by', 'When', ''].map((t) => h('th', { scope: 'col' }, t || h('span', { class: 'visually-hidden' }, 'Actions'))))),
+      h('tbody', {}, rows.map((user) => h('tr', { 'data-sub': user.sub },
+        h('td', {}, user.sub), h('td', {}, user.name || '—'),
+        h('td', {}, user.state === 'revoked' ? 'access withdrawn' : describeAccess(user.granted)),
+        h('td', {}, user.by.name), h('td', {}, new Date(user.at).toLocaleString('en-GB')),
+        h('td', {}, user.state === 'revoked' ? '' : revokeButton(user))))))
+    : h('p', {}, 'No grants or revocations yet: everyone\'s role comes from their identity provider.');
+  const history = answer.ok ? answer.body.history : [];
+  section.replaceChildren(
+    h('h2', { id: 'access-h' }, 'Who may use Baton'),
+    h('p', {}, 'A grant gives a user a role and scope whatever their identity provider says; a revocation refuses them (their next request, and any board they have open) until a grant. Each is recorded with who made it, when and why.'),
+    h('form', { id: 'access-form', onsubmit: (e) => { e.preventDefault(); grant.click(); } },
+      ...field('access-sub', 'User id', { autocomplete: 'off' }),
+      ...field('access-name', 'Name', { autocomplete: 'off' }),
+      h('label', { for: 'access-role' }, 'Role'), role,
+      ...field('access-scope', 'Scope (hospital, trust, team or hub code)', { autocomplete: 'off' }),
+      ...field('access-reason', 'Reason (kept in the record)', { autocomplete: 'off' }),
+      error, done, grant),
+    table,
+    h('h3', {}, 'History'),
+    history.length
+      ? h('ol', { id: 'access-history' }, history.map((c) => h('li', {},
+        `${new Date(c.at).toLocaleString('en-GB')}: ${c.by.name} ${c.granted ? `granted ${describeAccess(c.granted)} to` : 'revoked the access of'} ${c.sub}${c.reason ? ` (${c.reason})` : ''}`)))
+      : h('p', {}, 'Nothing yet.'));
 }
 
 // ---------- routing ----------

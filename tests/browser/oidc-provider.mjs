@@ -7,6 +7,7 @@
 //                  redirect URI, /?signed_out=1 the page after sign-out)
 //   CLIENT_ID      Baton's client id (default baton)
 //   CLIENT_SECRET  its secret (default baton-secret)
+//   PORT           where to listen on 127.0.0.1 (default: any free port)
 //
 // The accounts below stand for staff: some carry Baton's own claims, some
 // only a group the role mapping must turn into a role, one nothing Baton
@@ -41,7 +42,7 @@ const { privateKey } = await jose.generateKeyPair('RS256', { extractable: true }
 const signing = { ...(await jose.exportJWK(privateKey)), kid: 'test-key-1', alg: 'RS256', use: 'sig' };
 
 const server = http.createServer();
-await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+await new Promise((resolve) => server.listen(Number(process.env.PORT || 0), '127.0.0.1', resolve));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
 const provider = new Provider(issuer, {

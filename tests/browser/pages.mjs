@@ -1020,6 +1020,40 @@ await scenario('7. Sign in by pasting a token', async () => {
     const cookie = cookies.find((c) => c.name === 'baton_session');
     assert(cookie && cookie.httpOnly && cookie.sameSite === 'Lax', `the session cookie is not HttpOnly and SameSite=Lax: ${JSON.stringify(cookie)}`);
   }, admin);
+  const nurse = await newPage(browser, 'nurse to be revoked');
+  await step('the admin page grants a user a role and scope, shown in the list and the history, and passes axe', async () => {
+    await admin.goto(`${BASE}/admin`);
+    await admin.locator('#access-form').waitFor();
+    await admin.fill('#access-sub', 'locum-42');
+    await admin.fill('#access-name', 'Lena Locum');
+    await admin.selectOption('#access-role', 'ward');
+    await admin.fill('#access-scope', 'DCH');
+    await admin.fill('#access-reason', 'locum cover');
+    await admin.click('#access-grant');
+    await waitForText(admin, '#access-done', /Granted ward DCH to locum-42/);
+    await waitForText(admin, '#access-users tr[data-sub="locum-42"]', /ward DCH/);
+    await waitForText(admin, '#access-history', /granted ward DCH to locum-42 \(locum cover\)/);
+    await accessible(admin, 'the admin page with a grant');
+  }, admin);
+  await step('a grant that names no hospital is refused at the form, saying why', async () => {
+    await admin.fill('#access-sub', 'locum-43');
+    await admin.fill('#access-name', 'No Scope');
+    await admin.selectOption('#access-role', 'ward');
+    await admin.fill('#access-scope', '');
+    await admin.click('#access-grant');
+    await waitForText(admin, '#access-error', /hospital/);
+  }, admin);
+  await step('revoking a signed-in nurse ends her open ward board at once and her page says why', async () => {
+    await devSignIn(nurse, 'ward', 'POOLE', 'Revoked Nurse');
+    await nurse.goto(`${BASE}/ward/W1`);
+    await isLive(nurse);
+    const me = await nurse.evaluate(async () => (await (await fetch('/api/v1/session')).json()).sub);
+    const answer = await apiAs(ADMIN_TOKEN, 'POST', `/api/v1/access/${encodeURIComponent(me)}/revoke`, { reason: 'test of revocation' });
+    assert(answer.status === 200, `the revocation answered ${answer.status}`);
+    await waitForText(nurse, '#ended', /withdrawn your access/, 5_000);
+    await admin.goto(`${BASE}/admin`);
+    await waitForText(admin, `#access-users tr[data-sub="${me}"]`, /access withdrawn/);
+  }, nurse);
   await step('Sign out returns to the sign-in page and ends the session on the server', async () => {
     const before = (await admin.context().cookies()).find((c) => c.name === 'baton_session');
     await admin.click('#sign-out');
