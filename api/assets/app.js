@@ -48,7 +48,22 @@ function svg(tag, attrs = {}, ...children) {
 
 const tag = (text, kind) => h('span', { class: `tag ${kind || ''}` }, text);
 
+// Typing a long note sends no request, yet is not idleness: while the user
+// works in the page, the session is touched now and then, so only a page
+// nobody uses is signed out (an open live board does not count either way).
+let lastActivity = 0;
+let lastRequest = Date.now();
+for (const kind of ['keydown', 'pointerdown', 'input']) {
+  document.addEventListener(kind, () => { lastActivity = Date.now(); }, { passive: true, capture: true });
+}
+setInterval(() => {
+  if (!session) return;
+  const idle = (session.idle_seconds || 900) * 1000;
+  if (lastActivity > lastRequest && Date.now() - lastRequest > idle / 3) api('GET', '/api/v1/session');
+}, 2000);
+
 async function api(method, path, body) {
+  lastRequest = Date.now();
   const headers = { 'Accept': 'application/json' };
   // The session cookie goes by itself; a change carries the session's
   // anti-forgery token, which no other site can read.

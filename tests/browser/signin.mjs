@@ -111,6 +111,20 @@ try {
     const shown = new Date(`${date}T12:00:00Z`).toLocaleDateString('en-GB', { day: 'numeric', month: 'short' });
     await waitForText('#beds tr[data-bed="1"]', new RegExp(shown), 5_000);
   });
+  await step(`typing a long note for longer than the idle time (${IDLE / 1000} s) does not sign her out`, async () => {
+    await page.locator('#beds tr[data-bed="1"] button[data-action="open"]').click();
+    const note = page.locator('#panel form[data-command="delay"] [name="note"]');
+    await note.waitFor();
+    await note.focus();
+    const until = Date.now() + IDLE * 1.5;
+    while (Date.now() < until) {
+      await page.keyboard.type('a', { delay: 0 });
+      await page.waitForTimeout(500); // a person typing, not a wait for the page
+    }
+    assert(await page.locator('#ended').count() === 0, 'she was signed out while typing');
+    assert((await note.inputValue()).length > 5, 'the note was lost');
+    await note.blur();
+  });
   await step(`she walks away: after ${IDLE / 1000} s idle the page says her session ended and asks her to sign in`, async () => {
     await page.locator('#ended').waitFor({ timeout: IDLE + 10_000 });
     await waitForText('#ended', /session has ended/);
