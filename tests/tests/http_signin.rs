@@ -348,3 +348,17 @@ async fn with_a_provider_configured_the_development_sign_in_is_off() {
     assert_eq!(options["provider"], rig.provider().issuer.as_str());
     assert_eq!(options["development"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_that_goes_down_before_the_code_is_exchanged_gives_a_page_saying_so() {
+    let mut rig = rig(|_| {}).await;
+    let browser = Browser::new();
+    let callback = browser
+        .sign_in_at_provider(&rig.app.base, "wendy.ward", "/ward/W1")
+        .await;
+    rig.provider.take().unwrap().stop().await;
+    let page = browser.get(&callback).await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("cannot be reached"), "{}", page.body);
+    assert!(session_cookie(&page.set_cookies).is_none());
+}

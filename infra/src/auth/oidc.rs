@@ -254,7 +254,14 @@ impl Oidc {
             .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.secret().clone()))
             .request_async(&self.http)
             .await
-            .map_err(|e| OidcError::CodeRefused(error_chain(&e)))?;
+            .map_err(|e| match e {
+                // The provider did not answer at all (down, unreachable).
+                openidconnect::RequestTokenError::Request(_) => OidcError::Unreachable {
+                    issuer: self.issuer.clone(),
+                    detail: error_chain(&e),
+                },
+                other => OidcError::CodeRefused(error_chain(&other)),
+            })?;
         // Read with every claim kept; the library's own type drops the
         // provider's extra claims.
         let raw = response
