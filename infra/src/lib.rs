@@ -19,6 +19,9 @@
 //!   policy that issues commands).
 //! - [`feed`]: the one interface projections read events from (JetStream
 //!   consumer or local log), so neither they nor the API know which runs.
+//! - [`hl7`]: HL7 v2 messages, acknowledgements and MLLP framing, for the
+//!   patient administration system's ADT feed (issue 16; the listener is
+//!   not built yet).
 //! - [`stream`]: the JetStream stream and message format (a public contract).
 //! - [`metrics`]: relay counters and latency, as Prometheus text.
 //! - [`nats`]: the NATS connection as deployments configure it (a list of
@@ -37,6 +40,7 @@ pub mod commands;
 pub mod config;
 pub mod cqrs;
 pub mod feed;
+pub mod hl7;
 pub mod idempotency;
 pub mod metrics;
 pub mod nats;
