@@ -5,17 +5,9 @@
 //!
 //! Run: `cargo run --release -p baton-tests --bin bench-boards`
 //! (needs the PostgreSQL and nats-server that `.ci/run` starts).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stdout
-)]
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-/// The allocator `baton` itself runs with (see `api/src/main.rs`), so the
-/// figures are the binary's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+baton_tests::bench_allocator!();
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -403,24 +395,25 @@ async fn main() {
         ms(percentile(&freshness, 0.99))
     );
     let _ = writeln!(report, "| memory, {OPEN_SPELLS} open spells (RSS growth while folding) | {memory_mib:.0} MiB | under 1 GiB |");
-    let _ = writeln!(
-        report,
-        "| ward board read + JSON (p50 / p99) | {} / {} ms | p99 under 5 ms |",
-        ms(ward_read.0),
-        ms(ward_read.1)
-    );
-    let _ = writeln!(
-        report,
-        "| hospital board read + JSON, 25 wards (p50 / p99) | {} / {} ms | p99 under 5 ms |",
-        ms(hospital_read.0),
-        ms(hospital_read.1)
-    );
-    let _ = writeln!(
-        report,
-        "| system board read + JSON, all {WARDS} wards (p50 / p99) | {} / {} ms | p99 under 5 ms |\n",
-        ms(system_read.0),
-        ms(system_read.1)
-    );
+    for (read, (p50, p99)) in [
+        ("ward board read + JSON".to_owned(), ward_read),
+        (
+            "hospital board read + JSON, 25 wards".to_owned(),
+            hospital_read,
+        ),
+        (
+            format!("system board read + JSON, all {WARDS} wards"),
+            system_read,
+        ),
+    ] {
+        let _ = writeln!(
+            report,
+            "| {read} (p50 / p99) | {} / {} ms | p99 under 5 ms |",
+            ms(p50),
+            ms(p99)
+        );
+    }
+    report.push('\n');
     let _ = writeln!(
         report,
         "Command-to-board includes the pipeline (commit, relay, JetStream) and the runner; it is \
