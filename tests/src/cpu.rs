@@ -167,3 +167,38 @@ impl std::fmt::Display for PerCommand {
 /// The length of one clock tick, the unit of /proc's CPU times (almost
 /// always 10 ms; this module does not call libc to ask).
 const CLOCK_TICK: Duration = Duration::from_millis(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_counted_in_the_total_and_named_only_when_they_spent_cpu() {
+        let spent = CpuTimes {
+            postgres: Duration::from_millis(300),
+            this: Duration::from_millis(200),
+            clients: Duration::from_millis(100),
+            machine_busy: Duration::from_secs(1),
+            machine_total: Duration::from_secs(2),
+            ..CpuTimes::default()
+        };
+        let per = spent.per_command(1000);
+        assert_eq!(per.total(), 600.0);
+        assert_eq!(
+            per.to_string(),
+            "600 µs (PostgreSQL 300, nats-server 0, this process 200, clients 100; machine 50% busy)"
+        );
+        let alone = CpuTimes {
+            clients: Duration::ZERO,
+            ..spent
+        };
+        assert!(!alone.per_command(1000).to_string().contains("clients"));
+    }
+
+    #[test]
+    fn a_reading_of_this_process_is_not_counted_as_a_client() {
+        let me = std::process::id();
+        let reading = CpuTimes::now_with_clients(&[me]);
+        assert_eq!(reading.clients, Duration::ZERO);
+    }
+}
