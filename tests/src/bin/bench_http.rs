@@ -449,7 +449,7 @@ async fn bench() {
             bus.p(0.5),
             bus.p(0.99),
         ),
-        format!("HTTP against bare: {cost:.1}% less throughput (target: under 10%); of which the HTTP layer (loopback TCP, HTTP parsing, JWT, policy, JSON, the request log; no idempotency keys are sent) against the bus: {:.1}%, and the write side (reservations, outbox, relay, boards) against bare: {:.1}%",
+        format!("HTTP against bare: {cost:.1}% less throughput (target: under 10%); of which the HTTP layer (loopback TCP, HTTP parsing, JWT, policy, JSON, request ids and metrics; no idempotency keys are sent, and no log subscriber is installed, so the request log line is not written) against the bus: {:.1}%, and the write side (reservations, outbox, relay, boards) against bare: {:.1}%",
             (1.0 - http_rate / bus_rate) * 100.0, (1.0 - bus_rate / bare_rate) * 100.0),
         cpu_line,
         format!(
