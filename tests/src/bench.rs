@@ -90,6 +90,30 @@ pub async fn bare_framework(url: &str, connections: u32) -> Arc<BareCqrs> {
     Arc::new(CqrsFramework::new(store, vec![], catalogue()))
 }
 
+/// Waits for load tasks, each giving how many commands it ran and their
+/// latencies, and adds them up.
+pub async fn gather(
+    tasks: impl IntoIterator<Item = tokio::task::JoinHandle<(usize, Vec<Duration>)>>,
+) -> (usize, Vec<Duration>) {
+    let mut total = 0;
+    let mut all = Vec::new();
+    for task in futures::future::join_all(tasks).await {
+        let (done, latencies) = task.unwrap();
+        total += done;
+        all.extend(latencies);
+    }
+    (total, all)
+}
+
+/// The one-minute load average, as `uptime` shows it ("unknown" off
+/// Linux): other work on the machine shares its cores with a benchmark.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// The `p` quantile of sorted durations.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

@@ -17,6 +17,19 @@ pub mod proxy;
 pub mod wire;
 
 use std::future::Future;
+
+#[doc(hidden)]
+pub use mimalloc;
+
+/// Declares, in a benchmark binary, the allocator `baton` itself runs with
+/// (see `api/src/main.rs`), so the figures are the binary's.
+#[macro_export]
+macro_rules! bench_allocator {
+    () => {
+        #[global_allocator]
+        static GLOBAL: $crate::mimalloc::MiMalloc = $crate::mimalloc::MiMalloc;
+    };
+}
 use std::time::Duration;
 
 /// Two tests of one body taking a [`http::Stack`]: the first on the

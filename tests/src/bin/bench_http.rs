@@ -1,40 +1,88 @@
-//! HTTP benchmark (issue 5): commands per second and latency p50/p99 through
-//! the whole HTTP stack (JWT verification, authorisation, strict bodies,
-//! the command bus, reservations, outbox, the relay to JetStream and the
-//! boards' runner all running) at 64 concurrent clients, beside the bare
-//! postgres-es `CqrsFramework` doing the same commands in the same run,
-//! alternating in slices so both meet the same disk. Then the latency of
-//! an audited read (a spell, with its access-log row written first).
-//! Prints a table and writes its section of docs/benchmarks.md.
+//! HTTP benchmark (issue 5, issue 14): commands per second and latency
+//! p50/p99 through the whole HTTP stack (JWT verification, authorisation,
+//! strict bodies, the command bus, reservations, outbox, the relay to
+//! JetStream and the boards' runner all running) at 64 concurrent clients,
+//! beside the bare postgres-es `CqrsFramework` and Baton's command bus
+//! doing the same commands in the same run, alternating in slices so all
+//! three meet the same disk. Then the latency of an audited read (a spell,
+//! with its access-log row written first). Prints a table and writes its
+//! section of docs/benchmarks.md.
+//!
+//! The HTTP clients run in a process of their own, as a user's load would:
+//! this binary runs itself again with `--client`, and hands that process
+//! one job per slice (a JSON line on its stdin; the answer, a JSON line on
+//! its stdout). Its CPU is counted apart from Baton's.
 //!
 //! Run: `cargo run --release -p baton-tests --bin bench-http`
 //! (needs the PostgreSQL and nats-server that `.ci/run` starts).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stdout
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-/// The allocator `baton` itself runs with (see `api/src/main.rs`), so the
-/// figures are the binary's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+baton_tests::bench_allocator!();
 
+use std::io::Write as _;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_tests::bench::{bare_framework, bed_of, cycle, issued, ms, percentile, BareCqrs};
+use baton_tests::bench::{bare_framework, bed_of, cycle, gather, issued, ms, percentile, BareCqrs};
 use baton_tests::cpu::CpuTimes;
 use baton_tests::http::{admission, Stack, TestApp};
 use baton_tests::postgres::TestDatabase;
 use baton_tests::wire::WireClient;
 use infra::auth::Role;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const WRITERS: u32 = 64;
 const SLICE: Duration = Duration::from_secs(3);
 const SLICES: u32 = 6;
+
+/// What the benchmark asks of its client process: one line of JSON each.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+enum Job {
+    /// Whole spells for one slice, a client (connection) per token.
+    Spells {
+        base: String,
+        tokens: Vec<String>,
+        round_base: u32,
+    },
+    /// `GET path` for one slice, from `clients` connections.
+    Reads {
+        base: String,
+        token: String,
+        path: String,
+        clients: u32,
+    },
+}
+
+/// What the client process did: one line of JSON per job.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Outcome {
+    done: usize,
+    elapsed_us: u64,
+    latencies_us: Vec<u64>,
+}
+
+impl Outcome {
+    fn of(done: usize, elapsed: Duration, latencies: &[Duration]) -> Self {
+        let us = |d: &Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        Self {
+            done,
+            elapsed_us: us(&elapsed),
+            latencies_us: latencies.iter().map(us).collect(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        Duration::from_micros(self.elapsed_us)
+    }
+
+    fn latencies(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.latencies_us.iter().copied().map(Duration::from_micros)
+    }
+}
 
 /// One spell's life over HTTP: the same 9 commands as `cycle`.
 async fn http_cycle(
@@ -90,35 +138,131 @@ async fn http_cycle(
     9
 }
 
-async fn drive_http(app: &TestApp, round_base: u32) -> (usize, Duration, Vec<Duration>) {
-    let mut clients = Vec::new();
-    for w in 0..WRITERS {
-        let hospital = if bed_of(w).0 == "X1" { "DCH" } else { "POOLE" };
-        let token = app.token(Role::Ward, Some(hospital));
-        clients.push(WireClient::connect(&app.base, &token).await);
-    }
-    let started = Instant::now();
-    let tasks = clients.into_iter().enumerate().map(|(w, mut client)| {
-        let w = u32::try_from(w).unwrap();
-        tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut done = 0;
-            let mut round = round_base;
-            while started.elapsed() < SLICE {
-                done += http_cycle(&mut client, w, round, &mut latencies).await;
-                round += 1;
+/// Runs one job in the client process.
+async fn run_job(job: Job) -> Outcome {
+    match job {
+        Job::Spells {
+            base,
+            tokens,
+            round_base,
+        } => {
+            let mut clients = Vec::new();
+            for token in &tokens {
+                clients.push(WireClient::connect(&base, token).await);
             }
-            (done, latencies)
-        })
-    });
-    let mut total = 0;
-    let mut all = Vec::new();
-    for task in futures::future::join_all(tasks).await {
-        let (done, latencies) = task.unwrap();
-        total += done;
-        all.extend(latencies);
+            let started = Instant::now();
+            let tasks = clients.into_iter().enumerate().map(|(w, mut client)| {
+                let w = u32::try_from(w).unwrap();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut done = 0;
+                    let mut round = round_base;
+                    while started.elapsed() < SLICE {
+                        done += http_cycle(&mut client, w, round, &mut latencies).await;
+                        round += 1;
+                    }
+                    (done, latencies)
+                })
+            });
+            let (done, latencies) = gather(tasks).await;
+            Outcome::of(done, started.elapsed(), &latencies)
+        }
+        Job::Reads {
+            base,
+            token,
+            path,
+            clients,
+        } => {
+            let mut readers = Vec::new();
+            for _ in 0..clients {
+                readers.push(WireClient::connect(&base, &token).await);
+            }
+            let started = Instant::now();
+            let tasks = readers.into_iter().map(|mut reader| {
+                let path = path.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    while started.elapsed() < SLICE {
+                        let t = Instant::now();
+                        reader.get(&path).await.ok();
+                        latencies.push(t.elapsed());
+                    }
+                    (latencies.len(), latencies)
+                })
+            });
+            let (done, latencies) = gather(tasks).await;
+            Outcome::of(done, started.elapsed(), &latencies)
+        }
     }
-    (total, started.elapsed(), all)
+}
+
+/// The client process: a job per line on stdin, its outcome per line on
+/// stdout, until stdin closes. (Tokio's own stdin wants a feature the
+/// workspace does not build; a thread reads it instead.)
+async fn client_process() {
+    let (lines, mut jobs) = tokio::sync::mpsc::channel::<String>(1);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            if lines.blocking_send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(line) = jobs.recv().await {
+        let outcome = run_job(serde_json::from_str(&line).unwrap()).await;
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &outcome).unwrap();
+        writeln!(out).unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// The client process, seen from the benchmark.
+struct Clients {
+    pid: u32,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    child: tokio::process::Child,
+}
+
+impl Clients {
+    async fn start() -> Self {
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--client")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Self {
+            pid: child.id().unwrap(),
+            stdin: child.stdin.take().unwrap(),
+            stdout: BufReader::new(child.stdout.take().unwrap()).lines(),
+            child,
+        }
+    }
+
+    async fn run(&mut self, job: &Job) -> Outcome {
+        let mut line = serde_json::to_vec(job).unwrap();
+        line.push(b'\n');
+        self.stdin.write_all(&line).await.unwrap();
+        self.stdin.flush().await.unwrap();
+        let answer = self
+            .stdout
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the client process ended");
+        serde_json::from_str(&answer).unwrap()
+    }
+
+    async fn stop(self) {
+        let Self {
+            stdin, mut child, ..
+        } = self;
+        drop(stdin);
+        child.wait().await.unwrap();
+    }
 }
 
 /// Where `drive_commands` sends each command.
@@ -165,72 +309,108 @@ async fn drive_commands(target: &Target, label: &str) -> (usize, Duration, Vec<D
             (done, latencies)
         })
     });
-    let mut total = 0;
-    let mut all = Vec::new();
-    for task in futures::future::join_all(tasks).await {
-        let (done, latencies) = task.unwrap();
-        total += done;
-        all.extend(latencies);
-    }
+    let (total, all) = gather(tasks).await;
     (total, started.elapsed(), all)
 }
 
-#[tokio::main]
-async fn main() {
+/// What one path did over all its slices.
+#[derive(Default)]
+struct Tally {
+    commands: usize,
+    time: Duration,
+    latencies: Vec<Duration>,
+    cpu: CpuTimes,
+}
+
+impl Tally {
+    fn add(&mut self, commands: usize, time: Duration, latencies: Vec<Duration>, cpu: CpuTimes) {
+        self.commands += commands;
+        self.time += time;
+        self.latencies.extend(latencies);
+        self.cpu = self.cpu.plus(&cpu);
+    }
+
+    fn rate(&self) -> f64 {
+        self.commands as f64 / self.time.as_secs_f64()
+    }
+
+    fn p(&self, quantile: f64) -> String {
+        ms(percentile(&self.latencies, quantile))
+    }
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--client") {
+        // One thread for the load, as load generators run (wrk, k6): no
+        // waking across threads, so the clients take as little of the two
+        // cores from Baton as they can.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(client_process());
+    } else {
+        tokio::runtime::Runtime::new().unwrap().block_on(bench());
+    }
+}
+
+async fn bench() {
+    let load = baton_tests::bench::load_average();
     let app = TestApp::spawn(Stack::Production).await;
     app.seed_reference().await;
     let bare_db = TestDatabase::create().await;
     let bare = bare_framework(&bare_db.url, 40).await;
-    let (mut http_n, mut http_t, mut http_lat) = (0, Duration::ZERO, Vec::new());
-    let (mut bare_n, mut bare_t, mut bare_lat) = (0, Duration::ZERO, Vec::new());
-    let (mut bus_n, mut bus_t, mut bus_lat) = (0, Duration::ZERO, Vec::new());
-    let (mut bus_cpu, mut bare_cpu, mut http_cpu) = Default::default();
+    let mut clients = Clients::start().await;
+    let pids = [clients.pid];
+    let (mut http, mut bare_tally, mut bus) =
+        (Tally::default(), Tally::default(), Tally::default());
     // Each slice runs all three, in an order that rotates, so a drift of
     // the disk or a checkpoint favours none of them.
     for slice in 0..SLICES {
         for turn in 0..3 {
-            let before = CpuTimes::now();
-            match (slice + turn) % 3 {
+            let before = CpuTimes::now_with_clients(&pids);
+            let (tally, (n, t, l)) = match (slice + turn) % 3 {
                 0 => {
                     let target = Target::Bus(app.bus.clone());
-                    let (n, t, l) = drive_commands(&target, &format!("bus{slice}")).await;
-                    bus_n += n;
-                    bus_t += t;
-                    bus_lat.extend(l);
-                    bus_cpu = CpuTimes::now().since(&before).plus(&bus_cpu);
+                    let label = format!("bus{slice}");
+                    (&mut bus, drive_commands(&target, &label).await)
                 }
                 1 => {
                     let target = Target::Bare(bare.clone());
-                    let (n, t, l) = drive_commands(&target, &format!("bare{slice}")).await;
-                    bare_n += n;
-                    bare_t += t;
-                    bare_lat.extend(l);
-                    bare_cpu = CpuTimes::now().since(&before).plus(&bare_cpu);
+                    let label = format!("bare{slice}");
+                    (&mut bare_tally, drive_commands(&target, &label).await)
                 }
                 _ => {
-                    let (n, t, l) = drive_http(&app, slice * 10_000).await;
-                    http_n += n;
-                    http_t += t;
-                    http_lat.extend(l);
-                    http_cpu = CpuTimes::now().since(&before).plus(&http_cpu);
+                    let tokens = (0..WRITERS)
+                        .map(|w| {
+                            let hospital = if bed_of(w).0 == "X1" { "DCH" } else { "POOLE" };
+                            app.token(Role::Ward, Some(hospital))
+                        })
+                        .collect();
+                    let job = Job::Spells {
+                        base: app.base.clone(),
+                        tokens,
+                        round_base: slice * 10_000,
+                    };
+                    let outcome = clients.run(&job).await;
+                    let l = outcome.latencies().collect();
+                    (&mut http, (outcome.done, outcome.elapsed(), l))
                 }
-            }
+            };
+            tally.add(n, t, l, CpuTimes::now_with_clients(&pids).since(&before));
         }
     }
-    let (bus_cpu, bare_cpu, http_cpu): (CpuTimes, CpuTimes, CpuTimes) =
-        (bus_cpu, bare_cpu, http_cpu);
     let cpu_line = format!(
-        "CPU per command (from /proc; Baton and the clients share one process): HTTP {}; bus {}; bare {}",
-        http_cpu.per_command(http_n),
-        bus_cpu.per_command(bus_n),
-        bare_cpu.per_command(bare_n)
+        "CPU per command (from /proc; *this process* is Baton, and for the bus and bare also \
+         their writers; *clients* is the HTTP clients' own process): HTTP {}; bus {}; bare {}",
+        http.cpu.per_command(http.commands),
+        bus.cpu.per_command(bus.commands),
+        bare_tally.cpu.per_command(bare_tally.commands)
     );
-    http_lat.sort();
-    bare_lat.sort();
-    bus_lat.sort();
-    let bus_rate = bus_n as f64 / bus_t.as_secs_f64();
-    let http_rate = http_n as f64 / http_t.as_secs_f64();
-    let bare_rate = bare_n as f64 / bare_t.as_secs_f64();
+    for tally in [&mut http, &mut bare_tally, &mut bus] {
+        tally.latencies.sort_unstable();
+    }
+    let (http_rate, bare_rate, bus_rate) = (http.rate(), bare_tally.rate(), bus.rate());
     let cost = (1.0 - http_rate / bare_rate) * 100.0;
     // Audited reads: one spell each, 64 clients, one slice.
     let ward = app.token(Role::Ward, Some("POOLE"));
@@ -240,47 +420,36 @@ async fn main() {
         .await
         .ok();
     let path = format!("/api/v1/spells/{}", spell.json()["id"].as_str().unwrap());
-    let mut readers = Vec::new();
-    for _ in 0..WRITERS {
-        readers.push(WireClient::connect(&app.base, &ward).await);
-    }
-    let started = Instant::now();
-    let readers = readers.into_iter().map(|mut reader| {
-        let path = path.clone();
-        tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while started.elapsed() < SLICE {
-                let t = Instant::now();
-                reader.get(&path).await.ok();
-                latencies.push(t.elapsed());
-            }
-            latencies
+    let read = clients
+        .run(&Job::Reads {
+            base: app.base.clone(),
+            token: ward,
+            path,
+            clients: WRITERS,
         })
-    });
-    let mut reads: Vec<Duration> = Vec::new();
-    for task in futures::future::join_all(readers).await {
-        reads.extend(task.unwrap());
-    }
-    let read_rate = reads.len() as f64 / started.elapsed().as_secs_f64();
-    reads.sort();
+        .await;
+    clients.stop().await;
+    let read_rate = read.done as f64 / read.elapsed().as_secs_f64();
+    let mut reads: Vec<Duration> = read.latencies().collect();
+    reads.sort_unstable();
     let lines = [
         format!(
             "HTTP ({WRITERS} clients): {http_rate:.0} commands/s, latency p50 {} ms, p99 {} ms ({} commands)",
-            ms(percentile(&http_lat, 0.5)),
-            ms(percentile(&http_lat, 0.99)),
-            http_lat.len()
+            http.p(0.5),
+            http.p(0.99),
+            http.commands
         ),
         format!(
             "bare postgres-es ({WRITERS} writers): {bare_rate:.0} commands/s, latency p50 {} ms, p99 {} ms",
-            ms(percentile(&bare_lat, 0.5)),
-            ms(percentile(&bare_lat, 0.99)),
+            bare_tally.p(0.5),
+            bare_tally.p(0.99),
         ),
         format!(
             "Baton's command bus without HTTP ({WRITERS} writers, same app, relay and runner running): {bus_rate:.0} commands/s, latency p50 {} ms, p99 {} ms",
-            ms(percentile(&bus_lat, 0.5)),
-            ms(percentile(&bus_lat, 0.99)),
+            bus.p(0.5),
+            bus.p(0.99),
         ),
-        format!("HTTP against bare: {cost:.1}% less throughput (target: under 20%); of which the HTTP layer (the client, loopback TCP, HTTP parsing, JWT, policy, JSON, the request log; no idempotency keys are sent) against the bus: {:.1}%, and the write side (reservations, outbox, relay, boards) against bare: {:.1}%",
+        format!("HTTP against bare: {cost:.1}% less throughput (target: under 10%); of which the HTTP layer (loopback TCP, HTTP parsing, JWT, policy, JSON, request ids and metrics; no idempotency keys are sent, and no log subscriber is installed, so the request log line is not written) against the bus: {:.1}%, and the write side (reservations, outbox, relay, boards) against bare: {:.1}%",
             (1.0 - http_rate / bus_rate) * 100.0, (1.0 - bus_rate / bare_rate) * 100.0),
         cpu_line,
         format!(
@@ -294,15 +463,18 @@ async fn main() {
     }
     let body = format!(
         "Command: `cargo run --release -p baton-tests --bin bench-http`, run on {} (2 cores; PostgreSQL 15, \
-         nats-server {} on the same machine; the clients run in the same process as Baton, so they share \
-         the two cores; each client is one kept-alive HTTP/1.1 connection written and read with no \
-         general-purpose client library, `tests/src/wire.rs`).\n\nEach client records whole spells over HTTP (admit, EDD, criteria review, pathway, \
-         delay, resolve, EDD, pathway, discharge: 9 commands) with a ward token, on its own bed; Baton runs \
-         in production mode (PostgreSQL, JetStream relay, boards' runner). The bare figure is postgres-es's \
-         `CqrsFramework` doing the same commands on a plain events table (no HTTP, auth, reservations or \
-         outbox), and Baton's command bus called directly; the three alternate in {SLICES} slices of {} s each, in an order that rotates from slice to slice.\n\n{}\n",
+         nats-server {} on the same machine; the HTTP clients run in a process of their own, as a \
+         user's load would, on the same two cores; each client is one kept-alive HTTP/1.1 connection \
+         on hyper's client connection, `tests/src/wire.rs`; load average {} when the run began).\n\n\
+         Each client records whole spells over HTTP (admit, EDD, criteria review, pathway, delay, \
+         resolve, EDD, pathway, discharge: 9 commands) with a ward token, on its own bed; Baton runs \
+         in production mode (PostgreSQL, JetStream relay, boards' runner). The bare figure is \
+         postgres-es's `CqrsFramework` doing the same commands on a plain events table (no HTTP, \
+         auth, reservations or outbox), and Baton's command bus called directly; the three alternate \
+         in {SLICES} slices of {} s each, in an order that rotates from slice to slice.\n\n{}\n",
         chrono::Utc::now().date_naive(),
         baton_tests::nats::version(),
+        load,
         SLICE.as_secs(),
         lines.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n")
     );

@@ -6,17 +6,9 @@
 //!
 //! Run: `cargo run --release -p baton-tests --bin bench-pipeline`
 //! (needs the PostgreSQL and nats-server that `.ci/run` starts).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stdout
-)]
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-/// The allocator `baton` itself runs with (see `api/src/main.rs`), so the
-/// figures are the binary's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+baton_tests::bench_allocator!();
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
