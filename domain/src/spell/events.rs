@@ -185,8 +185,19 @@ impl DomainEvent for SpellEvent {
                 "visit_number",
                 serde_json::Value::Null,
             ))),
-            ("PatientAdmitted", _) => upcast::only_version("2", event_type, version, payload),
-            _ => upcast::only_version("1", event_type, version, payload),
+            _ => upcast::only_version(
+                Self::current_version(event_type),
+                event_type,
+                version,
+                payload,
+            ),
+        }
+    }
+
+    fn current_version(event_type: &str) -> &'static str {
+        match event_type {
+            "PatientAdmitted" => "2",
+            _ => "1",
         }
     }
 
