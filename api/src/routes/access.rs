@@ -82,13 +82,38 @@ fn reason_of(reason: Option<&str>) -> Result<Option<Text>, ApiError> {
         .map_err(|e| ApiError::refused_field("invalid_text", "reason", e.to_string()))
 }
 
-/// Waits until the fold (which the sign-in check reads) includes the
-/// command, so the user's next request meets it.
-async fn in_effect(
+/// Issues an access command and answers once the fold (which the sign-in
+/// check reads) includes it, so the user's next request meets it.
+async fn issue(
     state: &AppState,
-    committed: &infra::commands::Committed,
-) -> Result<(), ApiError> {
-    super::await_token(state, Some(&committed.token.to_string())).await
+    caller: &Caller,
+    headers: &CommandHeaders,
+    (operation, sub, body): (&str, &str, &impl Serialize),
+    command: AccessCommand,
+    status: StatusCode,
+) -> Result<Answered, ApiError> {
+    let committed = state
+        .bus
+        .access(
+            Issued::new(actor(caller), chrono::Utc::now(), command),
+            options(caller, headers, operation, sub, body, serde_json::json!({})),
+        )
+        .await?;
+    super::await_token(state, Some(&committed.token.to_string())).await?;
+    Ok(answer(status, committed, serde_json::json!({ "sub": sub })))
+}
+
+/// Refuses a grant whose scope names a place the catalogue does not know.
+fn known_scope(field: &'static str, known: bool) -> Result<(), ApiError> {
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::refused_field(
+            "unknown_scope",
+            field,
+            format!("no such {field}"),
+        ))
+    }
 }
 
 /// Gives a user a role and scope in Baton, whatever their identity
@@ -133,22 +158,13 @@ async fn grant(
         .map_err(|problem| ApiError::refused_field("not_a_caller", "role", problem.to_string()))?;
     let catalogue = state.reference.snapshot();
     if let Some(hospital) = &principal.hospital {
-        if !catalogue.hospitals().any(|h| h.code.as_str() == hospital) {
-            return Err(ApiError::refused_field(
-                "unknown_scope",
-                "hospital",
-                "no such hospital",
-            ));
-        }
+        known_scope(
+            "hospital",
+            catalogue.hospitals().any(|h| h.code.as_str() == hospital),
+        )?;
     }
     if let Some(team) = &principal.team {
-        if !catalogue.teams().any(|t| t.code.as_str() == team) {
-            return Err(ApiError::refused_field(
-                "unknown_scope",
-                "team",
-                "no such team",
-            ));
-        }
+        known_scope("team", catalogue.teams().any(|t| t.code.as_str() == team))?;
     }
     let access = granted_access(&principal);
     let body = req.clone();
@@ -158,26 +174,15 @@ async fn grant(
         access,
         reason,
     };
-    let committed = state
-        .bus
-        .access(
-            Issued::new(actor(&caller), chrono::Utc::now(), command),
-            options(
-                &caller,
-                &headers,
-                "grant_access",
-                &sub,
-                &body,
-                serde_json::json!({}),
-            ),
-        )
-        .await?;
-    in_effect(&state, &committed).await?;
-    Ok(answer(
+    issue(
+        &state,
+        &caller,
+        &headers,
+        ("grant_access", &sub, &body),
+        command,
         StatusCode::CREATED,
-        committed,
-        serde_json::json!({ "sub": sub }),
-    ))
+    )
+    .await
 }
 
 /// The grant as recorded: the role and the scope the caller carries.
@@ -217,26 +222,15 @@ async fn revoke(
         sub: sub.clone(),
         reason,
     };
-    let committed = state
-        .bus
-        .access(
-            Issued::new(actor(&caller), chrono::Utc::now(), command),
-            options(
-                &caller,
-                &headers,
-                "revoke_access",
-                &sub,
-                &req,
-                serde_json::json!({}),
-            ),
-        )
-        .await?;
-    in_effect(&state, &committed).await?;
-    Ok(answer(
+    issue(
+        &state,
+        &caller,
+        &headers,
+        ("revoke_access", &sub, &req),
+        command,
         StatusCode::OK,
-        committed,
-        serde_json::json!({ "sub": sub }),
-    ))
+    )
+    .await
 }
 
 /// One user's access in Baton.
