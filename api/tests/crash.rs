@@ -5,7 +5,7 @@
 //! event is on the stream (or the embedded log) exactly once, in order.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,19 +38,9 @@ impl Baton {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_baton"))
-            .arg("serve")
-            .env_clear()
-            .env("RUST_LOG", "info")
+        let child = baton_tests::serve_command(env!("CARGO_BIN_EXE_baton"), &self.log)
             .env("BATON_LISTEN", "127.0.0.1:0")
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(log)
             .spawn()
             .unwrap();
         self.child = Some(child);
