@@ -82,6 +82,22 @@ fn reason_of(reason: Option<&str>) -> Result<Option<Text>, ApiError> {
         .map_err(|e| ApiError::refused_field("invalid_text", "reason", e.to_string()))
 }
 
+/// The user id and reason of a grant or revocation, once the caller may
+/// manage access.
+fn admin(
+    state: &AppState,
+    caller: &Caller,
+    sub: &str,
+    reason: Option<&str>,
+) -> Result<(String, Option<Text>), ApiError> {
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ManageAccess,
+    )?;
+    Ok((sub_of(sub)?, reason_of(reason)?))
+}
+
 /// Issues an access command and answers once the fold (which the sign-in
 /// check reads) includes it, so the user's next request meets it.
 async fn issue(
@@ -128,13 +144,7 @@ async fn grant(
     Path(sub): Path<String>,
     JsonBody(req): JsonBody<GrantRequest>,
 ) -> Result<Answered, ApiError> {
-    authorize(
-        &caller.principal,
-        &state.reference.snapshot(),
-        Action::ManageAccess,
-    )?;
-    let sub = sub_of(&sub)?;
-    let reason = reason_of(req.reason.as_deref())?;
+    let (sub, reason) = admin(&state, &caller, &sub, req.reason.as_deref())?;
     let name = req.name.trim().to_owned();
     if name.is_empty() {
         return Err(ApiError::field("name", "the user's name is required"));
@@ -211,13 +221,7 @@ async fn revoke(
     Path(sub): Path<String>,
     JsonBody(req): JsonBody<RevokeRequest>,
 ) -> Result<Answered, ApiError> {
-    authorize(
-        &caller.principal,
-        &state.reference.snapshot(),
-        Action::ManageAccess,
-    )?;
-    let sub = sub_of(&sub)?;
-    let reason = reason_of(req.reason.as_deref())?;
+    let (sub, reason) = admin(&state, &caller, &sub, req.reason.as_deref())?;
     let command = AccessCommand::Revoke {
         sub: sub.clone(),
         reason,
