@@ -9,11 +9,10 @@ use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_tests::fixtures::{admit, catalogue, issued, spell_id};
+use baton_tests::fixtures::catalogue;
 use baton_tests::nats::NatsServer;
 use baton_tests::postgres::TestDatabase;
 use baton_tests::{assert_exactly_once_in_order, eventually, read_feed};
-use domain::spell::SpellCommand;
 use infra::commands::CommandBus;
 use infra::feed::Feed;
 use infra::outbox;
@@ -70,30 +69,10 @@ impl Drop for Baton {
 }
 
 async fn burst(bus: &Arc<CommandBus>, prefix: &str, first: u32, spells: u32) -> usize {
-    let work = (0..spells).map(|i| {
-        let bus = bus.clone();
-        let name = format!("{prefix}{i}");
-        async move {
-            let id = spell_id(&name);
-            let n = first + i;
-            let ward = ["W1", "W2", "X1"][(n / 30) as usize];
-            bus.spell(&id, issued(admit(&name, n, ward, n % 30 + 1)), None)
-                .await
-                .unwrap();
-            for day in 1..=4 {
-                let date = chrono::Utc::now().date_naive() + chrono::Duration::days(day);
-                bus.spell(
-                    &id,
-                    issued(SpellCommand::SetExpectedDischargeDate { date }),
-                    None,
-                )
-                .await
-                .unwrap();
-            }
-        }
-    });
-    futures::future::join_all(work).await;
-    spells as usize * 5
+    baton_tests::fixtures::admit_and_update(bus, (prefix, first), spells, 4, |n| {
+        (["W1", "W2", "X1"][(n / 30) as usize], n % 30 + 1)
+    })
+    .await
 }
 
 /// Commits bursts until one leaves rows in the outbox, then kills the child
