@@ -1487,6 +1487,10 @@ fn first_difference(ours: &Value, fold: &Value) -> String {
     }
 }
 
+/// A board to compare: its kind and code, the token that reads it, what to
+/// compare of it, and the fold's.
+type BoardCheck<'a> = (&'a str, &'a str, &'a str, fn(&Value) -> Value, Value);
+
 impl World {
     /// Notes a finding when Baton `slot`'s board of a `kind` (`ward` or
     /// `team`) `code`, seen through `view`, differs from the fold of the
@@ -1643,6 +1647,7 @@ impl World {
                 continue;
             }
             self.read_your_writes(slot).await;
+            let mut boards: Vec<BoardCheck> = Vec::new();
             for (code, hospital) in WARDS {
                 let ward = Ward {
                     code: WardCode::parse(code).unwrap(),
@@ -1650,25 +1655,19 @@ impl World {
                     hospital: HospitalCode::parse(hospital).unwrap(),
                     beds: BEDS,
                 };
-                self.compare_board(
-                    slot,
-                    ("ward", code),
-                    &self.load.tokens.ward[hospital],
-                    ward_view,
-                    serde_json::to_value(fold.flow.ward_board(&ward, now)).unwrap(),
-                )
-                .await;
+                let folded = serde_json::to_value(fold.flow.ward_board(&ward, now)).unwrap();
+                let token = &self.load.tokens.ward[hospital];
+                boards.push(("ward", code, token, ward_view, folded));
             }
             for (code, _) in TEAMS {
                 let team = TeamCode::parse(code).unwrap();
-                self.compare_board(
-                    slot,
-                    ("team", code),
-                    &self.load.tokens.team[code],
-                    team_view,
-                    serde_json::to_value(fold.flow.team_board(&team, now)).unwrap(),
-                )
-                .await;
+                let folded = serde_json::to_value(fold.flow.team_board(&team, now)).unwrap();
+                let token = &self.load.tokens.team[code];
+                boards.push(("team", code, token, team_view, folded));
+            }
+            for (kind, code, token, view, fold) in boards {
+                self.compare_board(slot, (kind, code), token, view, fold)
+                    .await;
             }
         }
     }
