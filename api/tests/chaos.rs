@@ -51,7 +51,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -181,21 +181,11 @@ impl Baton {
     fn spawn(&mut self) -> u64 {
         assert!(self.child.is_none(), "Baton {} already runs", self.slot);
         let offset = self.log_len();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_baton"))
-            .arg("serve")
-            .env_clear()
-            .env("RUST_LOG", "info")
+        let child = baton_tests::serve_command(env!("CARGO_BIN_EXE_baton"), &self.log)
             .env("BATON_LOG_FORMAT", "json")
             .env("BATON_LISTEN", format!("127.0.0.1:{}", self.port))
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -548,6 +538,8 @@ async fn admit_and_refer(
     (team, service): (&'static str, &'static str),
 ) -> Option<Open> {
     let now = Utc::now();
+    let mut body = baton_tests::http::admission(n, ward, u32::from(bed));
+    body["family_name"] = json!(format!("Chaos{n}"));
     let admitted = load
         .run(
             c,
@@ -555,15 +547,7 @@ async fn admit_and_refer(
             "spell",
             "admit",
             "/api/v1/spells".into(),
-            json!({
-                "nhs_number": baton_tests::fixtures::nhs_number(n).digits(),
-                "family_name": format!("Chaos{n}"),
-                "given_name": "Alex",
-                "date_of_birth": "1941-03-02",
-                "ward": ward,
-                "bed": bed.to_string(),
-                "admitted_at": (now - chrono::Duration::days(3)).to_rfc3339(),
-            }),
+            body,
         )
         .await?;
     let spell = admitted.id;
@@ -1040,18 +1024,14 @@ impl World {
         self.leadership_kept(&before, "a nats node's pause").await;
     }
 
-    /// Crashes PostgreSQL, starts a Baton while it is down (it must come
-    /// up and say it is not ready), then starts PostgreSQL again (the
-    /// Baton must become ready by itself).
-    async fn crash_postgres(&mut self) {
-        let slot = self.batons.len() - 1;
-        self.fault("crash PostgreSQL (pg_ctl stop -m immediate)");
-        self.pg.crash().await;
+    /// SIGKILLs Baton `slot` and starts it again while `what` is down:
+    /// whether it came up, and when it was killed.
+    async fn restart_while(&mut self, slot: usize, what: &str) -> (bool, Instant) {
         self.fault(format!(
-            "SIGKILL Baton {slot} and start it while PostgreSQL is down"
+            "SIGKILL Baton {slot} and start it while {what} is down"
         ));
         self.batons[slot].kill();
-        let outage = Instant::now();
+        let killed = Instant::now();
         let came_up = match self.batons[slot]
             .start(&self.http, Duration::from_secs(30))
             .await
@@ -1059,11 +1039,22 @@ impl World {
             Ok(()) => true,
             Err(e) => {
                 self.findings.add(format!(
-                    "a Baton started while PostgreSQL was down did not come up: {e}"
+                    "a Baton started while {what} was down did not come up: {e}"
                 ));
                 false
             }
         };
+        (came_up, killed)
+    }
+
+    /// Crashes PostgreSQL, starts a Baton while it is down (it must come
+    /// up and say it is not ready), then starts PostgreSQL again (the
+    /// Baton must become ready by itself).
+    async fn crash_postgres(&mut self) {
+        let slot = self.batons.len() - 1;
+        self.fault("crash PostgreSQL (pg_ctl stop -m immediate)");
+        self.pg.crash().await;
+        let (came_up, outage) = self.restart_while(slot, "PostgreSQL").await;
         if came_up {
             let deadline = Instant::now() + Duration::from_secs(10);
             let answer = loop {
@@ -1142,22 +1133,7 @@ impl World {
             1 => 0,
             n => (leader.unwrap_or(0) + 1) % n,
         };
-        self.fault(format!(
-            "SIGKILL Baton {slot} and start it while all of NATS is down"
-        ));
-        self.batons[slot].kill();
-        let came_up = match self.batons[slot]
-            .start(&self.http, Duration::from_secs(30))
-            .await
-        {
-            Ok(()) => true,
-            Err(e) => {
-                self.findings.add(format!(
-                    "a Baton started while all of NATS was down did not come up: {e}"
-                ));
-                false
-            }
-        };
+        let (came_up, _) = self.restart_while(slot, "all of NATS").await;
         self.hold().await;
         self.step(format!("bring all {NODES} nats nodes back"));
         if pause {
@@ -1511,7 +1487,38 @@ fn first_difference(ours: &Value, fold: &Value) -> String {
     }
 }
 
+/// A board to compare: its kind and code, the token that reads it, what to
+/// compare of it, and the fold's.
+type BoardCheck<'a> = (&'a str, &'a str, &'a str, fn(&Value) -> Value, Value);
+
 impl World {
+    /// Notes a finding when Baton `slot`'s board of a `kind` (`ward` or
+    /// `team`) `code`, seen through `view`, differs from the fold of the
+    /// stream's.
+    async fn compare_board(
+        &self,
+        slot: usize,
+        (kind, code): (&str, &str),
+        token: &str,
+        view: fn(&Value) -> Value,
+        fold: Value,
+    ) {
+        let expected = view(&fold);
+        let path = format!("/api/v1/boards/{kind}s/{code}");
+        match self.get(slot, &path, token).await {
+            Ok(board) => {
+                let got = view(&board);
+                if got != expected {
+                    self.findings.add(format!(
+                        "Baton {slot}'s board of {kind} {code} differs from the fold of the stream: {}",
+                        first_difference(&got, &expected)
+                    ));
+                }
+            }
+            Err(e) => self.findings.add(e),
+        }
+    }
+
     /// GET as `token`, retrying failures and 5xx.
     async fn get(&self, slot: usize, path: &str, token: &str) -> Result<Value, String> {
         retrying(
@@ -1640,6 +1647,7 @@ impl World {
                 continue;
             }
             self.read_your_writes(slot).await;
+            let mut boards: Vec<BoardCheck> = Vec::new();
             for (code, hospital) in WARDS {
                 let ward = Ward {
                     code: WardCode::parse(code).unwrap(),
@@ -1647,47 +1655,19 @@ impl World {
                     hospital: HospitalCode::parse(hospital).unwrap(),
                     beds: BEDS,
                 };
-                let expected =
-                    ward_view(&serde_json::to_value(fold.flow.ward_board(&ward, now)).unwrap());
+                let folded = serde_json::to_value(fold.flow.ward_board(&ward, now)).unwrap();
                 let token = &self.load.tokens.ward[hospital];
-                match self
-                    .get(slot, &format!("/api/v1/boards/wards/{code}"), token)
-                    .await
-                {
-                    Ok(board) => {
-                        let got = ward_view(&board);
-                        if got != expected {
-                            self.findings.add(format!(
-                                "Baton {slot}'s board of ward {code} differs from the fold of the \
-                                 stream: {}",
-                                first_difference(&got, &expected)
-                            ));
-                        }
-                    }
-                    Err(e) => self.findings.add(e),
-                }
+                boards.push(("ward", code, token, ward_view, folded));
             }
             for (code, _) in TEAMS {
                 let team = TeamCode::parse(code).unwrap();
-                let expected =
-                    team_view(&serde_json::to_value(fold.flow.team_board(&team, now)).unwrap());
+                let folded = serde_json::to_value(fold.flow.team_board(&team, now)).unwrap();
                 let token = &self.load.tokens.team[code];
-                match self
-                    .get(slot, &format!("/api/v1/boards/teams/{code}"), token)
-                    .await
-                {
-                    Ok(board) => {
-                        let got = team_view(&board);
-                        if got != expected {
-                            self.findings.add(format!(
-                                "Baton {slot}'s board of team {code} differs from the fold of the \
-                                 stream: {}",
-                                first_difference(&got, &expected)
-                            ));
-                        }
-                    }
-                    Err(e) => self.findings.add(e),
-                }
+                boards.push(("team", code, token, team_view, folded));
+            }
+            for (kind, code, token, view, fold) in boards {
+                self.compare_board(slot, (kind, code), token, view, fold)
+                    .await;
             }
         }
     }

@@ -5,15 +5,14 @@
 //! event is on the stream (or the embedded log) exactly once, in order.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_tests::fixtures::{admit, catalogue, issued, spell_id};
+use baton_tests::fixtures::catalogue;
 use baton_tests::nats::NatsServer;
 use baton_tests::postgres::TestDatabase;
 use baton_tests::{assert_exactly_once_in_order, eventually, read_feed};
-use domain::spell::SpellCommand;
 use infra::commands::CommandBus;
 use infra::feed::Feed;
 use infra::outbox;
@@ -38,19 +37,9 @@ impl Baton {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_baton"))
-            .arg("serve")
-            .env_clear()
-            .env("RUST_LOG", "info")
+        let child = baton_tests::serve_command(env!("CARGO_BIN_EXE_baton"), &self.log)
             .env("BATON_LISTEN", "127.0.0.1:0")
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(log)
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -80,30 +69,10 @@ impl Drop for Baton {
 }
 
 async fn burst(bus: &Arc<CommandBus>, prefix: &str, first: u32, spells: u32) -> usize {
-    let work = (0..spells).map(|i| {
-        let bus = bus.clone();
-        let name = format!("{prefix}{i}");
-        async move {
-            let id = spell_id(&name);
-            let n = first + i;
-            let ward = ["W1", "W2", "X1"][(n / 30) as usize];
-            bus.spell(&id, issued(admit(&name, n, ward, n % 30 + 1)), None)
-                .await
-                .unwrap();
-            for day in 1..=4 {
-                let date = chrono::Utc::now().date_naive() + chrono::Duration::days(day);
-                bus.spell(
-                    &id,
-                    issued(SpellCommand::SetExpectedDischargeDate { date }),
-                    None,
-                )
-                .await
-                .unwrap();
-            }
-        }
-    });
-    futures::future::join_all(work).await;
-    spells as usize * 5
+    baton_tests::fixtures::admit_and_update(bus, (prefix, first), spells, 4, |n| {
+        (["W1", "W2", "X1"][(n / 30) as usize], n % 30 + 1)
+    })
+    .await
 }
 
 /// Commits bursts until one leaves rows in the outbox, then kills the child

@@ -3,27 +3,17 @@
 //! after stopping the relay and the runner.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_requests_ends_streams_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    // A free port: bind, read it, let go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = baton_tests::free_port();
     let log = dir.path().join("baton.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .arg("serve")
-        .env_clear()
-        .env("RUST_LOG", "info")
+    let mut child = baton_tests::serve_command(env!("CARGO_BIN_EXE_baton"), &log)
         .env("BATON_LISTEN", format!("127.0.0.1:{port}"))
         .env("BATON_DATA_DIR", dir.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");

@@ -5,20 +5,11 @@
 //! taken away by a proxy, so no other test loses its server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use baton_tests::eventually;
 use baton_tests::postgres::TestDatabase;
 use baton_tests::proxy::TcpProxy;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use baton_tests::{eventually, free_port, serve_command};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn baton_started_while_postgres_is_down_says_it_is_not_ready_and_recovers_by_itself() {
@@ -29,18 +20,13 @@ async fn baton_started_while_postgres_is_down_says_it_is_not_ready_and_recovers_
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log = dir.path().join("baton.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .arg("serve")
-        .env_clear()
-        .env("RUST_LOG", "info")
+    let mut child = serve_command(env!("CARGO_BIN_EXE_baton"), &log)
         .env("BATON_LISTEN", format!("127.0.0.1:{port}"))
         .env("BATON_DATA_DIR", dir.path())
         .env(
             "BATON_DATABASE_URL",
             pg.url.replace(":5432/", &format!(":{}/", proxy.port())),
         )
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let http = reqwest::Client::new();

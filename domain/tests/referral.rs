@@ -15,15 +15,28 @@ fn raised_at() -> Instant {
     t("2026-03-03T10:00:00Z")
 }
 
+const SUMMARY: &str = "Lives alone; needs help with washing and dressing";
+
 fn raise_command() -> ReferralCommand {
+    raise_to("REAB", ServiceKind::Reablement, Pathway::P1, SUMMARY)
+}
+
+/// Referral r1 of the usual subject.
+fn raise_to(code: &str, service: ServiceKind, pathway: Pathway, summary: &str) -> ReferralCommand {
     ReferralCommand::RaiseReferral {
         referral_id: ReferralId::parse("r1").unwrap(),
         subject: subject(),
-        team: team("REAB"),
-        service: ServiceKind::Reablement,
-        pathway: Pathway::P1,
-        summary: text("Lives alone; needs help with washing and dressing"),
+        team: team(code),
+        service,
+        pathway,
+        summary: text(summary),
     }
+}
+
+fn refused_to_raise(command: ReferralCommand, error: ReferralError) {
+    given::<Referral>([])
+        .when(command, raised_at(), &refs())
+        .then_refused(error);
 }
 
 fn raised() -> ReferralEvent {
@@ -33,7 +46,7 @@ fn raised() -> ReferralEvent {
         team: team("REAB"),
         service: ServiceKind::Reablement,
         pathway: Pathway::P1,
-        summary: text("Lives alone; needs help with washing and dressing"),
+        summary: text(SUMMARY),
         raised_at: raised_at(),
         response_sla_minutes: 120,
         respond_by: t("2026-03-03T12:00:00Z"),
@@ -150,58 +163,26 @@ mod raising {
 
     #[test]
     fn refuses_a_referral_to_an_unknown_team() {
-        let ReferralCommand::RaiseReferral {
-            referral_id,
-            subject,
-            service,
-            pathway,
-            summary,
-            ..
-        } = raise_command()
-        else {
-            unreachable!()
-        };
-        let command = ReferralCommand::RaiseReferral {
-            referral_id,
-            subject,
-            team: team("NOPE"),
-            service,
-            pathway,
-            summary,
-        };
-        given::<Referral>([])
-            .when(command, raised_at(), &refs())
-            .then_refused(ReferralError::UnknownTeam);
+        refused_to_raise(
+            raise_to("NOPE", ServiceKind::Reablement, Pathway::P1, SUMMARY),
+            ReferralError::UnknownTeam,
+        );
     }
 
     #[test]
     fn refuses_a_service_the_team_does_not_offer() {
-        let command = ReferralCommand::RaiseReferral {
-            referral_id: ReferralId::parse("r1").unwrap(),
-            subject: subject(),
-            team: team("REAB"),
-            service: ServiceKind::CareHome,
-            pathway: Pathway::P3,
-            summary: text("x"),
-        };
-        given::<Referral>([])
-            .when(command, raised_at(), &refs())
-            .then_refused(ReferralError::ServiceNotOffered);
+        refused_to_raise(
+            raise_to("REAB", ServiceKind::CareHome, Pathway::P3, "x"),
+            ReferralError::ServiceNotOffered,
+        );
     }
 
     #[test]
     fn refuses_a_referral_on_pathway_zero() {
-        let command = ReferralCommand::RaiseReferral {
-            referral_id: ReferralId::parse("r1").unwrap(),
-            subject: subject(),
-            team: team("REAB"),
-            service: ServiceKind::Reablement,
-            pathway: Pathway::P0,
-            summary: text("x"),
-        };
-        given::<Referral>([])
-            .when(command, raised_at(), &refs())
-            .then_refused(ReferralError::PathwayNeedsNoReferral);
+        refused_to_raise(
+            raise_to("REAB", ServiceKind::Reablement, Pathway::P0, "x"),
+            ReferralError::PathwayNeedsNoReferral,
+        );
     }
 
     #[test]

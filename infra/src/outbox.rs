@@ -20,7 +20,6 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::store::Database;
 
@@ -366,61 +365,55 @@ pub async fn oldest_waiting(db: &Database) -> Result<Option<DateTime<Utc>>, sqlx
     }
 }
 
+const DEPTH: &str = "SELECT COUNT(*), MIN(committed_at) FROM outbox";
+const RELAY: &str = "SELECT owner, owner_since, heartbeat_at, last_published_position, \
+                     last_published_at, published_total FROM outbox_relay WHERE id = 1";
+
+/// The relay's row as a database returns it: PostgreSQL types the times,
+/// SQLite stores them as text.
+#[derive(sqlx::FromRow)]
+struct RelayRow<T> {
+    owner: Option<String>,
+    owner_since: Option<T>,
+    heartbeat_at: Option<T>,
+    last_published_position: i64,
+    last_published_at: Option<T>,
+    published_total: i64,
+}
+
+impl<T> RelayRow<T> {
+    fn status(
+        self,
+        (depth, oldest): (i64, Option<T>),
+        time: impl Fn(T) -> Result<DateTime<Utc>, sqlx::Error>,
+    ) -> Result<OutboxStatus, sqlx::Error> {
+        let now = Utc::now();
+        let time = |t: Option<T>| t.map(&time).transpose();
+        Ok(OutboxStatus {
+            depth,
+            oldest_age_seconds: time(oldest)?.map(|t| (now - t).as_seconds_f64()),
+            last_published_position: self.last_published_position,
+            last_published_at: time(self.last_published_at)?,
+            published_total: self.published_total,
+            relay_owner: self.owner,
+            relay_owner_since: time(self.owner_since)?,
+            relay_heartbeat_at: time(self.heartbeat_at)?,
+        })
+    }
+}
+
 /// Reads the outbox's state.
 pub async fn status(db: &Database) -> Result<OutboxStatus, sqlx::Error> {
-    let now = Utc::now();
     match db {
         Database::Postgres(pool) => {
-            let (depth, oldest): (i64, Option<DateTime<Utc>>) =
-                sqlx::query_as("SELECT COUNT(*), MIN(committed_at) FROM outbox")
-                    .fetch_one(pool)
-                    .await?;
-            let r = sqlx::query(
-                "SELECT owner, owner_since, heartbeat_at, last_published_position, \
-                 last_published_at, published_total FROM outbox_relay WHERE id = 1",
-            )
-            .fetch_one(pool)
-            .await?;
-            Ok(OutboxStatus {
-                depth,
-                oldest_age_seconds: oldest.map(|t| (now - t).as_seconds_f64()),
-                last_published_position: r.try_get("last_published_position")?,
-                last_published_at: r.try_get("last_published_at")?,
-                published_total: r.try_get("published_total")?,
-                relay_owner: r.try_get("owner")?,
-                relay_owner_since: r.try_get("owner_since")?,
-                relay_heartbeat_at: r.try_get("heartbeat_at")?,
-            })
+            let depth: (i64, Option<DateTime<Utc>>) = sqlx::query_as(DEPTH).fetch_one(pool).await?;
+            let relay: RelayRow<DateTime<Utc>> = sqlx::query_as(RELAY).fetch_one(pool).await?;
+            relay.status(depth, Ok)
         }
         Database::Sqlite(pool) => {
-            let (depth, oldest): (i64, Option<String>) =
-                sqlx::query_as("SELECT COUNT(*), MIN(committed_at) FROM outbox")
-                    .fetch_one(pool)
-                    .await?;
-            let r = sqlx::query(
-                "SELECT owner, owner_since, heartbeat_at, last_published_position, \
-                 last_published_at, published_total FROM outbox_relay WHERE id = 1",
-            )
-            .fetch_one(pool)
-            .await?;
-            let time = |column: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-                r.try_get::<Option<String>, _>(column)?
-                    .map(|t| parse_time(&t))
-                    .transpose()
-            };
-            Ok(OutboxStatus {
-                depth,
-                oldest_age_seconds: oldest
-                    .map(|t| parse_time(&t))
-                    .transpose()?
-                    .map(|t| (now - t).as_seconds_f64()),
-                last_published_position: r.try_get("last_published_position")?,
-                last_published_at: time("last_published_at")?,
-                published_total: r.try_get("published_total")?,
-                relay_owner: r.try_get("owner")?,
-                relay_owner_since: time("owner_since")?,
-                relay_heartbeat_at: time("heartbeat_at")?,
-            })
+            let depth: (i64, Option<String>) = sqlx::query_as(DEPTH).fetch_one(pool).await?;
+            let relay: RelayRow<String> = sqlx::query_as(RELAY).fetch_one(pool).await?;
+            relay.status(depth, |t| parse_time(&t))
         }
     }
 }

@@ -110,3 +110,39 @@ pub async fn store_and_bus(
 pub fn spell_id(id: &str) -> SpellId {
     SpellId::parse(id).unwrap()
 }
+
+/// Admits `spells` patients at once (spells `{prefix}0`.., NHS numbers from
+/// `first` on, bed `place(n)` for patient `n`), each then setting `updates`
+/// expected discharge dates in turn: how many commands that was.
+pub async fn admit_and_update(
+    bus: &Arc<infra::commands::CommandBus>,
+    (prefix, first): (&str, u32),
+    spells: u32,
+    updates: i64,
+    place: fn(u32) -> (&'static str, u32),
+) -> usize {
+    let work = (0..spells).map(|i| {
+        let bus = bus.clone();
+        let name = format!("{prefix}{i}");
+        async move {
+            let id = spell_id(&name);
+            let n = first + i;
+            let (ward, bed) = place(n);
+            bus.spell(&id, issued(admit(&name, n, ward, bed)), None)
+                .await
+                .unwrap();
+            for day in 1..=updates {
+                let date = chrono::Utc::now().date_naive() + chrono::Duration::days(day);
+                bus.spell(
+                    &id,
+                    issued(SpellCommand::SetExpectedDischargeDate { date }),
+                    None,
+                )
+                .await
+                .unwrap();
+            }
+        }
+    });
+    futures::future::join_all(work).await;
+    spells as usize * (1 + updates as usize)
+}

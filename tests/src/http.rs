@@ -569,6 +569,24 @@ impl Events {
     }
 }
 
+/// Reads a live stream until the server says `event: signed-out`: whether it
+/// did within `within` (before the stream ended), and what was read.
+pub async fn told_signed_out(stream: &mut reqwest::Response, within: Duration) -> (bool, String) {
+    let mut seen = String::new();
+    let told = tokio::time::timeout(within, async {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("event: signed-out") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    (told, seen)
+}
+
 /// An admission body for bed `bed` of `ward`, patient number `n`.
 pub fn admission(n: u32, ward: &str, bed: u32) -> Value {
     json!({

@@ -70,6 +70,34 @@ where
     }
 }
 
+/// A port free on this machine now: bound, read, let go.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// `baton serve` as a child process (`binary` is the test's
+/// `CARGO_BIN_EXE_baton`): no inherited environment, logging at info to
+/// the end of `log`, standard output discarded. The caller adds the address
+/// and settings.
+pub fn serve_command(binary: &str, log: &std::path::Path) -> std::process::Command {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg("serve")
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    command
+}
+
 /// Reads `count` events from `feed` after position `after`, failing the test
 /// if the feed stalls for 20 s.
 pub async fn read_feed(

@@ -3,7 +3,6 @@
 //! `BATON_TEST_NATS_SERVER` picks the binary (CI runs the suite against
 //! Debian's 2.9 and a current 2.x); the default is Debian's.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -57,13 +56,6 @@ pub struct NatsServer {
     extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
 impl NatsServer {
     /// Starts a server on a free port and waits until JetStream is up.
     pub async fn start() -> Self {
@@ -74,7 +66,7 @@ impl NatsServer {
     pub async fn start_with(extra: Vec<String>) -> Self {
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port: crate::free_port(),
             dir: tempfile::tempdir().unwrap(),
             extra,
         };

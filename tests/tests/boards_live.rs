@@ -82,6 +82,38 @@ fn start(l: &Live) -> Running {
     }
 }
 
+impl Running {
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap();
+    }
+}
+
+/// Admits `count` patients, one at a time, to beds 1.. of `ward`: spells
+/// `{prefix}0`.., patients numbered from `first`.
+async fn admit_in_turn(l: &Live, (prefix, first): (&str, u32), count: u32, ward: &str) {
+    for i in 0..count {
+        let name = format!("{prefix}{i}");
+        l.bus
+            .spell(
+                &spell_id(&name),
+                issued(admit(&name, first + i, ward, i + 1)),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// A runner that saw `count` admissions to W1 (spells `{prefix}0`..), caught
+/// up and stopped, leaving its checkpoint.
+async fn ran_and_stopped(l: &Live, prefix: &str, count: u32) {
+    let first = start(l);
+    admit_in_turn(l, (prefix, 0), count, "W1").await;
+    caught_up(l, &first.boards).await;
+    first.stop().await;
+}
+
 async fn caught_up(l: &Live, boards: &Boards) {
     eventually(
         "the boards to catch up with the stream",
@@ -131,13 +163,7 @@ async fn a_command_is_on_the_board_once_its_token_is_awaited_and_the_change_is_a
 async fn a_redelivered_event_changes_nothing() {
     let l = live().await;
     let r = start(&l);
-    for i in 0..5u32 {
-        let name = format!("s{i}");
-        l.bus
-            .spell(&spell_id(&name), issued(admit(&name, i, "W1", i + 1)), None)
-            .await
-            .unwrap();
-    }
+    admit_in_turn(&l, ("s", 0), 5, "W1").await;
     caught_up(&l, &r.boards).await;
     let before = r.boards.read(Clone::clone);
     let applied = r.boards.applied_count();
@@ -153,29 +179,9 @@ async fn a_redelivered_event_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_runner_resumes_from_its_checkpoint_instead_of_replaying() {
     let l = live().await;
-    let first = start(&l);
-    for i in 0..20u32 {
-        let name = format!("a{i}");
-        l.bus
-            .spell(&spell_id(&name), issued(admit(&name, i, "W1", i + 1)), None)
-            .await
-            .unwrap();
-    }
-    caught_up(&l, &first.boards).await;
-    first.stop.send(true).unwrap();
-    first.task.await.unwrap();
+    ran_and_stopped(&l, "a", 20).await;
 
-    for i in 0..7u32 {
-        let name = format!("b{i}");
-        l.bus
-            .spell(
-                &spell_id(&name),
-                issued(admit(&name, 100 + i, "W2", i + 1)),
-                None,
-            )
-            .await
-            .unwrap();
-    }
+    admit_in_turn(&l, ("b", 100), 7, "W2").await;
     let second = start(&l);
     caught_up(&l, &second.boards).await;
     assert_eq!(
@@ -190,17 +196,7 @@ async fn a_restarted_runner_resumes_from_its_checkpoint_instead_of_replaying() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_checkpoint_of_an_older_fold_is_not_restored_and_the_feed_is_replayed() {
     let l = live().await;
-    let first = start(&l);
-    for i in 0..5u32 {
-        let name = format!("o{i}");
-        l.bus
-            .spell(&spell_id(&name), issued(admit(&name, i, "W1", i + 1)), None)
-            .await
-            .unwrap();
-    }
-    caught_up(&l, &first.boards).await;
-    first.stop.send(true).unwrap();
-    first.task.await.unwrap();
+    ran_and_stopped(&l, "o", 5).await;
     // The stored checkpoint as a Baton from before formats were recorded
     // wrote it: same generation, no `format`.
     let identity = l.feed.identity();
@@ -500,13 +496,7 @@ async fn an_unacknowledged_referral_is_escalated_exactly_once_by_two_processes()
 async fn a_rebuild_stored_by_another_process_is_swapped_into_running_boards() {
     let l = live().await;
     let r = start(&l);
-    for i in 0..6u32 {
-        let name = format!("s{i}");
-        l.bus
-            .spell(&spell_id(&name), issued(admit(&name, i, "W1", i + 1)), None)
-            .await
-            .unwrap();
-    }
+    admit_in_turn(&l, ("s", 0), 6, "W1").await;
     caught_up(&l, &r.boards).await;
     // The running boards go wrong (as a bug in a fold would leave them):
     // everything forgotten, at the current position.
@@ -537,8 +527,7 @@ async fn a_rebuild_stored_by_another_process_is_swapped_into_running_boards() {
     )
     .await;
     // Its own checkpoints build on the rebuild, never on the wrong state.
-    r.stop.send(true).unwrap();
-    r.task.await.unwrap();
+    r.stop().await;
     let stored = infra::snapshots::load(&l.db, &l.feed.identity())
         .await
         .unwrap()

@@ -328,12 +328,71 @@ fn preflight(browser_dir: &Path, chromium: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_page_works_in_a_real_browser() {
+/// The browser scripts' folder and the Chromium to drive, once both are
+/// there (else the test fails saying what to install).
+fn browser_ready() -> (PathBuf, String) {
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     let chromium =
         std::env::var("BATON_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     preflight(&browser_dir, &chromium);
+    (browser_dir, chromium)
+}
+
+/// Where screenshots go: `docs/screenshots` when updating them
+/// (`BATON_UPDATE_SCREENSHOTS=1`), else the scratch folder.
+fn screenshots_dir(scratch: &tempfile::TempDir) -> PathBuf {
+    if std::env::var("BATON_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    } else {
+        scratch.path().join("screenshots")
+    }
+}
+
+/// `node <script>` in the scripts' folder, told where Baton and Chromium
+/// are and given a ward nurse's token; killed if the test ends first.
+fn node(
+    browser_dir: &Path,
+    chromium: &str,
+    script: &str,
+    app: &TestApp,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(browser_dir.join(script))
+        .current_dir(browser_dir)
+        .env("BATON_URL", &app.base)
+        .env("BATON_CHROMIUM", chromium)
+        .env("BATON_WARD_TOKEN", app.token(Role::Ward, Some("POOLE")))
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs a script to its end (within [`SCRIPT_LIMIT`]): how it exited and
+/// what it wrote to standard output and error.
+async fn run_to_end(
+    mut command: tokio::process::Command,
+    script: &str,
+) -> (std::process::Output, String, String) {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start node: {e}"));
+    let output = tokio::time::timeout(SCRIPT_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("tests/browser/{script} did not finish within {SCRIPT_LIMIT:?}"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stdout, stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_works_in_a_real_browser() {
+    let (browser_dir, chromium) = browser_ready();
 
     let app = TestApp::seeded(Stack::Embedded).await;
     app.seed_scopes().await;
@@ -352,20 +411,11 @@ async fn every_page_works_in_a_real_browser() {
     }
 
     let scratch = tempfile::tempdir().unwrap();
-    let screenshots: PathBuf = if std::env::var("BATON_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    } else {
-        scratch.path().join("screenshots")
-    };
+    let screenshots = screenshots_dir(&scratch);
     let failures = scratch.path().join("failures");
 
-    let child = tokio::process::Command::new("node")
-        .arg(browser_dir.join("pages.mjs"))
-        .current_dir(&browser_dir)
-        .env("BATON_URL", &app.base)
-        .env("BATON_CHROMIUM", &chromium)
+    let mut script = node(&browser_dir, &chromium, "pages.mjs", &app);
+    script
         .env("BATON_ADMIN_TOKEN", app.token(Role::Admin, None))
         .env("BATON_SEED_FAMILY_NAME", &seeded.family_name)
         .env("BATON_SEED_REFERRAL", &seeded.referral)
@@ -379,24 +429,10 @@ async fn every_page_works_in_a_real_browser() {
                 .collect::<Vec<_>>()
                 .join(","),
         )
-        .env("BATON_WARD_TOKEN", app.token(Role::Ward, Some("POOLE")))
         .env("BATON_TEAM_TOKEN", app.token(Role::Team, Some("REAB")))
         .env("BATON_SCREENSHOTS", &screenshots)
-        .env("BATON_FAILURE_SCREENSHOTS", &failures)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not start node: {e}"));
-    let output = tokio::time::timeout(SCRIPT_LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| {
-            panic!("tests/browser/pages.mjs did not finish within {SCRIPT_LIMIT:?}")
-        })
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .env("BATON_FAILURE_SCREENSHOTS", &failures);
+    let (output, stdout, stderr) = run_to_end(script, "pages.mjs").await;
     if !output.status.success() {
         // Keep the failure screenshots for a look.
         let kept = scratch.keep();
@@ -412,31 +448,18 @@ async fn every_page_works_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_says_it_is_not_up_to_date_while_the_boards_lag_and_stops_once_they_catch_up() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    let chromium =
-        std::env::var("BATON_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    preflight(&browser_dir, &chromium);
+    let (browser_dir, chromium) = browser_ready();
     let app = TestApp::seeded(Stack::Production).await;
     let nurse = app.as_(Role::Ward, Some("POOLE"));
     admit(&nurse, 1, "Hartley", "Ann", "W1", 1, 2).await;
     let scratch = tempfile::tempdir().unwrap();
-    let screenshots: PathBuf = if std::env::var("BATON_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
-    } else {
-        scratch.path().join("screenshots")
-    };
-    let mut child = tokio::process::Command::new("node")
-        .arg(browser_dir.join("stale.mjs"))
-        .current_dir(&browser_dir)
-        .env("BATON_URL", &app.base)
-        .env("BATON_CHROMIUM", &chromium)
-        .env("BATON_WARD_TOKEN", app.token(Role::Ward, Some("POOLE")))
+    let screenshots = screenshots_dir(&scratch);
+    let mut child = node(&browser_dir, &chromium, "stale.mjs", &app)
         .env("BATON_SECOND_FAMILY", "Okafor")
         .env("BATON_SCREENSHOTS", &screenshots)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("could not start node: {e}"));
     let mut to_script = child.stdin.take().unwrap();
@@ -477,10 +500,7 @@ async fn a_page_says_it_is_not_up_to_date_while_the_boards_lag_and_stops_once_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nurse_signs_in_through_a_real_openid_provider_works_times_out_idle_and_signs_out() {
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    let chromium =
-        std::env::var("BATON_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    preflight(&browser_dir, &chromium);
+    let (browser_dir, chromium) = browser_ready();
     const IDLE_SECONDS: u64 = 8;
     let (app, _provider) = baton_tests::oidc::app_with_provider(|config| {
         config.session_idle_seconds = IDLE_SECONDS;
@@ -488,28 +508,11 @@ async fn a_nurse_signs_in_through_a_real_openid_provider_works_times_out_idle_an
     .await;
     let ward = app.as_(Role::Ward, Some("POOLE"));
     let spell = admit(&ward, 1, "Hartley", "Margaret", "W1", 1, 3).await;
-    let child = tokio::process::Command::new("node")
-        .arg(browser_dir.join("signin.mjs"))
-        .current_dir(&browser_dir)
-        .env("BATON_URL", &app.base)
-        .env("BATON_CHROMIUM", &chromium)
-        .env("BATON_WARD_TOKEN", app.token(Role::Ward, Some("POOLE")))
+    let mut script = node(&browser_dir, &chromium, "signin.mjs", &app);
+    script
         .env("BATON_SPELL", &spell)
-        .env("BATON_IDLE_SECONDS", IDLE_SECONDS.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not start node: {e}"));
-    let output = tokio::time::timeout(SCRIPT_LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| {
-            panic!("tests/browser/signin.mjs did not finish within {SCRIPT_LIMIT:?}")
-        })
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .env("BATON_IDLE_SECONDS", IDLE_SECONDS.to_string());
+    let (output, stdout, stderr) = run_to_end(script, "signin.mjs").await;
     assert!(
         output.status.success(),
         "the sign-in scenario failed ({})\n--- signin.mjs stdout ---\n{stdout}\n--- stderr ---\n{stderr}",

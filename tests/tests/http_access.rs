@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use baton_tests::http::{Stack, TestApp};
+use baton_tests::http::{told_signed_out, Stack, TestApp};
 use infra::auth::Role;
 use serde_json::json;
 
@@ -143,18 +143,7 @@ async fn a_revocation_refuses_the_users_next_request_and_ends_their_open_live_st
         .await
         .expect(403);
     assert_eq!(refused.body["type"], "/problems/access-revoked");
-    let mut seen = String::new();
-    let told = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(Some(chunk)) = stream.chunk().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains("event: signed-out") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
+    let (told, seen) = told_signed_out(&mut stream, Duration::from_secs(10)).await;
     assert!(told, "the open stream was not ended: {seen}");
     // A grant restores access.
     app.as_(Role::Admin, None)

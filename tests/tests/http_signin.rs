@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use baton_tests::http::TestApp;
+use baton_tests::http::{told_signed_out, TestApp};
 use baton_tests::oidc::{app_with_provider, Browser, TestProvider};
 use infra::auth::Role;
 use infra::config::Config;
@@ -30,6 +30,15 @@ impl SignInRig {
     fn provider(&self) -> &TestProvider {
         self.provider.as_ref().unwrap()
     }
+
+    /// API clients sign in with bearer tokens, whatever the pages do.
+    async fn bearer_tokens_still_serve(&self) {
+        self.app
+            .as_(Role::Ward, Some("POOLE"))
+            .get("/api/v1/boards/wards/W1")
+            .await
+            .expect(200);
+    }
 }
 
 /// The session cookie a sign-in set.
@@ -38,6 +47,31 @@ fn session_cookie(set_cookies: &[String]) -> Option<String> {
         .iter()
         .find(|c| c.starts_with("baton_session=") && !c.starts_with("baton_session=;"))
         .cloned()
+}
+
+/// A new browser, signed in at the provider as `user`, and the callback
+/// the provider sent it back to.
+async fn signed_in_at_provider(base: &str, user: &str, return_to: &str) -> (Browser, String) {
+    let browser = Browser::new();
+    let callback = browser.sign_in_at_provider(base, user, return_to).await;
+    (browser, callback)
+}
+
+/// A new browser back from signing in at the provider as `user`, with its
+/// session.
+async fn with_session(base: &str, user: &str) -> Browser {
+    let (browser, callback) = signed_in_at_provider(base, user, "/").await;
+    assert_eq!(browser.get(&callback).await.status, 303);
+    browser
+}
+
+fn query_value(url: &str, key: &str) -> String {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
 }
 
 async fn session(browser: &Browser, base: &str) -> (u16, Value) {
@@ -72,10 +106,7 @@ async fn admit(browser: &Browser, base: &str, csrf: Option<&str>, n: u32) -> (u1
 async fn a_nurse_signs_in_through_the_provider_and_works_with_the_session_cookie_alone() {
     let rig = rig(|_| {}).await;
     let base = rig.app.base.clone();
-    let browser = Browser::new();
-    let callback = browser
-        .sign_in_at_provider(&base, "wendy.ward", "/ward/W1")
-        .await;
+    let (browser, callback) = signed_in_at_provider(&base, "wendy.ward", "/ward/W1").await;
     let back = browser.get(&callback).await;
     assert_eq!(back.status, 303, "{}", back.body);
     assert_eq!(back.location.as_deref(), Some("/ward/W1"));
@@ -118,22 +149,14 @@ async fn a_nurse_signs_in_through_the_provider_and_works_with_the_session_cookie
         assert_eq!(problem["type"], "/problems/csrf");
     }
     // Bearer tokens keep working for API clients, with no anti-forgery token.
-    rig.app
-        .as_(Role::Ward, Some("POOLE"))
-        .get("/api/v1/boards/wards/W1")
-        .await
-        .expect(200);
+    rig.bearer_tokens_still_serve().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_admins_mapping_turns_a_providers_group_into_a_role_and_scope() {
     let rig = rig(|_| {}).await;
     let base = rig.app.base.clone();
-    let browser = Browser::new();
-    let callback = browser
-        .sign_in_at_provider(&base, "rita.reablement", "/")
-        .await;
-    assert_eq!(browser.get(&callback).await.status, 303);
+    let browser = with_session(&base, "rita.reablement").await;
     let (status, me) = session(&browser, &base).await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["role"], "team");
@@ -143,10 +166,7 @@ async fn the_admins_mapping_turns_a_providers_group_into_a_role_and_scope() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn someone_baton_gives_no_role_is_told_so_with_their_user_id_and_gets_no_session() {
     let rig = rig(|_| {}).await;
-    let browser = Browser::new();
-    let callback = browser
-        .sign_in_at_provider(&rig.app.base, "nobody.special", "/")
-        .await;
+    let (browser, callback) = signed_in_at_provider(&rig.app.base, "nobody.special", "/").await;
     let page = browser.get(&callback).await;
     assert_eq!(page.status, 403);
     assert!(
@@ -161,16 +181,8 @@ async fn someone_baton_gives_no_role_is_told_so_with_their_user_id_and_gets_no_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_callback_whose_state_is_not_this_browsers_is_refused_with_a_page() {
     let rig = rig(|_| {}).await;
-    let browser = Browser::new();
-    let callback = browser
-        .sign_in_at_provider(&rig.app.base, "wendy.ward", "/")
-        .await;
-    let url = reqwest::Url::parse(&callback).unwrap();
-    let code = url
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
+    let (browser, callback) = signed_in_at_provider(&rig.app.base, "wendy.ward", "/").await;
+    let code = query_value(&callback, "code");
     let forged = format!("{}/auth/callback?code={code}&state=forged", rig.app.base);
     let page = browser.get(&forged).await;
     assert_eq!(page.status, 400);
@@ -188,18 +200,10 @@ async fn a_callback_whose_state_is_not_this_browsers_is_refused_with_a_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sign_in_answer_replayed_is_refused_with_a_page() {
     let rig = rig(|_| {}).await;
-    let browser = Browser::new();
-    let callback = browser
-        .sign_in_at_provider(&rig.app.base, "wendy.ward", "/")
-        .await;
+    let (browser, callback) = signed_in_at_provider(&rig.app.base, "wendy.ward", "/").await;
     // The login cookie is cleared by the first use; a replaying attacker
     // would also have it, so send it by hand.
-    let state = reqwest::Url::parse(&callback)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
+    let state = query_value(&callback, "state");
     assert_eq!(browser.get(&callback).await.status, 303);
     let again = reqwest::Client::new()
         .get(&callback)
@@ -216,10 +220,7 @@ async fn a_sign_in_answer_replayed_is_refused_with_a_page() {
 async fn an_id_token_for_another_audience_or_with_a_bad_signature_is_refused_with_a_page() {
     let rig = rig(|_| {}).await;
     for (mode, says) in [("audience", "audience"), ("signature", "signature")] {
-        let browser = Browser::new();
-        let callback = browser
-            .sign_in_at_provider(&rig.app.base, "wendy.ward", "/")
-            .await;
+        let (browser, callback) = signed_in_at_provider(&rig.app.base, "wendy.ward", "/").await;
         rig.provider().tamper(mode).await;
         let page = browser.get(&callback).await;
         assert_eq!(page.status, 401, "{mode}: {}", page.body);
@@ -251,20 +252,14 @@ async fn a_provider_that_is_down_gives_a_page_saying_so_and_the_api_still_serves
         "{}",
         page.body
     );
-    rig.app
-        .as_(Role::Ward, Some("POOLE"))
-        .get("/api/v1/boards/wards/W1")
-        .await
-        .expect(200);
+    rig.bearer_tokens_still_serve().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idle_session_ends_and_its_open_live_stream_is_told_and_closed() {
     let rig = rig(|config| config.session_idle_seconds = 3).await;
     let base = rig.app.base.clone();
-    let browser = Browser::new();
-    let callback = browser.sign_in_at_provider(&base, "wendy.ward", "/").await;
-    assert_eq!(browser.get(&callback).await.status, 303);
+    let browser = with_session(&base, "wendy.ward").await;
     assert_eq!(session(&browser, &base).await.0, 200);
     let mut stream = browser
         .client
@@ -275,18 +270,7 @@ async fn an_idle_session_ends_and_its_open_live_stream_is_told_and_closed() {
     assert_eq!(stream.status().as_u16(), 200);
     // The open stream does not keep the session alive: it is told, then
     // closed, within the idle time and a check.
-    let mut seen = String::new();
-    let told = tokio::time::timeout(Duration::from_secs(15), async {
-        while let Ok(Some(chunk)) = stream.chunk().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains("event: signed-out") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
+    let (told, seen) = told_signed_out(&mut stream, Duration::from_secs(15)).await;
     assert!(told, "the stream was not told: {seen}");
     let (status, problem) = session(&browser, &base).await;
     assert_eq!(status, 401, "{problem}");
@@ -296,9 +280,7 @@ async fn an_idle_session_ends_and_its_open_live_stream_is_told_and_closed() {
 async fn sign_out_ends_the_session_here_and_sends_the_browser_to_the_providers_sign_out() {
     let rig = rig(|_| {}).await;
     let base = rig.app.base.clone();
-    let browser = Browser::new();
-    let callback = browser.sign_in_at_provider(&base, "wendy.ward", "/").await;
-    assert_eq!(browser.get(&callback).await.status, 303);
+    let browser = with_session(&base, "wendy.ward").await;
     let (_, me) = session(&browser, &base).await;
     let csrf = me["csrf_token"].as_str().unwrap().to_owned();
     // Another site's sign-out form lacks the token: refused.
@@ -327,10 +309,7 @@ async fn sign_out_ends_the_session_here_and_sends_the_browser_to_the_providers_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn behind_a_tls_proxy_the_session_cookie_is_secure() {
     let rig = rig(|config| config.behind_tls_proxy = true).await;
-    let browser = Browser::new();
-    let callback = browser
-        .sign_in_at_provider(&rig.app.base, "wendy.ward", "/")
-        .await;
+    let (browser, callback) = signed_in_at_provider(&rig.app.base, "wendy.ward", "/").await;
     let back = browser.get(&callback).await;
     let cookie = session_cookie(&back.set_cookies).expect("a session cookie");
     assert!(cookie.contains("Secure"), "{cookie}");

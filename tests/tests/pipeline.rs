@@ -12,11 +12,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_tests::fixtures::{admit, issued, spell_id};
 use baton_tests::nats::NatsServer;
 use baton_tests::postgres::TestDatabase;
 use baton_tests::{assert_exactly_once_in_order, eventually, read_feed};
-use domain::spell::SpellCommand;
 use futures::StreamExt;
 use infra::commands::CommandBus;
 use infra::feed::Feed;
@@ -96,34 +94,14 @@ async fn commit_events(
     spells: u32,
     updates: i64,
 ) -> usize {
-    let work = (0..spells).map(|i| {
-        let bus = bus.clone();
-        let name = format!("{prefix}{i}");
-        async move {
-            let id = spell_id(&name);
-            let n = first + i;
-            let (ward, bed) = if n < 30 {
-                ("W1", n + 1)
-            } else {
-                ("W2", n - 29)
-            };
-            bus.spell(&id, issued(admit(&name, n, ward, bed)), None)
-                .await
-                .unwrap();
-            for day in 1..=updates {
-                let date = chrono::Utc::now().date_naive() + chrono::Duration::days(day);
-                bus.spell(
-                    &id,
-                    issued(SpellCommand::SetExpectedDischargeDate { date }),
-                    None,
-                )
-                .await
-                .unwrap();
-            }
+    baton_tests::fixtures::admit_and_update(bus, (prefix, first), spells, updates, |n| {
+        if n < 30 {
+            ("W1", n + 1)
+        } else {
+            ("W2", n - 29)
         }
-    });
-    futures::future::join_all(work).await;
-    (spells as usize) * (1 + updates as usize)
+    })
+    .await
 }
 
 async fn stream_len(stack: &Stack) -> u64 {

@@ -82,13 +82,54 @@ fn reason_of(reason: Option<&str>) -> Result<Option<Text>, ApiError> {
         .map_err(|e| ApiError::refused_field("invalid_text", "reason", e.to_string()))
 }
 
-/// Waits until the fold (which the sign-in check reads) includes the
-/// command, so the user's next request meets it.
-async fn in_effect(
+/// The user id and reason of a grant or revocation, once the caller may
+/// manage access.
+fn admin(
     state: &AppState,
-    committed: &infra::commands::Committed,
-) -> Result<(), ApiError> {
-    super::await_token(state, Some(&committed.token.to_string())).await
+    caller: &Caller,
+    sub: &str,
+    reason: Option<&str>,
+) -> Result<(String, Option<Text>), ApiError> {
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ManageAccess,
+    )?;
+    Ok((sub_of(sub)?, reason_of(reason)?))
+}
+
+/// Issues an access command and answers once the fold (which the sign-in
+/// check reads) includes it, so the user's next request meets it.
+async fn issue(
+    state: &AppState,
+    caller: &Caller,
+    headers: &CommandHeaders,
+    (operation, sub, body): (&str, &str, &impl Serialize),
+    command: AccessCommand,
+    status: StatusCode,
+) -> Result<Answered, ApiError> {
+    let committed = state
+        .bus
+        .access(
+            Issued::new(actor(caller), chrono::Utc::now(), command),
+            options(caller, headers, operation, sub, body, serde_json::json!({})),
+        )
+        .await?;
+    super::await_token(state, Some(&committed.token.to_string())).await?;
+    Ok(answer(status, committed, serde_json::json!({ "sub": sub })))
+}
+
+/// Refuses a grant whose scope names a place the catalogue does not know.
+fn known_scope(field: &'static str, known: bool) -> Result<(), ApiError> {
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::refused_field(
+            "unknown_scope",
+            field,
+            format!("no such {field}"),
+        ))
+    }
 }
 
 /// Gives a user a role and scope in Baton, whatever their identity
@@ -103,13 +144,7 @@ async fn grant(
     Path(sub): Path<String>,
     JsonBody(req): JsonBody<GrantRequest>,
 ) -> Result<Answered, ApiError> {
-    authorize(
-        &caller.principal,
-        &state.reference.snapshot(),
-        Action::ManageAccess,
-    )?;
-    let sub = sub_of(&sub)?;
-    let reason = reason_of(req.reason.as_deref())?;
+    let (sub, reason) = admin(&state, &caller, &sub, req.reason.as_deref())?;
     let name = req.name.trim().to_owned();
     if name.is_empty() {
         return Err(ApiError::field("name", "the user's name is required"));
@@ -133,22 +168,13 @@ async fn grant(
         .map_err(|problem| ApiError::refused_field("not_a_caller", "role", problem.to_string()))?;
     let catalogue = state.reference.snapshot();
     if let Some(hospital) = &principal.hospital {
-        if !catalogue.hospitals().any(|h| h.code.as_str() == hospital) {
-            return Err(ApiError::refused_field(
-                "unknown_scope",
-                "hospital",
-                "no such hospital",
-            ));
-        }
+        known_scope(
+            "hospital",
+            catalogue.hospitals().any(|h| h.code.as_str() == hospital),
+        )?;
     }
     if let Some(team) = &principal.team {
-        if !catalogue.teams().any(|t| t.code.as_str() == team) {
-            return Err(ApiError::refused_field(
-                "unknown_scope",
-                "team",
-                "no such team",
-            ));
-        }
+        known_scope("team", catalogue.teams().any(|t| t.code.as_str() == team))?;
     }
     let access = granted_access(&principal);
     let body = req.clone();
@@ -158,26 +184,15 @@ async fn grant(
         access,
         reason,
     };
-    let committed = state
-        .bus
-        .access(
-            Issued::new(actor(&caller), chrono::Utc::now(), command),
-            options(
-                &caller,
-                &headers,
-                "grant_access",
-                &sub,
-                &body,
-                serde_json::json!({}),
-            ),
-        )
-        .await?;
-    in_effect(&state, &committed).await?;
-    Ok(answer(
+    issue(
+        &state,
+        &caller,
+        &headers,
+        ("grant_access", &sub, &body),
+        command,
         StatusCode::CREATED,
-        committed,
-        serde_json::json!({ "sub": sub }),
-    ))
+    )
+    .await
 }
 
 /// The grant as recorded: the role and the scope the caller carries.
@@ -206,37 +221,20 @@ async fn revoke(
     Path(sub): Path<String>,
     JsonBody(req): JsonBody<RevokeRequest>,
 ) -> Result<Answered, ApiError> {
-    authorize(
-        &caller.principal,
-        &state.reference.snapshot(),
-        Action::ManageAccess,
-    )?;
-    let sub = sub_of(&sub)?;
-    let reason = reason_of(req.reason.as_deref())?;
+    let (sub, reason) = admin(&state, &caller, &sub, req.reason.as_deref())?;
     let command = AccessCommand::Revoke {
         sub: sub.clone(),
         reason,
     };
-    let committed = state
-        .bus
-        .access(
-            Issued::new(actor(&caller), chrono::Utc::now(), command),
-            options(
-                &caller,
-                &headers,
-                "revoke_access",
-                &sub,
-                &req,
-                serde_json::json!({}),
-            ),
-        )
-        .await?;
-    in_effect(&state, &committed).await?;
-    Ok(answer(
+    issue(
+        &state,
+        &caller,
+        &headers,
+        ("revoke_access", &sub, &req),
+        command,
         StatusCode::OK,
-        committed,
-        serde_json::json!({ "sub": sub }),
-    ))
+    )
+    .await
 }
 
 /// One user's access in Baton.

@@ -3,11 +3,12 @@
 //! (shipped with Baton). Everyone signed in reads.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::Json;
-use domain::reference::{Hospital, Hub, ReferenceError, Team, Ward};
+use domain::reference::{Catalogue, Hospital, Hub, ReferenceError, Team, Ward};
 use domain::values::{HospitalCode, HubCode, ServiceKind, TeamCode, TrustCode, WardCode};
 use infra::reference::{Change, ReferenceStoreError};
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,42 @@ fn refused(error: ReferenceStoreError) -> ApiError {
     }
 }
 
+/// The record's code from the path, once the caller may change reference data.
+fn admin<T, E: std::fmt::Display>(
+    state: &AppState,
+    caller: &Caller,
+    code: Result<T, E>,
+) -> Result<T, ApiError> {
+    authorize(
+        &caller.principal,
+        &state.reference.snapshot(),
+        Action::ManageReference,
+    )?;
+    code.map_err(|e| ApiError::field("code", e.to_string()))
+}
+
+/// Stores the record (the catalogue checks it) and answers with it.
+async fn put<T: Clone + Serialize>(
+    state: &AppState,
+    caller: &Caller,
+    record: T,
+    change: fn(T) -> Change,
+) -> Result<Json<T>, ApiError> {
+    state
+        .reference
+        .put(change(record.clone()), &caller.principal.sub)
+        .await
+        .map_err(refused)?;
+    Ok(Json(record))
+}
+
+/// The catalogue, once the caller may read it.
+fn readable(state: &AppState, caller: &Caller) -> Result<Arc<Catalogue>, ApiError> {
+    let catalogue = state.reference.snapshot();
+    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
+    Ok(catalogue)
+}
+
 /// Add or rename a hospital (admin).
 #[utoipa::path(put, path = "/api/v1/hospitals/{code}", tag = "reference", params(("code" = String, Path)),
     request_body = HospitalRequest,
@@ -115,23 +152,13 @@ async fn put_hospital(
     Path(code): Path<String>,
     JsonBody(req): JsonBody<HospitalRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(
-        &caller.principal,
-        &state.reference.snapshot(),
-        Action::ManageReference,
-    )?;
-    let code = HospitalCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
+    let code = admin(&state, &caller, HospitalCode::parse(code))?;
     let hospital = Hospital {
         code,
         name: text("name", &req.name)?,
         trust: req.trust,
     };
-    state
-        .reference
-        .put(Change::Hospital(hospital.clone()), &caller.principal.sub)
-        .await
-        .map_err(refused)?;
-    Ok(Json(hospital))
+    put(&state, &caller, hospital, Change::Hospital).await
 }
 
 /// Add or change a ward (admin). Its beds cannot drop below an occupied one.
@@ -145,12 +172,7 @@ async fn put_ward(
     Path(code): Path<String>,
     JsonBody(req): JsonBody<WardRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(
-        &caller.principal,
-        &state.reference.snapshot(),
-        Action::ManageReference,
-    )?;
-    let code = WardCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
+    let code = admin(&state, &caller, WardCode::parse(code))?;
     let highest_occupied = state.boards.read(|flow| {
         flow.ward_beds(&code)
             .filter_map(|(bed, _, _)| bed.parse::<u16>().ok())
@@ -168,12 +190,7 @@ async fn put_ward(
         hospital: req.hospital,
         beds: req.beds,
     };
-    state
-        .reference
-        .put(Change::Ward(ward.clone()), &caller.principal.sub)
-        .await
-        .map_err(refused)?;
-    Ok(Json(ward))
+    put(&state, &caller, ward, Change::Ward).await
 }
 
 /// Add or change a team (admin).
@@ -186,24 +203,14 @@ async fn put_team(
     Path(code): Path<String>,
     JsonBody(req): JsonBody<TeamRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(
-        &caller.principal,
-        &state.reference.snapshot(),
-        Action::ManageReference,
-    )?;
-    let code = TeamCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
+    let code = admin(&state, &caller, TeamCode::parse(code))?;
     let team = Team {
         code,
         name: text("name", &req.name)?,
         services: req.services,
         response_sla_minutes: req.response_sla_minutes,
     };
-    state
-        .reference
-        .put(Change::Team(team.clone()), &caller.principal.sub)
-        .await
-        .map_err(refused)?;
-    Ok(Json(team))
+    put(&state, &caller, team, Change::Team).await
 }
 
 /// Add or change a care transfer hub (admin): the hospitals whose
@@ -217,23 +224,13 @@ async fn put_hub(
     Path(code): Path<String>,
     JsonBody(req): JsonBody<HubRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(
-        &caller.principal,
-        &state.reference.snapshot(),
-        Action::ManageReference,
-    )?;
-    let code = HubCode::parse(code).map_err(|e| ApiError::field("code", e.to_string()))?;
+    let code = admin(&state, &caller, HubCode::parse(code))?;
     let hub = Hub {
         code,
         name: text("name", &req.name)?,
         hospitals: req.hospitals,
     };
-    state
-        .reference
-        .put(Change::Hub(hub.clone()), &caller.principal.sub)
-        .await
-        .map_err(refused)?;
-    Ok(Json(hub))
+    put(&state, &caller, hub, Change::Hub).await
 }
 
 /// Every care transfer hub.
@@ -243,9 +240,12 @@ async fn hubs(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    let catalogue = state.reference.snapshot();
-    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
-    Ok(Json(catalogue.hubs().cloned().collect::<Vec<_>>()))
+    Ok(Json(
+        readable(&state, &caller)?
+            .hubs()
+            .cloned()
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Every hospital (with its trust, when it has one).
@@ -255,9 +255,12 @@ async fn hospitals(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    let catalogue = state.reference.snapshot();
-    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
-    Ok(Json(catalogue.hospitals().cloned().collect::<Vec<_>>()))
+    Ok(Json(
+        readable(&state, &caller)?
+            .hospitals()
+            .cloned()
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Every ward.
@@ -267,9 +270,12 @@ async fn wards(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    let catalogue = state.reference.snapshot();
-    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
-    Ok(Json(catalogue.wards().cloned().collect::<Vec<_>>()))
+    Ok(Json(
+        readable(&state, &caller)?
+            .wards()
+            .cloned()
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Every team.
@@ -279,9 +285,12 @@ async fn teams(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    let catalogue = state.reference.snapshot();
-    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
-    Ok(Json(catalogue.teams().cloned().collect::<Vec<_>>()))
+    Ok(Json(
+        readable(&state, &caller)?
+            .teams()
+            .cloned()
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// The delay reasons: the current list and every earlier version.
@@ -291,8 +300,7 @@ async fn delay_reasons(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    let catalogue = state.reference.snapshot();
-    authorize(&caller.principal, &catalogue, Action::ReadReference)?;
+    let catalogue = readable(&state, &caller)?;
     let current = catalogue.current_delay_reasons().cloned();
     Ok(Json(serde_json::json!({
         "version": current.as_ref().map(|l| l.version.clone()),
