@@ -350,6 +350,57 @@ mod tests {
         assert_eq!(w.bed_labels().count(), 24);
     }
 
+    fn run_by(code: &str, trust: Option<&str>) -> Hospital {
+        Hospital {
+            code: HospitalCode::parse(code).unwrap(),
+            name: Text::parse(format!("{code} Hospital")).unwrap(),
+            trust: trust.map(|t| TrustCode::parse(t).unwrap()),
+        }
+    }
+
+    fn hub(hospitals: &[&str]) -> Hub {
+        Hub {
+            code: HubCode::parse("EAST").unwrap(),
+            name: Text::parse("East hub").unwrap(),
+            hospitals: hospitals
+                .iter()
+                .map(|h| HospitalCode::parse(*h).unwrap())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_hub_serves_known_hospitals_only_and_at_least_one() {
+        let mut c = Catalogue::default();
+        c.put_hospital(run_by("POOLE", None));
+        c.put_hospital(run_by("RBH", None));
+        assert_eq!(c.put_hub(hub(&[])), Err(ReferenceError::NoHospitals));
+        assert_eq!(
+            c.put_hub(hub(&["POOLE", "DCH"])),
+            Err(ReferenceError::UnknownHubHospital)
+        );
+        assert_eq!(c.hubs().count(), 0);
+        assert_eq!(c.put_hub(hub(&["POOLE", "RBH"])), Ok(()));
+        let code = HubCode::parse("EAST").unwrap();
+        assert_eq!(c.hub(&code), Some(&hub(&["POOLE", "RBH"])));
+        assert_eq!(c.hubs().count(), 1);
+        assert_eq!(c.hub(&HubCode::parse("WEST").unwrap()), None);
+    }
+
+    #[test]
+    fn a_trust_runs_the_hospitals_that_name_it_and_no_other() {
+        let mut c = Catalogue::default();
+        c.put_hospital(run_by("POOLE", Some("UHD")));
+        c.put_hospital(run_by("RBH", Some("UHD")));
+        c.put_hospital(run_by("DCH", Some("DCHFT")));
+        c.put_hospital(run_by("OTHER", None));
+        let uhd = TrustCode::parse("UHD").unwrap();
+        let run: Vec<&str> = c.trust_hospitals(&uhd).map(|h| h.code.as_str()).collect();
+        assert_eq!(run, vec!["POOLE", "RBH"]);
+        let none = TrustCode::parse("NONE").unwrap();
+        assert_eq!(c.trust_hospitals(&none).count(), 0);
+    }
+
     #[test]
     fn refuses_a_ward_of_an_unknown_hospital_or_with_no_beds() {
         let mut c = Catalogue::default();
