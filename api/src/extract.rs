@@ -206,25 +206,13 @@ fn with_access(state: &AppState, principal: Principal) -> Result<(Principal, u64
         match &user.now {
             AccessNow::FromProvider => Ok((principal, user.version)),
             AccessNow::Revoked => Err(ApiError::AccessRevoked),
-            AccessNow::Granted(granted) => {
-                let mut claims = serde_json::Map::new();
-                claims.insert("sub".to_owned(), principal.sub.clone().into());
-                claims.insert("name".to_owned(), principal.name.clone().into());
-                claims.insert("role".to_owned(), granted.role.clone().into());
-                for (key, value) in [
-                    ("hospital", &granted.hospital),
-                    ("trust", &granted.trust),
-                    ("team", &granted.team),
-                    ("hub", &granted.hub),
-                ] {
-                    if let Some(value) = value {
-                        claims.insert(key.to_owned(), value.clone().into());
-                    }
-                }
-                infra::auth::mapping::principal_of(claims)
-                    .map(|p| (p, user.version))
-                    .map_err(|problem| ApiError::internal(format!("a stored grant: {problem}")))
-            }
+            AccessNow::Granted(granted) => crate::routes::access::principal_of_grant(
+                principal.sub.clone(),
+                principal.name.clone(),
+                granted,
+            )
+            .map(|p| (p, user.version))
+            .map_err(|problem| ApiError::internal(format!("a stored grant: {problem}"))),
         }
     })
 }

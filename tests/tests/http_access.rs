@@ -104,6 +104,17 @@ async fn a_grant_that_describes_no_caller_or_an_unknown_place_is_refused_at_its_
         .expect(422);
     assert_eq!(unknown.body["rule"], "unknown_scope");
     assert_eq!(unknown.body["errors"][0]["field"], "hospital");
+    for (role, field) in [("ward", "trust"), ("hub", "hub")] {
+        let unknown = admin
+            .post(
+                "/api/v1/access/u-3/grant",
+                json!({ "name": "A", "role": role, field: "NOWHERE" }),
+            )
+            .await
+            .expect(422);
+        assert_eq!(unknown.body["rule"], "unknown_scope", "{field}");
+        assert_eq!(unknown.body["errors"][0]["field"], field);
+    }
     let unnamed = admin
         .post(
             "/api/v1/access/u-3/grant",

@@ -13,6 +13,7 @@ use axum::Json;
 use domain::access::{AccessCommand, AccessNow, GrantedAccess};
 use domain::values::Text;
 use domain::Issued;
+use infra::auth::{ClaimsProblem, Principal, Role, ScopeClaims};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -149,22 +150,22 @@ async fn grant(
     if name.is_empty() {
         return Err(ApiError::field("name", "the user's name is required"));
     }
-    // The grant must describe a caller, as a token's claims must.
-    let mut claims = serde_json::Map::new();
-    claims.insert("sub".to_owned(), sub.clone().into());
-    claims.insert("name".to_owned(), name.clone().into());
-    claims.insert("role".to_owned(), req.role.clone().into());
-    for (key, value) in [
-        ("hospital", &req.hospital),
-        ("trust", &req.trust),
-        ("team", &req.team),
-        ("hub", &req.hub),
-    ] {
-        if let Some(value) = value.as_ref().filter(|v| !v.trim().is_empty()) {
-            claims.insert(key.to_owned(), value.trim().to_owned().into());
-        }
-    }
-    let principal = infra::auth::mapping::principal_of(claims)
+    // The grant must describe a caller, as a token's claims must, over
+    // places Baton knows.
+    let trimmed = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let access = GrantedAccess {
+        role: req.role.trim().to_owned(),
+        hospital: trimmed(&req.hospital),
+        trust: trimmed(&req.trust),
+        team: trimmed(&req.team),
+        hub: trimmed(&req.hub),
+    };
+    let principal = principal_of_grant(sub.clone(), name.clone(), &access)
         .map_err(|problem| ApiError::refused_field("not_a_caller", "role", problem.to_string()))?;
     let catalogue = state.reference.snapshot();
     if let Some(hospital) = &principal.hospital {
@@ -173,8 +174,19 @@ async fn grant(
             catalogue.hospitals().any(|h| h.code.as_str() == hospital),
         )?;
     }
+    if let Some(trust) = &principal.trust {
+        known_scope(
+            "trust",
+            catalogue
+                .hospitals()
+                .any(|h| h.trust.as_ref().is_some_and(|t| t.as_str() == trust)),
+        )?;
+    }
     if let Some(team) = &principal.team {
         known_scope("team", catalogue.teams().any(|t| t.code.as_str() == team))?;
+    }
+    if let Some(hub) = &principal.hub {
+        known_scope("hub", catalogue.hubs().any(|h| h.code.as_str() == hub))?;
     }
     let access = granted_access(&principal);
     let body = req.clone();
@@ -196,16 +208,41 @@ async fn grant(
 }
 
 /// The grant as recorded: the role and the scope the caller carries.
-fn granted_access(principal: &infra::auth::Principal) -> GrantedAccess {
-    let claims = serde_json::to_value(principal).unwrap_or_default();
-    let text = |key: &str| claims[key].as_str().map(str::to_owned);
+fn granted_access(principal: &Principal) -> GrantedAccess {
+    let ScopeClaims {
+        hospital,
+        trust,
+        team,
+        hub,
+    } = principal.scope_claims();
     GrantedAccess {
         role: principal.role.as_str().to_owned(),
-        hospital: text("hospital"),
-        trust: text("trust"),
-        team: text("team"),
-        hub: text("hub"),
+        hospital,
+        trust,
+        team,
+        hub,
     }
+}
+
+/// The caller a grant makes of `sub`, through the one rule every caller
+/// passes (`Principal::scoped`).
+pub(crate) fn principal_of_grant(
+    sub: String,
+    name: String,
+    granted: &GrantedAccess,
+) -> Result<Principal, ClaimsProblem> {
+    let role: Role = granted.role.parse()?;
+    Principal::scoped(
+        sub,
+        name,
+        role,
+        ScopeClaims {
+            hospital: granted.hospital.clone(),
+            trust: granted.trust.clone(),
+            team: granted.team.clone(),
+            hub: granted.hub.clone(),
+        },
+    )
 }
 
 /// Withdraws a user's access to Baton, whatever their identity provider
