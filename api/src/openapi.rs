@@ -142,6 +142,14 @@ pub fn complete(doc: &mut Document) {
                     .entry("400".to_owned())
                     .or_insert_with(|| problem("A parameter or the body cannot be read"));
             }
+            // Every body is checked field by field (`validate`): a text with
+            // a control character is refused with a 422 on any of them.
+            if op.request_body.is_some() {
+                op.responses
+                    .responses
+                    .entry("422".to_owned())
+                    .or_insert_with(|| problem("A field of the body breaks a rule"));
+            }
         }
     }
 }

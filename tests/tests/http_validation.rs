@@ -134,6 +134,35 @@ async fn the_openapi_document_declares_query_parameters_in_the_query() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_operation_that_takes_a_body_documents_the_422_its_text_checks_give() {
+    // Schemathesis found a revocation's reason with a control character
+    // answered 422 while the document listed no 422 for it.
+    let app = TestApp::spawn(Stack::Embedded).await;
+    let refused = app
+        .as_(Role::Admin, None)
+        .post(
+            "/api/v1/access/u-1/revoke",
+            json!({ "reason": "\u{0087}left" }),
+        )
+        .await
+        .expect(422);
+    assert_eq!(refused.body["rule"], "invalid_text");
+    let doc = openapi(&app).await;
+    let mut bodies = 0;
+    for (path, method, op) in operations(&doc) {
+        if op.get("requestBody").is_some() {
+            bodies += 1;
+            assert!(
+                op["responses"].get("422").is_some(),
+                "{method} {path} documents no 422"
+            );
+        }
+    }
+    assert!(bodies >= 15, "only {bodies} operations take a body");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unknown_page_is_a_404_page_for_a_browser_and_a_404_problem_for_a_client() {
     let app = TestApp::spawn(Stack::Embedded).await;
     for path in ["/nonsense/page", "/ward/", "/ward/W1/beds"] {
