@@ -26,8 +26,8 @@ use crate::store::Database;
 /// The PostgreSQL channel the relay notifies after appending to the log.
 pub const LOG_CHANNEL: &str = "baton_event_log";
 
-/// One committed event waiting for the relay.
-#[derive(Debug, Clone, PartialEq)]
+/// One committed event waiting for the relay (as PostgreSQL returns it).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OutboxRow {
     pub position: i64,
     pub aggregate_type: String,
@@ -42,38 +42,22 @@ pub struct OutboxRow {
     pub committed_at: DateTime<Utc>,
 }
 
-/// A row as a database returns it: PostgreSQL types the payload and the
-/// time, SQLite stores them as text.
+/// A row as SQLite returns it: the payload and the time as text.
 #[derive(sqlx::FromRow)]
-struct Stored<P, T> {
+struct SqliteRow {
     position: i64,
     aggregate_type: String,
     aggregate_id: String,
     sequence: i64,
     event_type: String,
     event_version: String,
-    payload: P,
-    committed_at: T,
+    payload: String,
+    committed_at: String,
 }
 
-impl Stored<Value, DateTime<Utc>> {
-    fn into_row(self) -> OutboxRow {
-        OutboxRow {
-            position: self.position,
-            aggregate_type: self.aggregate_type,
-            aggregate_id: self.aggregate_id,
-            sequence: self.sequence,
-            event_type: self.event_type,
-            event_version: self.event_version,
-            payload: self.payload,
-            committed_at: self.committed_at,
-        }
-    }
-}
-
-impl Stored<String, String> {
+impl SqliteRow {
     fn parse(self) -> Result<OutboxRow, sqlx::Error> {
-        Ok(Stored {
+        Ok(OutboxRow {
             payload: parse_json(&self.payload)?,
             committed_at: parse_time(&self.committed_at)?,
             position: self.position,
@@ -82,8 +66,7 @@ impl Stored<String, String> {
             sequence: self.sequence,
             event_type: self.event_type,
             event_version: self.event_version,
-        }
-        .into_row())
+        })
     }
 }
 
@@ -140,16 +123,15 @@ pub async fn ready(
     match db {
         Database::Postgres(pool) => {
             let positions: Vec<i64> = relayed.iter().map(|r| r.position).collect();
-            let rows: Vec<Stored<Value, DateTime<Utc>>> = sqlx::query_as(POSTGRES_READY)
+            sqlx::query_as(POSTGRES_READY)
                 .bind(limit)
                 .bind(&positions)
                 .fetch_all(pool)
-                .await?;
-            Ok(rows.into_iter().map(Stored::into_row).collect())
+                .await
         }
         Database::Sqlite(pool) => {
             acknowledge(db, relayed).await?;
-            let rows: Vec<Stored<String, String>> = sqlx::query_as(
+            let rows: Vec<SqliteRow> = sqlx::query_as(
                 "SELECT o.position, o.aggregate_type, o.aggregate_id, o.sequence, e.event_type, \
                  e.event_version, e.payload, o.committed_at FROM outbox o JOIN events e \
                  ON e.aggregate_type = o.aggregate_type AND e.aggregate_id = o.aggregate_id \
@@ -158,7 +140,7 @@ pub async fn ready(
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.into_iter().map(Stored::parse).collect()
+            rows.into_iter().map(SqliteRow::parse).collect()
         }
     }
 }
@@ -193,25 +175,67 @@ pub async fn acknowledge(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::
         }
         Database::Sqlite(pool) => {
             let mut tx = crate::store::begin_sqlite_write(pool).await?;
-            let list =
-                serde_json::to_string(&positions).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            sqlx::query("DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))")
-                .bind(list)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "UPDATE outbox_relay SET last_published_position = \
-                 MAX(last_published_position, ?), last_published_at = ?, \
-                 published_total = published_total + ? WHERE id = 1",
-            )
-            .bind(last)
-            .bind(Utc::now().to_rfc3339())
-            .bind(count)
-            .execute(&mut *tx)
-            .await?;
+            sqlite_forget(&mut tx, &positions).await?;
             tx.commit().await
         }
     }
+}
+
+/// Removes relayed rows from the SQLite outbox and records the progress,
+/// in the caller's transaction.
+async fn sqlite_forget(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    positions: &[i64],
+) -> Result<(), sqlx::Error> {
+    let list = serde_json::to_string(positions).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query("DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))")
+        .bind(list)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE outbox_relay SET last_published_position = \
+         MAX(last_published_position, ?), last_published_at = ?, \
+         published_total = published_total + ? WHERE id = 1",
+    )
+    .bind(positions.iter().max().copied().unwrap_or(0))
+    .bind(Utc::now().to_rfc3339())
+    .bind(i64::try_from(positions.len()).unwrap_or(i64::MAX))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One relayed row into the local event log (the same SQL on both
+/// databases: sqlx's SQLite driver takes `$N` too). A row already there
+/// (the relay crashed after its commit) is skipped, and takes no position.
+const INSERT_LOG: &str = "INSERT INTO event_log (position, aggregate_type, aggregate_id, \
+     sequence, outbox_position, committed_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (aggregate_type, aggregate_id, sequence) DO NOTHING";
+
+const NEXT_LOG_POSITION: &str = "SELECT COALESCE(MAX(position), 0) + 1 FROM event_log";
+
+/// Appends relayed rows to the local event log in the open transaction
+/// `$tx`, under the next gapless positions: the same statements on both
+/// databases (sqlx's SQLite driver encodes a time as RFC 3339 text, the
+/// form the SQLite log stores).
+macro_rules! insert_into_log {
+    ($tx:ident, $rows:expr) => {
+        let mut next: i64 = sqlx::query_scalar(NEXT_LOG_POSITION)
+            .fetch_one(&mut *$tx)
+            .await?;
+        for row in $rows {
+            let inserted = sqlx::query(INSERT_LOG)
+                .bind(next)
+                .bind(&row.aggregate_type)
+                .bind(&row.aggregate_id)
+                .bind(row.sequence)
+                .bind(row.position)
+                .bind(row.committed_at)
+                .execute(&mut *$tx)
+                .await?;
+            next += i64::try_from(inserted.rows_affected()).unwrap_or(0);
+        }
+    };
 }
 
 /// Moves rows into the local event log (the sink when no NATS is set), in
@@ -224,26 +248,7 @@ pub async fn move_to_log(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::
     match db {
         Database::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            let mut next: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) + 1 FROM event_log")
-                    .fetch_one(&mut *tx)
-                    .await?;
-            for row in rows {
-                let inserted = sqlx::query(
-                    "INSERT INTO event_log (position, aggregate_type, aggregate_id, sequence, \
-                     outbox_position, committed_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (aggregate_type, aggregate_id, sequence) DO NOTHING",
-                )
-                .bind(next)
-                .bind(&row.aggregate_type)
-                .bind(&row.aggregate_id)
-                .bind(row.sequence)
-                .bind(row.position)
-                .bind(row.committed_at)
-                .execute(&mut *tx)
-                .await?;
-                next += i64::try_from(inserted.rows_affected()).unwrap_or(0);
-            }
+            insert_into_log!(tx, rows);
             let positions: Vec<i64> = rows.iter().map(|r| r.position).collect();
             sqlx::query("DELETE FROM outbox WHERE position = ANY($1)")
                 .bind(&positions)
@@ -266,41 +271,9 @@ pub async fn move_to_log(db: &Database, rows: &[OutboxRow]) -> Result<(), sqlx::
         }
         Database::Sqlite(pool) => {
             let mut tx = crate::store::begin_sqlite_write(pool).await?;
-            let mut next: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) + 1 FROM event_log")
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let now = Utc::now().to_rfc3339();
-            for row in rows {
-                let inserted = sqlx::query(
-                    "INSERT INTO event_log (position, aggregate_type, aggregate_id, sequence, \
-                     outbox_position, committed_at) VALUES (?, ?, ?, ?, ?, ?) \
-                     ON CONFLICT (aggregate_type, aggregate_id, sequence) DO NOTHING",
-                )
-                .bind(next)
-                .bind(&row.aggregate_type)
-                .bind(&row.aggregate_id)
-                .bind(row.sequence)
-                .bind(row.position)
-                .bind(row.committed_at.to_rfc3339())
-                .execute(&mut *tx)
-                .await?;
-                next += i64::try_from(inserted.rows_affected()).unwrap_or(0);
-                sqlx::query("DELETE FROM outbox WHERE position = ?")
-                    .bind(row.position)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(
-                "UPDATE outbox_relay SET last_published_position = \
-                 MAX(last_published_position, ?), last_published_at = ?, \
-                 published_total = published_total + ? WHERE id = 1",
-            )
-            .bind(rows.iter().map(|r| r.position).max().unwrap_or(0))
-            .bind(&now)
-            .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
+            insert_into_log!(tx, rows);
+            let positions: Vec<i64> = rows.iter().map(|r| r.position).collect();
+            sqlite_forget(&mut tx, &positions).await?;
             tx.commit().await
         }
     }
