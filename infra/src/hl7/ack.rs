@@ -54,15 +54,15 @@ pub fn ack(
             .unwrap_or_default()
     };
     let f = d.field;
-    let encoding: String = [
-        Some(d.component),
-        Some(d.repetition),
-        d.escape,
-        Some(d.subcomponent),
-    ]
-    .iter()
-    .flatten()
-    .collect();
+    // MSH-2 is positional: the subcomponent separator can only follow an
+    // escape character. A message that declared none (`^~`) read `&` for
+    // subcomponents by default, and its answer says the same two.
+    let encoding: String = match d.escape {
+        Some(escape) => [d.component, d.repetition, escape, d.subcomponent]
+            .iter()
+            .collect(),
+        None => [d.component, d.repetition].iter().collect(),
+    };
     let trigger = get(9, 2);
     let version = match get(12, 1) {
         v if v.is_empty() => "2.5".to_owned(),

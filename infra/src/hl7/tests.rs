@@ -157,6 +157,27 @@ fn an_acknowledgement_echoes_the_control_id_and_says_what_went_wrong() {
 }
 
 #[test]
+fn the_answer_to_a_message_declaring_no_escape_character_reads_back() {
+    // Found by `cargo fuzz` (.ci/fuzz): MSH-2 `^~` declares no escape
+    // character, and the ACK wrote `^~&`, which reads `&` as the escape and
+    // again as the default subcomponent separator: an unreadable answer.
+    let m = Message::parse(b"MSH|^~|PAS|RBH|BATON|DORSET|20261202||ADT^A01|M1|P|2.4\r").unwrap();
+    assert_eq!(m.delimiters.escape, None);
+    let answer = ack(
+        Some(&m),
+        AckCode::Accept,
+        None,
+        "BATON",
+        "20261202000000",
+        "A1",
+    );
+    let back = Message::parse(answer.as_bytes()).unwrap();
+    assert_eq!(back.delimiters, m.delimiters);
+    assert_eq!(back.text("MSA", 1, 1).as_deref(), Some("AA"));
+    assert_eq!(back.text("MSA", 2, 1).as_deref(), Some("M1"));
+}
+
+#[test]
 fn mllp_frames_are_found_across_reads_and_garbage_before_them_is_skipped() {
     let mut codec = MllpCodec;
     let mut wire = BytesMut::new();
@@ -198,7 +219,8 @@ proptest! {
                     }
                 }
             }
-            let _ = ack(Some(&m), AckCode::Error, None, "X", "20260101000000", "1");
+            let answer = ack(Some(&m), AckCode::Error, None, "X", "20260101000000", "1");
+            prop_assert!(Message::parse(answer.as_bytes()).is_ok(), "{answer:?}");
         }
     }
 
