@@ -13,6 +13,13 @@
 //! one job per slice (a JSON line on its stdin; the answer, a JSON line on
 //! its stdout). Its CPU is counted apart from Baton's.
 //!
+//! Then the floor: the same client process against a server that only
+//! answers (hyper in this process, no router, no sign-in, no command), each
+//! answer held back for the HTTP path's median latency so that it runs at
+//! the same pace. What any HTTP request costs on this machine (loopback
+//! TCP, wake-ups, parsing at both ends) is that floor; Baton's own HTTP
+//! layer is what the HTTP path costs beyond the bus and the floor.
+//!
 //! Run: `cargo run --release -p baton-tests --bin bench-http`
 //! (needs the PostgreSQL and nats-server that `.ci/run` starts).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -339,6 +346,38 @@ impl Tally {
     }
 }
 
+/// The floor: a server that answers every request with a fixed body after
+/// `hold`, on hyper's HTTP/1.1 connection in this process. Its address.
+async fn floor_server(hold: Duration) -> String {
+    use http_body_util::BodyExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| async move {
+                    // Read the whole request, as any server must.
+                    let _ = request.into_body().collect().await;
+                    tokio::time::sleep(hold).await;
+                    hyper::Response::builder()
+                        .status(201)
+                        .header("content-type", "application/json")
+                        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                            br#"{"id":"S-floor","version":1}"#,
+                        )))
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    format!("http://{address}")
+}
+
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--client") {
         // One thread for the load, as load generators run (wrk, k6): no
@@ -411,6 +450,47 @@ async fn bench() {
         tally.latencies.sort_unstable();
     }
     let (http_rate, bare_rate, bus_rate) = (http.rate(), bare_tally.rate(), bus.rate());
+    // The floor, at the HTTP path's pace: two slices.
+    let hold = percentile(&http.latencies, 0.5);
+    let floor_base = floor_server(hold).await;
+    let mut floor = Tally::default();
+    for slice in 0..2 {
+        let before = CpuTimes::now_with_clients(&pids);
+        let outcome = clients
+            .run(&Job::Spells {
+                base: floor_base.clone(),
+                tokens: (0..WRITERS).map(|w| format!("floor-{w}")).collect(),
+                round_base: 90_000 + slice * 10_000,
+            })
+            .await;
+        let l = outcome.latencies().collect();
+        floor.add(
+            outcome.done,
+            outcome.elapsed(),
+            l,
+            CpuTimes::now_with_clients(&pids).since(&before),
+        );
+    }
+    let (http_cpu, bus_cpu, floor_cpu) = (
+        http.cpu.per_command(http.commands),
+        bus.cpu.per_command(bus.commands),
+        floor.cpu.per_command(floor.commands),
+    );
+    let floor_line = format!(
+        "HTTP floor (the same client process against a server in this process that only answers, \
+         each answer held {} ms, the HTTP path's median): {:.0} requests/s, CPU per request {floor_cpu}; \
+         the HTTP path's CPU per command beyond the bus: {:.0} µs (Baton's process {:.0}, clients {:.0}), \
+         of which the floor {:.0} µs (server side {:.0}, clients {:.0}) and Baton's own HTTP layer the rest, {:.0} µs",
+        ms(hold),
+        floor.rate(),
+        http_cpu.total() - bus_cpu.total(),
+        http_cpu.this - bus_cpu.this,
+        http_cpu.clients,
+        floor_cpu.total(),
+        floor_cpu.this,
+        floor_cpu.clients,
+        (http_cpu.total() - bus_cpu.total()) - floor_cpu.total(),
+    );
     let cost = (1.0 - http_rate / bare_rate) * 100.0;
     // Audited reads: one spell each, 64 clients, one slice.
     let ward = app.token(Role::Ward, Some("POOLE"));
@@ -452,6 +532,7 @@ async fn bench() {
         format!("HTTP against bare: {cost:.1}% less throughput (target: under 10%); of which the HTTP layer (loopback TCP, HTTP parsing, JWT, policy, JSON, request ids and metrics; no idempotency keys are sent, and no log subscriber is installed, so the request log line is not written) against the bus: {:.1}%, and the write side (reservations, outbox, relay, boards) against bare: {:.1}%",
             (1.0 - http_rate / bus_rate) * 100.0, (1.0 - bus_rate / bare_rate) * 100.0),
         cpu_line,
+        floor_line,
         format!(
             "audited spell reads ({WRITERS} clients): {read_rate:.0}/s, p50 {} ms, p99 {} ms",
             ms(percentile(&reads, 0.5)),
