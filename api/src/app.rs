@@ -459,6 +459,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(crate::pages::router())
         .merge(crate::signin::router())
+        .nest(crate::fhir::BASE, crate::fhir::router())
         .route(
             "/openapi.json",
             get(move || {
@@ -608,6 +609,7 @@ async fn answer_and_count(State(state): State<AppState>, request: Request, next:
             let v = v.as_bytes();
             v.starts_with(b"application/json")
                 || v.starts_with(b"application/problem+json")
+                || v.starts_with(b"application/fhir+json")
                 || v.starts_with(b"text/html")
         });
     if response.status().as_u16() >= 400 && !ours {
