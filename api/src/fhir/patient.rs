@@ -106,7 +106,7 @@ pub async fn read(
         &caller,
         "fhir_read_patient",
         &format!("/fhir/R4/Patient/{id}"),
-        &[id.clone()],
+        std::slice::from_ref(&id),
     )
     .await?;
     Ok(answer(StatusCode::OK, &resource(&patient), None))
