@@ -377,7 +377,7 @@ fn validator() -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_resource_type_served_is_valid_r4_by_medplum_s_validator() {
-    let script = validator();
+    validator();
     let app = TestApp::seeded(Stack::Embedded).await;
     let (spell, referrals) = referred(&app, 7, 1).await;
     let nurse = app.as_(Role::Ward, Some("POOLE"));
@@ -449,6 +449,151 @@ async fn every_resource_type_served_is_valid_r4_by_medplum_s_validator() {
             .body,
     );
 
+    validate(&resources);
+    app.stop().await;
+}
+
+fn service_request(spell: &str, team: &str) -> Value {
+    json!({
+        "resourceType": "ServiceRequest",
+        "extension": [{
+            "url": "https://baton.example.nhs.uk/fhir/StructureDefinition/discharge-pathway",
+            "valueCoding": { "system": "https://baton.example.nhs.uk/fhir/CodeSystem/discharge-pathway", "code": "P1" },
+        }],
+        "status": "active",
+        "intent": "order",
+        "code": { "coding": [{ "system": "https://baton.example.nhs.uk/fhir/CodeSystem/service", "code": "reablement" }] },
+        "subject": { "identifier": { "system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs(9) } },
+        "encounter": { "reference": format!("Encounter/{spell}") },
+        "performer": [{ "reference": format!("Organization/{team}") }],
+        "note": [{ "text": "Lives alone, stairs" }],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ward_system_raises_a_referral_by_transaction_or_by_a_bars_message_and_refusals_name_the_rule(
+) {
+    let app = TestApp::seeded(Stack::Embedded).await;
+    let nurse = app.as_(Role::Ward, Some("POOLE"));
+    let spell = nurse.admit(9, "W1", 9).await.id();
+    let transaction = json!({
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            { "fullUrl": "urn:uuid:5b1c9a52-2f0e-4c3e-9a57-1d2b3c4d5e6f", "resource": service_request(&spell, "REAB"),
+              "request": { "method": "POST", "url": "ServiceRequest" } },
+            { "fullUrl": "urn:uuid:6c2d0b63-3a1f-4d4f-8b68-2e3c4d5e6f70", "resource": {
+                "resourceType": "Task", "status": "requested", "intent": "order",
+                "focus": { "reference": "urn:uuid:5b1c9a52-2f0e-4c3e-9a57-1d2b3c4d5e6f" },
+                "owner": { "reference": "Organization/REAB" } },
+              "request": { "method": "POST", "url": "Task" } },
+        ],
+    });
+    let answered = fhir(
+        &nurse,
+        reqwest::Method::POST,
+        "",
+        Some(transaction.clone()),
+        &[],
+    )
+    .await
+    .expect(200);
+    assert_eq!(answered.body["type"], "transaction-response");
+    let location = answered.body["entry"][1]["response"]["location"]
+        .as_str()
+        .unwrap();
+    let task_id = location.split('/').nth(1).unwrap();
+    let task = get(&nurse, &format!("/Task/{task_id}")).await.expect(200);
+    assert_eq!(task.body["status"], "requested");
+    assert_eq!(task.body["owner"]["reference"], "Organization/REAB");
+
+    // The same again is the domain's refusal, named; a team may not raise.
+    let again = fhir(
+        &nurse,
+        reqwest::Method::POST,
+        "",
+        Some(transaction.clone()),
+        &[],
+    )
+    .await
+    .expect(409);
+    assert_eq!(rule(&again.body), "referral_already_active");
+    fhir(
+        &app.as_(Role::Team, Some("REAB")),
+        reqwest::Method::POST,
+        "",
+        Some(transaction),
+        &[],
+    )
+    .await
+    .expect(404);
+
+    // A BaRS-style message to another team, answered with a response message.
+    let mut dn_request = service_request(&spell, "DN");
+    dn_request["code"]["coding"][0]["code"] = json!("district_nursing");
+    let message = json!({
+        "resourceType": "Bundle",
+        "id": "3f9a1e8c-5d2b-4c1a-9e7f-0a1b2c3d4e5f",
+        "type": "message",
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "entry": [
+            { "fullUrl": "urn:uuid:7d3e1c74-4b20-4e50-9c79-3f4d5e6f7081", "resource": {
+                "resourceType": "MessageHeader", "id": "7d3e1c74-4b20-4e50-9c79-3f4d5e6f7081",
+                "eventCoding": { "system": "https://fhir.nhs.uk/CodeSystem/message-events-bars", "code": "servicerequest-request" },
+                "source": { "endpoint": "https://ward-system.example.nhs.uk" },
+                "focus": [{ "reference": "urn:uuid:8e4f2d85-5c31-4f61-8d8a-405e6f708192" }] } },
+            { "fullUrl": "urn:uuid:8e4f2d85-5c31-4f61-8d8a-405e6f708192", "resource": dn_request },
+        ],
+    });
+    let response = fhir(
+        &nurse,
+        reqwest::Method::POST,
+        "/$process-message",
+        Some(message.clone()),
+        &[],
+    )
+    .await
+    .expect(200);
+    let header = &response.body["entry"][0]["resource"];
+    assert_eq!(header["response"]["code"], "ok");
+    assert_eq!(
+        header["response"]["identifier"],
+        "7d3e1c74-4b20-4e50-9c79-3f4d5e6f7081"
+    );
+    let referral = header["focus"][0]["reference"].as_str().unwrap().to_owned();
+    get(&nurse, &format!("/{referral}")).await.expect(200);
+
+    let mut wrong_event = message.clone();
+    wrong_event["entry"][0]["resource"]["eventCoding"]["code"] = json!("servicerequest-cancel");
+    let refused = fhir(
+        &nurse,
+        reqwest::Method::POST,
+        "/$process-message",
+        Some(wrong_event),
+        &[],
+    )
+    .await
+    .expect(422);
+    assert_eq!(rule(&refused.body), "unsupported_message_event");
+    let not_a_bundle = fhir(
+        &nurse,
+        reqwest::Method::POST,
+        "/$process-message",
+        Some(json!({ "resourceType": "Patient" })),
+        &[],
+    )
+    .await
+    .expect(400);
+    assert_eq!(not_a_bundle.body["issue"][0]["code"], "invalid");
+
+    // Both answers are valid R4 too.
+    validate(&[answered.body, response.body, again.body]);
+    app.stop().await;
+}
+
+/// Runs the validator over `resources`; fails the test on any invalid one.
+fn validate(resources: &[Value]) {
+    let script = validator();
     let mut child = std::process::Command::new("node")
         .arg("--experimental-websocket")
         .arg(&script)
@@ -461,7 +606,7 @@ async fn every_resource_type_served_is_valid_r4_by_medplum_s_validator() {
         .stdin
         .take()
         .unwrap()
-        .write_all(serde_json::to_string(&resources).unwrap().as_bytes())
+        .write_all(serde_json::to_string(resources).unwrap().as_bytes())
         .unwrap();
     let output = child.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
@@ -475,5 +620,4 @@ async fn every_resource_type_served_is_valid_r4_by_medplum_s_validator() {
         resources.len(),
         "{report}"
     );
-    app.stop().await;
 }

@@ -51,6 +51,8 @@ pub fn statement() -> Value {
                 "service": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth" }] }],
                 "description": "A bearer token (Authorization: Bearer), as for the JSON API; the same roles and scopes.",
             },
+            "interaction": [{ "code": "transaction", "documentation": "a referral: its ServiceRequest and Task" }],
+            "operation": [{ "name": "process-message", "definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message" }],
             "resource": [
                 resource("Patient", Some(super::patient::PROFILE), &["read"], &[]),
                 resource("Encounter", Some(super::encounter::PROFILE), &["read", "history-instance", "search-type"],

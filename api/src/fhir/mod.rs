@@ -14,6 +14,7 @@ pub mod location;
 pub mod organization;
 pub mod outcome;
 pub mod patient;
+pub mod raise;
 pub mod service_request;
 pub mod task;
 
@@ -41,6 +42,11 @@ pub const BASE: &str = "/fhir/R4";
 /// Every FHIR route.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", axum::routing::post(raise::transaction))
+        .route(
+            "/$process-message",
+            axum::routing::post(raise::process_message),
+        )
         .route("/metadata", get(capability::metadata))
         .route("/Patient/{id}", get(patient::read))
         .route("/Encounter", get(encounter::search))
