@@ -621,3 +621,66 @@ fn validate(resources: &[Value]) {
         "{report}"
     );
 }
+
+/// fhirpy's Python, from `BATON_FHIRPY_VENV` (default `/opt/baton-fhirpy`,
+/// where .ci/run installs the pinned fhirpy), or a failure saying how to
+/// install it: this test is never skipped.
+fn fhirpy() -> std::path::PathBuf {
+    let venv =
+        std::env::var("BATON_FHIRPY_VENV").unwrap_or_else(|_| "/opt/baton-fhirpy".to_owned());
+    let python = std::path::Path::new(&venv).join("bin/python");
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import fhirpy"])
+        .status();
+    assert!(
+        found.is_ok_and(|s| s.success()),
+        "fhirpy is not installed in {venv}: python3 -m venv {venv} && {venv}/bin/pip install fhirpy==2.3.1 (as .ci/run does)"
+    );
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_real_fhir_client_does_a_team_s_day_search_read_accept_reject_and_ask() {
+    let python = fhirpy();
+    let app = TestApp::seeded(Stack::Embedded).await;
+    let (_, referrals) = referred(&app, 11, 3).await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fhir/team_day.py");
+    let base = format!("{}/fhir/R4", app.base);
+    let team_token = app.token(Role::Team, Some("REAB"));
+    let ward_token = app.token(Role::Ward, Some("POOLE"));
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .args([&base, &team_token, &ward_token, "REAB"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(seen["inbox"], 3, "{seen}");
+    assert_eq!(seen["patients"], json!([nhs(11), nhs(12), nhs(13)]));
+    assert_eq!(
+        seen["services"],
+        json!(["reablement", "reablement", "reablement"])
+    );
+    assert_eq!(seen["after"], json!(["accepted", "rejected", "on-hold"]));
+    assert_eq!(
+        seen["encounter"],
+        json!({ "status": "in-progress", "class": "IMP" })
+    );
+    assert_eq!(seen["answered"], "received");
+    // The same commands as the JSON API's: it sees each.
+    let team = app.as_(Role::Team, Some("REAB"));
+    for (referral, status) in referrals.iter().zip(["accepted", "rejected", "received"]) {
+        let view = team
+            .get(&format!("/api/v1/referrals/{referral}"))
+            .await
+            .expect(200);
+        assert_eq!(view.body["status"], status, "{}", view.body);
+    }
+    app.stop().await;
+}
