@@ -297,6 +297,21 @@ async fn refusals_are_operation_outcomes_with_the_domain_rule_and_bad_input_is_4
     get(&team, "/Task?colour=blue").await.expect(400);
     get(&team, "/Task?_lastUpdated=yesterday").await.expect(400);
     get(&team, "/Task?status=draft").await.expect(400);
+    get(&team, "/Task?_count=many").await.expect(400);
+    let far = get(&team, &format!("/Task?_offset={}", usize::MAX))
+        .await
+        .expect(200);
+    assert_eq!(far.body["entry"], json!([]));
+    let delete = fhir(
+        &team,
+        reqwest::Method::DELETE,
+        &format!("/Task/{}", referrals[0]),
+        None,
+        &[],
+    )
+    .await
+    .expect(405);
+    assert_eq!(delete.body["issue"][0]["code"], "not-supported");
     let path = format!("/fhir/R4/Task/{}", referrals[0]);
     let raw = reqwest::Client::new()
         .put(format!("{}{path}", app.base))
@@ -360,6 +375,26 @@ async fn refusals_are_operation_outcomes_with_the_domain_rule_and_bad_input_is_4
         .await
         .expect(200);
     assert_eq!(other.body["total"], 0);
+
+    // Each read of the patient's data is in the access log, as the JSON API's are.
+    get(&team, &format!("/Patient/{}", nhs(5)))
+        .await
+        .expect(200);
+    let log = app
+        .as_(Role::Admin, None)
+        .get(&format!("/api/v1/audit?nhs_number={}", nhs(5)))
+        .await
+        .expect(200);
+    let actions: Vec<&str> = log
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    for action in ["fhir_read_patient", "fhir_read_task"] {
+        assert!(actions.contains(&action), "{action} not in {actions:?}");
+    }
     app.stop().await;
 }
 

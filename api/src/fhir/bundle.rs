@@ -144,8 +144,9 @@ pub fn searchset(
         json!({ "relation": "self", "url": search.url(root, kind, search.offset) }),
         json!({ "relation": "first", "url": search.url(root, kind, 0) }),
     ];
-    if search.count > 0 && search.offset + search.count < total {
-        links.push(json!({ "relation": "next", "url": search.url(root, kind, search.offset + search.count) }));
+    let next = search.offset.saturating_add(search.count);
+    if search.count > 0 && next < total {
+        links.push(json!({ "relation": "next", "url": search.url(root, kind, next) }));
     }
     if search.offset > 0 {
         let previous = search.offset.saturating_sub(search.count.max(1));
