@@ -159,7 +159,7 @@ impl Application {
         )));
         tasks.push(tokio::spawn(reload_reference(
             pipeline.reference.clone(),
-            stopped,
+            stopped.clone(),
         )));
         let mut settings = Settings {
             trusted_proxies,
@@ -195,6 +195,10 @@ impl Application {
             settings: Arc::new(settings),
             closing: closing.subscribe(),
         };
+        tasks.push(tokio::spawn(crate::fhir::subscription::run(
+            state.clone(),
+            stopped,
+        )));
         let limits = connection_limits(&config, &state.settings.trusted_proxies);
         let router = router(state.clone());
         let port = listener

@@ -110,6 +110,7 @@ async fn a_team_s_system_searches_its_inbox_reads_the_patient_and_moves_tasks_th
             "Location",
             "Organization",
             "ServiceRequest",
+            "Subscription",
             "Task"
         ]
     );
@@ -717,5 +718,183 @@ async fn a_real_fhir_client_does_a_team_s_day_search_read_accept_reject_and_ask(
             .expect(200);
         assert_eq!(view.body["status"], status, "{}", view.body);
     }
+    app.stop().await;
+}
+
+/// A team system's notification endpoint: what it was sent, and whether it
+/// is up.
+#[derive(Default)]
+struct Hook {
+    up: std::sync::atomic::AtomicBool,
+    received: std::sync::Mutex<Vec<Value>>,
+}
+
+async fn hook() -> (std::sync::Arc<Hook>, String) {
+    use axum::extract::State;
+    let hook = std::sync::Arc::new(Hook::default());
+    hook.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |State(hook): State<std::sync::Arc<Hook>>, body: String| async move {
+                    if !hook.up.load(std::sync::atomic::Ordering::SeqCst) {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    hook.received
+                        .lock()
+                        .unwrap()
+                        .push(serde_json::from_str(&body).unwrap());
+                    axum::http::StatusCode::OK
+                },
+            ),
+        )
+        .with_state(hook.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (hook, url)
+}
+
+fn received_ids(hook: &Hook) -> Vec<String> {
+    hook.received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscribed_team_is_told_of_each_new_referral_through_an_outage_and_a_restart() {
+    told_through_an_outage_and_a_restart(Stack::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgresql_and_jetstream_a_subscribed_team_is_told_through_an_outage_and_a_restart() {
+    told_through_an_outage_and_a_restart(Stack::Production).await;
+}
+
+async fn told_through_an_outage_and_a_restart(stack: Stack) {
+    let app = TestApp::seeded(stack).await;
+    let (hook, url) = hook().await;
+    let team = app.as_(Role::Team, Some("REAB"));
+    let subscription = |owner: &str| {
+        json!({
+            "resourceType": "Subscription",
+            "status": "requested",
+            "reason": "new referrals",
+            "criteria": format!("Task?owner=Organization/{owner}&status=requested"),
+            "channel": { "type": "rest-hook", "endpoint": url, "payload": "application/fhir+json" },
+        })
+    };
+    // Only a caller who may read those tasks subscribes.
+    fhir(
+        &app.as_(Role::System, None),
+        reqwest::Method::POST,
+        "/Subscription",
+        Some(subscription("REAB")),
+        &[],
+    )
+    .await
+    .expect(403);
+    fhir(
+        &app.as_(Role::Team, Some("DN")),
+        reqwest::Method::POST,
+        "/Subscription",
+        Some(subscription("REAB")),
+        &[],
+    )
+    .await
+    .expect(403);
+    let mut bad = subscription("REAB");
+    bad["criteria"] = json!("Patient?name=x");
+    fhir(
+        &team,
+        reqwest::Method::POST,
+        "/Subscription",
+        Some(bad),
+        &[],
+    )
+    .await
+    .expect(400);
+    let created = fhir(
+        &team,
+        reqwest::Method::POST,
+        "/Subscription",
+        Some(subscription("REAB")),
+        &[],
+    )
+    .await
+    .expect(201);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    validate(std::slice::from_ref(&created.body));
+
+    let (_, first) = referred(&app, 21, 1).await;
+    eventually(
+        "the first referral's task to reach the endpoint",
+        Duration::from_secs(10),
+        || {
+            let hook = hook.clone();
+            let first = first.clone();
+            async move { received_ids(&hook) == first }
+        },
+    )
+    .await;
+    let told = hook.received.lock().unwrap()[0].clone();
+    assert_eq!(told["status"], "requested");
+    assert_eq!(told["owner"]["reference"], "Organization/REAB");
+
+    // The endpoint goes down: the subscription says so, and keeps trying.
+    hook.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (_, second) = referred(&app, 22, 1).await;
+    eventually(
+        "the subscription to show the endpoint's error",
+        Duration::from_secs(10),
+        || {
+            let team = team.clone();
+            let id = id.clone();
+            async move {
+                let read = get(&team, &format!("/Subscription/{id}")).await;
+                read.body["status"] == "error"
+                    && read.body["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("503"))
+            }
+        },
+    )
+    .await;
+    // Baton restarts while it is down; nothing is lost.
+    let app = app.sibling_after_stop().await;
+    hook.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let wanted: Vec<String> = first.iter().chain(second.iter()).cloned().collect();
+    eventually(
+        "the second referral's task after the restart",
+        Duration::from_secs(20),
+        || {
+            let hook = hook.clone();
+            let wanted = wanted.clone();
+            async move {
+                let mut seen = received_ids(&hook);
+                seen.dedup();
+                seen == wanted
+            }
+        },
+    )
+    .await;
+    let team = app.as_(Role::Team, Some("REAB"));
+    eventually("the subscription to be active again", Duration::from_secs(10), || {
+        let team = team.clone();
+        let id = id.clone();
+        async move { get(&team, &format!("/Subscription/{id}")).await.body["status"] == "active" }
+    })
+    .await;
+    // Another team's subscriber knows nothing of it.
+    get(
+        &app.as_(Role::Team, Some("DN")),
+        &format!("/Subscription/{id}"),
+    )
+    .await
+    .expect(404);
     app.stop().await;
 }

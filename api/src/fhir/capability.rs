@@ -61,6 +61,7 @@ pub fn statement() -> Value {
                 resource("Organization", Some(super::organization::PROFILE), &["read"], &[]),
                 resource("ServiceRequest", Some(super::service_request::PROFILE), &["read", "search-type"],
                     &[("subject", "reference"), ("patient", "reference"), ("subject:identifier", "token"), ("subject.identifier", "token"), ("patient.identifier", "token"), ("performer", "reference"), ("_id", "token")]),
+                resource("Subscription", None, &["create", "read"], &[]),
                 resource("Task", None, &["read", "update", "history-instance", "search-type"],
                     &[("owner", "reference"), ("status", "token"), ("_lastUpdated", "date"), ("patient", "reference"), ("subject", "reference"), ("for", "reference"), ("patient.identifier", "token"), ("focus", "reference"), ("_id", "token")]),
             ],

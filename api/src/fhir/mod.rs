@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod patient;
 pub mod raise;
 pub mod service_request;
+pub mod subscription;
 pub mod task;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -56,6 +57,8 @@ pub fn router() -> Router<AppState> {
         .route("/Organization/{id}", get(organization::read))
         .route("/ServiceRequest", get(service_request::search))
         .route("/ServiceRequest/{id}", get(service_request::read))
+        .route("/Subscription", axum::routing::post(subscription::create))
+        .route("/Subscription/{id}", get(subscription::read))
         .route("/Task", get(task::search))
         .route("/Task/{id}", get(task::read).put(task::update))
         .route("/Task/{id}/_history", get(task::history))
