@@ -38,7 +38,7 @@ use crate::policy::{may_see_referral, ReferralScope};
 use crate::state::AppState;
 
 /// How often new subscriptions are looked for.
-const LOOK_EVERY: Duration = Duration::from_millis(200);
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// The first wait before retrying a failed delivery, doubled each time.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// The longest wait between retries.
