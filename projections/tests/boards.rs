@@ -999,8 +999,9 @@ fn a_referral_was_last_updated_when_its_latest_event_was_recorded() {
         Some(t("2026-03-05T06:00:05Z"))
     );
     // A spell's events leave its referrals' time alone.
-    let mut later = Script::default();
-    later.events = s.events.clone();
+    let mut later = Script {
+        events: s.events.clone(),
+    };
     later.spell(
         "s1",
         SpellEvent::ExpectedDischargeDateSet {
