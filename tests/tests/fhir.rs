@@ -257,6 +257,12 @@ async fn a_team_s_system_searches_its_inbox_reads_the_patient_and_moves_tasks_th
     .await
     .expect(200);
     assert_eq!(encounters.body["total"], 1);
+    for (status, total) in [("in-progress", 3), ("finished", 0), ("planned", 0)] {
+        let found = get(&nurse, &format!("/Encounter?status={status}"))
+            .await
+            .expect(200);
+        assert_eq!(found.body["total"], total, "{status}");
+    }
     let encounter = &encounters.body["entry"][0]["resource"];
     assert_eq!(encounter["status"], "in-progress");
     assert_eq!(encounter["class"]["code"], "IMP");

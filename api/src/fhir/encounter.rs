@@ -276,41 +276,52 @@ pub async fn search(
             .one(&["patient", "subject"])
             .map(|v| referenced_id("Patient", v).to_owned()),
     };
-    let status = search.one(&["status"]).map(str::to_owned);
+    // The boards know open from discharged (a cancelled admission is not
+    // on them), so only the page's spells are loaded from the store.
+    let open: Option<bool> = match search.one(&["status"]) {
+        None => None,
+        Some("in-progress") => Some(true),
+        Some("finished") => Some(false),
+        Some(_) => None,
+    };
+    let unknown_status = search
+        .one(&["status"])
+        .is_some_and(|s| !matches!(s, "in-progress" | "finished"));
     let only = search.one(&["_id"]).map(str::to_owned);
     let catalogue = state.reference.snapshot();
     let p = &caller.principal;
-    let mut found: Vec<(domain::values::Instant, String)> = state.boards.read(|flow| {
-        flow.spells()
-            .filter(|(id, s)| {
-                nhs.as_deref()
-                    .is_none_or(|n| s.patient.nhs_number.digits() == n)
-                    && only.as_deref().is_none_or(|o| o == *id)
-                    && authorize(
-                        p,
-                        &catalogue,
-                        Action::Spell {
-                            hospital: Some(&s.placement.hospital),
-                        },
-                    )
-                    .is_ok()
-            })
-            .map(|(id, s)| (s.admitted_at, id.to_owned()))
-            .collect()
-    });
+    let mut found: Vec<(domain::values::Instant, String)> = if unknown_status {
+        Vec::new()
+    } else {
+        state.boards.read(|flow| {
+            flow.spells()
+                .filter(|(id, s)| {
+                    nhs.as_deref()
+                        .is_none_or(|n| s.patient.nhs_number.digits() == n)
+                        && only.as_deref().is_none_or(|o| o == *id)
+                        && open.is_none_or(|open| open == s.discharged_at.is_none())
+                        && authorize(
+                            p,
+                            &catalogue,
+                            Action::Spell {
+                                hospital: Some(&s.placement.hospital),
+                            },
+                        )
+                        .is_ok()
+                })
+                .map(|(id, s)| (s.admitted_at, id.to_owned()))
+                .collect()
+        })
+    };
     found.sort_by(|a, b| b.cmp(a));
-    let mut resources = Vec::new();
-    for (_, id) in &found {
-        let (spell, version) = state.bus.load_spell(&spell_id(id.clone())?).await?;
+    let total = found.len();
+    let mut page = Vec::new();
+    for (_, id) in search.page(found) {
+        let (spell, version) = state.bus.load_spell(&spell_id(id)?).await?;
         if let Some(stay) = spell.stay() {
-            let encounter = resource(stay, version, None);
-            if status.as_deref().is_none_or(|s| encounter["status"] == s) {
-                resources.push(encounter);
-            }
+            page.push(resource(stay, version, None));
         }
     }
-    let total = resources.len();
-    let page = search.page(resources);
     let patients: Vec<String> = page
         .iter()
         .filter_map(|e| {
