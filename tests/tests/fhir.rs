@@ -637,7 +637,6 @@ async fn a_ward_system_raises_a_referral_by_transaction_or_by_a_bars_message_and
 fn validate(resources: &[Value]) {
     let script = validator();
     let mut child = std::process::Command::new("node")
-        .arg("--experimental-websocket")
         .arg(&script)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
