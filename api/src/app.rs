@@ -159,7 +159,7 @@ impl Application {
         )));
         tasks.push(tokio::spawn(reload_reference(
             pipeline.reference.clone(),
-            stopped,
+            stopped.clone(),
         )));
         let mut settings = Settings {
             trusted_proxies,
@@ -195,6 +195,10 @@ impl Application {
             settings: Arc::new(settings),
             closing: closing.subscribe(),
         };
+        tasks.push(tokio::spawn(crate::fhir::subscription::run(
+            state.clone(),
+            stopped,
+        )));
         let limits = connection_limits(&config, &state.settings.trusted_proxies);
         let router = router(state.clone());
         let port = listener
@@ -459,6 +463,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(crate::pages::router())
         .merge(crate::signin::router())
+        .nest(crate::fhir::BASE, crate::fhir::router())
         .route(
             "/openapi.json",
             get(move || {
@@ -608,6 +613,7 @@ async fn answer_and_count(State(state): State<AppState>, request: Request, next:
             let v = v.as_bytes();
             v.starts_with(b"application/json")
                 || v.starts_with(b"application/problem+json")
+                || v.starts_with(b"application/fhir+json")
                 || v.starts_with(b"text/html")
         });
     if response.status().as_u16() >= 400 && !ours {

@@ -32,6 +32,7 @@ pub mod audit;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod fhir;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;

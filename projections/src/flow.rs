@@ -71,6 +71,10 @@ pub struct ReferralFacts {
     /// was kept: a rebuild fills it in).
     #[serde(default)]
     pub summary: Option<Text>,
+    /// When its last event was recorded (none in checkpoints written
+    /// before it was kept: a rebuild fills it in).
+    #[serde(default)]
+    pub updated_at: Option<Instant>,
 }
 
 /// A ward's running figures, so totals are read without walking its spells
@@ -130,7 +134,12 @@ impl Flow {
         self.applied.insert(key, envelope.sequence);
         match &envelope.change {
             Change::Spell(event) => self.apply_spell(&envelope.aggregate_id, event),
-            Change::Referral(event) => self.apply_referral(&envelope.aggregate_id, event),
+            Change::Referral(event) => {
+                self.apply_referral(&envelope.aggregate_id, event);
+                if let Some(referral) = self.referrals.get_mut(&envelope.aggregate_id) {
+                    referral.updated_at = Some(envelope.recorded_at);
+                }
+            }
             Change::Access(event) => {
                 self.access
                     .apply(envelope.sequence, &envelope.by, envelope.recorded_at, event)
@@ -350,6 +359,7 @@ impl Flow {
                     escalated_at: None,
                     planned_start: None,
                     summary: Some(summary.clone()),
+                    updated_at: None,
                 },
             );
             self.by_team

@@ -979,3 +979,39 @@ fn a_hub_board_lists_its_hospitals_discharge_ready_patients_longest_waiting_firs
         "a discharged patient leaves the hub board"
     );
 }
+
+#[test]
+fn a_referral_was_last_updated_when_its_latest_event_was_recorded() {
+    let mut s = Script::default();
+    s.admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+        .referral("r1", raised("r1", "s1", "2026-03-05T05:00:00Z"))
+        .referral(
+            "r1",
+            ReferralEvent::ReferralAcknowledged {
+                at: t("2026-03-05T06:00:00Z"),
+            },
+        );
+    let last = s.events.len() - 1;
+    s.events[last].recorded_at = t("2026-03-05T06:00:05Z");
+    let flow = s.fold();
+    assert_eq!(
+        flow.referral("r1").unwrap().updated_at,
+        Some(t("2026-03-05T06:00:05Z"))
+    );
+    // A spell's events leave its referrals' time alone.
+    let mut later = Script {
+        events: s.events.clone(),
+    };
+    later.spell(
+        "s1",
+        SpellEvent::ExpectedDischargeDateSet {
+            date: d("2026-03-09"),
+            previous: None,
+        },
+    );
+    let flow = later.fold();
+    assert_eq!(
+        flow.referral("r1").unwrap().updated_at,
+        Some(t("2026-03-05T06:00:05Z"))
+    );
+}

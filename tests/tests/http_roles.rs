@@ -152,6 +152,22 @@ async fn every_role_in_every_scope_reaches_exactly_what_the_contract_allows() {
         ("GET", "/api/v1/access".into(), None, [F, F, F, F, F, F, F, F, F, O]),
         ("POST", "/api/v1/access/matrix-user/grant".into(), Some(json!({ "name": "Matrix User", "role": "system" })), [F, F, F, F, F, F, F, F, F, O]),
         ("POST", "/api/v1/access/matrix-user/revoke".into(), Some(json!({})), [F, F, F, F, F, F, F, F, F, O]),
+        // FHIR R4: the same doors as the JSON API's reads of the same records.
+        // (The other team has the patient's district nursing referral, raised above.)
+        ("GET", format!("/fhir/R4/Patient/{nhs}"), None, [O, N, O, N, O, O, O, N, F, F]),
+        ("GET", format!("/fhir/R4/Encounter/{spell}"), None, [O, N, O, N, N, N, F, N, F, F]),
+        ("GET", format!("/fhir/R4/Encounter/{spell}/_history"), None, [O, N, O, N, N, N, F, N, F, F]),
+        ("GET", format!("/fhir/R4/ServiceRequest/{referral}"), None, [O, N, O, N, O, N, O, N, F, F]),
+        ("GET", format!("/fhir/R4/Task/{referral}"), None, [O, N, O, N, O, N, O, N, F, F]),
+        ("GET", format!("/fhir/R4/Task/{referral}/_history"), None, [O, N, O, N, O, N, O, N, F, F]),
+        ("GET", "/fhir/R4/Task?owner=Organization/REAB".into(), None, [O, O, O, O, O, O, O, O, F, F]),
+        ("GET", "/fhir/R4/ServiceRequest".into(), None, [O, O, O, O, O, O, O, O, F, F]),
+        ("GET", "/fhir/R4/Encounter".into(), None, [O, O, O, O, O, O, O, O, O, O]),
+        ("GET", "/fhir/R4/Location/W1".into(), None, [O, O, O, O, O, O, O, O, O, O]),
+        ("GET", "/fhir/R4/Location/W1.1".into(), None, [O, F, O, F, F, F, F, F, O, F]),
+        ("GET", "/fhir/R4/Organization/REAB".into(), None, [O, O, O, O, O, O, O, O, O, O]),
+        ("GET", "/fhir/R4/Organization/POOLE".into(), None, [O, O, O, O, O, O, O, O, O, O]),
+        ("POST", "/fhir/R4/Subscription".into(), Some(json!({ "resourceType": "Subscription", "status": "requested", "reason": "matrix", "criteria": "Task?owner=Organization/REAB", "channel": { "type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook" } })), [O, O, O, O, O, F, O, O, F, F]),
         // Last: they end the referral and the spell.
         ("POST", format!("/api/v1/referrals/{referral}/withdraw"), Some(json!({ "reason": "not needed" })), [O, N, O, N, F, N, O, N, F, F]),
         ("POST", format!("/api/v1/spells/{spell}/discharge"), Some(json!({ "at": now, "destination": "usual_residence" })), [O, N, O, N, N, N, F, N, F, F]),

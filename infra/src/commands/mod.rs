@@ -348,6 +348,17 @@ impl CommandBus {
             .map_err(|e| failure(cqrs_es::AggregateError::from(e)))
     }
 
+    /// Every stored event of a referral, oldest first (empty when unknown).
+    pub async fn referral_history(
+        &self,
+        id: &ReferralId,
+    ) -> Result<Vec<SerializedEvent>, CommandError<ReferralError>> {
+        self.repository
+            .get_events::<EsAggregate<Referral>>(id.as_str())
+            .await
+            .map_err(|e| failure(cqrs_es::AggregateError::from(e)))
+    }
+
     /// A spell's current state and version.
     pub async fn load_spell(&self, id: &SpellId) -> Result<(Spell, u64), CommandError<SpellError>> {
         load(&self.spells, id.as_str()).await
