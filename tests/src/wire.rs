@@ -75,14 +75,47 @@ impl WireClient {
         self.send("GET", path, None).await
     }
 
+    /// PUT of a FHIR resource, at the version `if_match` names.
+    pub async fn put_fhir(
+        &mut self,
+        path: &str,
+        body: &serde_json::Value,
+        if_match: &str,
+    ) -> WireAnswer {
+        let body = serde_json::to_vec(body).unwrap();
+        self.request(
+            "PUT",
+            path,
+            Some(body),
+            "application/fhir+json",
+            Some(if_match),
+        )
+        .await
+    }
+
     async fn send(&mut self, method: &str, path: &str, body: Option<Vec<u8>>) -> WireAnswer {
+        self.request(method, path, body, "application/json", None)
+            .await
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
+        if_match: Option<&str>,
+    ) -> WireAnswer {
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.host)
             .header("authorization", &self.authorization);
         if body.is_some() {
-            request = request.header("content-type", "application/json");
+            request = request.header("content-type", content_type);
+        }
+        if let Some(version) = if_match {
+            request = request.header("if-match", version);
         }
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
