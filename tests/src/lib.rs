@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cluster;
 pub mod cpu;
 pub mod fixtures;
+pub mod mllp;
 pub mod http;
 pub mod nats;
 pub mod oidc;

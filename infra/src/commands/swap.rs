@@ -24,8 +24,9 @@ pub struct Swap {
 }
 
 impl CommandBus {
-    /// Moves each spell into its new bed (the other's) at `at`, both or
-    /// neither. Answers the second spell's commit.
+    /// Moves each spell into its new bed (the other's) at `at` (the
+    /// clinical time; the recording clock is now), both or neither.
+    /// Answers the second spell's commit.
     pub async fn swap_beds(
         &self,
         first: Swap,
@@ -87,7 +88,7 @@ impl CommandBus {
                 };
                 let decided = domain::handle(
                     &context.aggregate.0,
-                    Issued::new(by.clone(), at, command),
+                    Issued::new(by.clone(), chrono::Utc::now(), command),
                     self.reference.as_ref(),
                 )
                 .map_err(CommandError::Refused)?;

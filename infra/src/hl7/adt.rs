@@ -79,6 +79,7 @@ pub enum Adt {
     Swap {
         first: (VisitNumber, PasLocation),
         second: (VisitNumber, PasLocation),
+        at: Instant,
     },
     /// A04, A05 and every other event: acknowledged, ignored, counted.
     Ignored,
@@ -161,7 +162,11 @@ pub fn interpret(m: &Message, trigger: &str, now: Instant) -> Result<Adt, AckErr
                 visit(m, 1)?,
                 location(m, 1, 3)?.ok_or_else(|| missing("second PV1-3 assigned location"))?,
             );
-            Ok(Adt::Swap { first, second })
+            Ok(Adt::Swap {
+                first,
+                second,
+                at: event_time(m, 0, now)?,
+            })
         }
         _ => Ok(Adt::Ignored),
     }

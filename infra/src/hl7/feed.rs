@@ -249,6 +249,22 @@ impl AdtFeed {
                 extra: serde_json::Value::Null,
             }),
         };
+        // A retransmission is answered from the record of the first, before
+        // anything else is checked: the mapping or the spell may have moved
+        // on since, and it must change nothing.
+        if let Some(key) = &options.idempotency {
+            let stored = crate::idempotency::lookup(&self.db, &key.principal, &key.key)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, "could not read the idempotency record");
+                    NotApplied::Unavailable
+                })?;
+            match stored {
+                Some(stored) if stored.fingerprint == key.fingerprint => return Ok("applied"),
+                Some(_) => return Err(refusal(CommandError::KeyReused)),
+                None => {}
+            }
+        }
         let spell = |visit: &VisitNumber| {
             spell_id(&h.facility, visit)
                 .map_err(|_| NotApplied::Error(rule_error("207", "spell_id", "no spell id")))
@@ -313,7 +329,7 @@ impl AdtFeed {
                     reason: reason(&h.trigger)?,
                 },
             ),
-            Adt::Swap { first, second } => {
+            Adt::Swap { first, second, at } => {
                 let (ward, bed) = self.place(&first.1).await?;
                 let one = Swap {
                     spell: spell(&first.0)?,
@@ -326,7 +342,7 @@ impl AdtFeed {
                     ward,
                     bed,
                 };
-                let done = self.bus.swap_beds(one, two, by, now, options).await;
+                let done = self.bus.swap_beds(one, two, by, at, options).await;
                 return done.map(|_| "applied").map_err(refusal);
             }
         };
