@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "referrals", description = "Handovers to community teams"),
         (name = "boards", description = "Live read models"),
         (name = "audit", description = "Who looked at a patient"),
+        (name = "feeds", description = "The patient administration system's HL7 v2 ADT feed: held messages, location mapping"),
         (name = "sign-in", description = "The session and the development sign-in"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
