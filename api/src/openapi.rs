@@ -440,6 +440,14 @@ pub mod shape {
                     .collect(),
             ),
             ("GrantRequest", "trust" | "hub") => Shape::Code(HospitalCode::MAX_LEN),
+            ("LocationBody", "point_of_care") => Shape::Text {
+                max: crate::routes::feeds::MAX_PAS_CODE,
+                lines: false,
+            },
+            ("LocationBody", "pas_bed") => Shape::Pattern(
+                format!("^[^{CONTROLS}{BIDIRECTIONAL}]*$"),
+                crate::routes::feeds::MAX_PAS_CODE,
+            ),
             (_, name) => return of_field(name),
         })
     }
@@ -493,6 +501,9 @@ pub mod shape {
                 max: crate::routes::access::MAX_SUB,
                 lines: false,
             });
+        }
+        if name == "id" && under("/api/v1/feeds/held/") {
+            return Some(Shape::Pattern("^[0-9]{1,18}$".to_owned(), 18));
         }
         let max = match name {
             "ward" => WardCode::MAX_LEN,

@@ -70,7 +70,10 @@ async fn killed_between_commit_and_ack(production: bool) {
     let mut envs = vec![
         ("BATON_LISTEN".to_owned(), format!("127.0.0.1:{http}")),
         ("BATON_MLLP_LISTEN".to_owned(), format!("127.0.0.1:{mllp}")),
-        ("BATON_DATA_DIR".to_owned(), dir.path().display().to_string()),
+        (
+            "BATON_DATA_DIR".to_owned(),
+            dir.path().display().to_string(),
+        ),
     ];
     let (mut _pg, mut _nats) = (None, None);
     if production {
@@ -134,9 +137,11 @@ async fn killed_between_commit_and_ack(production: bool) {
     // are committed, Baton is killed.
     let mut pas = connect(mllp).await;
     pas.send_raw(&frame(&message_file("a01_admit.hl7"))).await;
-    eventually("the admission to commit", Duration::from_secs(30), || async {
-        count(&db, events, spell.as_str()).await == 1
-    })
+    eventually(
+        "the admission to commit",
+        Duration::from_secs(30),
+        || async { count(&db, events, spell.as_str()).await == 1 },
+    )
     .await;
     baton.kill();
     drop(pas);

@@ -563,7 +563,10 @@ fn a_corrected_patient_shows_on_the_ward_and_team_boards() {
     let team = flow.team_board(&TeamCode::parse("REAB").unwrap(), now);
     let json = serde_json::to_string(&team).unwrap();
     assert!(json.contains("Smyth") && !json.contains("Smith"), "{json}");
-    assert!(json.contains("9434765919") && !json.contains("9912003888"), "{json}");
+    assert!(
+        json.contains("9434765919") && !json.contains("9912003888"),
+        "{json}"
+    );
 }
 
 #[test]

@@ -55,9 +55,9 @@ async fn run(command: &mut Command) -> String {
         std::time::Duration::from_secs(60),
         command.kill_on_drop(true).output(),
     )
-        .await
-        .expect("the client did not finish within 60 s")
-        .unwrap();
+    .await
+    .expect("the client did not finish within 60 s")
+    .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -141,7 +141,11 @@ async fn hl7apy_messages(stack: Stack) {
     );
     assert_eq!(where_is(&app, "V2001").await, ("W2".into(), "20".into()));
     let id = infra::hl7::feed::spell_id("RBD", &VisitNumber::parse("V2001").unwrap()).unwrap();
-    assert_eq!(app.bus.load_spell(&id).await.unwrap().1, 2, "the repeat changed nothing");
+    assert_eq!(
+        app.bus.load_spell(&id).await.unwrap().1,
+        2,
+        "the repeat changed nothing"
+    );
     app.stop().await;
 }
 

@@ -125,7 +125,10 @@ fn unavailable(error: sqlx::Error) -> ApiError {
 /// The messages from the PAS that Baton did not apply, with why.
 #[utoipa::path(get, path = "/api/v1/feeds/held", tag = "feeds",
     responses((status = 200, body = HeldList), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
-async fn held(State(state): State<AppState>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+async fn held(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
     admin(&state, &caller)?;
     let messages = infra::hl7::held::list(&state.db)
         .await
@@ -138,7 +141,7 @@ async fn held(State(state): State<AppState>, caller: Caller) -> Result<impl Into
 /// Applies a held message again (after, say, its ward was mapped); it
 /// leaves the queue once it applies.
 #[utoipa::path(post, path = "/api/v1/feeds/held/{id}/retry", tag = "feeds",
-    params(("id" = i64, Path, description = "The held message's id")),
+    params(("id" = String, Path, description = "The held message's id (digits)")),
     responses((status = 200, body = RetryAnswer), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn retry(
     State(state): State<AppState>,
@@ -189,17 +192,17 @@ async fn locations(
 pub const MAX_PAS_CODE: usize = 64;
 
 fn pas_code(field: &str, text: &str, required: bool) -> Result<String, ApiError> {
-    let text = text.trim();
-    if (required && text.is_empty())
-        || text.len() > MAX_PAS_CODE
-        || text.chars().any(char::is_control)
+    let bidirectional = |c: char| matches!(c, '\u{061C}' | '\u{200E}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if text.chars().count() > MAX_PAS_CODE
+        || text.chars().any(|c| c.is_control() || bidirectional(c))
+        || (required && text.trim().is_empty())
     {
         return Err(ApiError::field(
             field,
             format!("a PAS code of 1 to {MAX_PAS_CODE} characters, without control characters"),
         ));
     }
-    Ok(text.to_owned())
+    Ok(text.trim().to_owned())
 }
 
 /// Maps a PAS point of care (and bed) to a Baton ward (and bed).
@@ -218,7 +221,11 @@ async fn put_location(
     let catalogue = state.reference.snapshot();
     let known = domain::reference::ReferenceData::ward(catalogue.as_ref(), &ward);
     let Some(known) = known else {
-        return Err(ApiError::refused_field("unknown_ward", "ward", "no such ward"));
+        return Err(ApiError::refused_field(
+            "unknown_ward",
+            "ward",
+            "no such ward",
+        ));
     };
     let bed = match body.bed.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
         None => None,
@@ -226,7 +233,11 @@ async fn put_location(
             let label = BedLabel::parse(bed)
                 .map_err(|e| ApiError::refused_field("invalid_code", "bed", e.to_string()))?;
             if !known.has_bed(&label) {
-                return Err(ApiError::refused_field("unknown_bed", "bed", "the ward has no such bed"));
+                return Err(ApiError::refused_field(
+                    "unknown_bed",
+                    "bed",
+                    "the ward has no such bed",
+                ));
             }
             Some(label.to_string())
         }

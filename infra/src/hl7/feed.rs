@@ -135,7 +135,14 @@ impl AdtFeed {
             Ok(header) => header,
             Err(reason) => {
                 return self
-                    .refuse(Some(&message), None, AckCode::Reject, &reason, bytes, &control)
+                    .refuse(
+                        Some(&message),
+                        None,
+                        AckCode::Reject,
+                        &reason,
+                        bytes,
+                        &control,
+                    )
                     .await;
             }
         };
@@ -146,15 +153,21 @@ impl AdtFeed {
                     // A retransmission applied after its cause was fixed: its
                     // held copy is done with.
                     if let Err(error) =
-                        held::release_applied(&self.db, &header.facility, &header.control_id)
-                            .await
+                        held::release_applied(&self.db, &header.facility, &header.control_id).await
                     {
                         tracing::warn!(%error, "could not clear a held copy of an applied message");
                     }
                 }
                 Answer::Ack {
                     code: AckCode::Accept,
-                    text: ack(Some(&message), AckCode::Accept, None, "BATON", &now_ts(), &control),
+                    text: ack(
+                        Some(&message),
+                        AckCode::Accept,
+                        None,
+                        "BATON",
+                        &now_ts(),
+                        &control,
+                    ),
                 }
             }
             Err(NotApplied::Error(reason)) => {
@@ -187,7 +200,11 @@ impl AdtFeed {
         control: &str,
     ) -> Answer {
         let text = String::from_utf8_lossy(bytes);
-        let field = |f: usize| message.and_then(|m| m.text("MSH", f, 1)).unwrap_or_default();
+        let field = |f: usize| {
+            message
+                .and_then(|m| m.text("MSH", f, 1))
+                .unwrap_or_default()
+        };
         let trigger = header
             .map(|h| h.trigger.clone())
             .or_else(|| message.and_then(|m| m.text("MSH", 9, 2)))
@@ -306,7 +323,10 @@ impl AdtFeed {
                 visit,
                 at,
                 destination,
-            } => (spell(&visit)?, SpellCommand::DischargePatient { at, destination }),
+            } => (
+                spell(&visit)?,
+                SpellCommand::DischargePatient { at, destination },
+            ),
             Adt::Update { visit, patient } => (
                 spell(&visit)?,
                 SpellCommand::CorrectPatientDetails { patient },
@@ -411,7 +431,11 @@ impl AdtFeed {
 }
 
 fn unknown_visit() -> AckError {
-    rule_error("204", "unknown_spell", "no spell has this visit number (PV1-19)")
+    rule_error(
+        "204",
+        "unknown_spell",
+        "no spell has this visit number (PV1-19)",
+    )
 }
 
 fn reason(trigger: &str) -> Result<Text, NotApplied> {
@@ -472,4 +496,3 @@ fn refusal(error: CommandError<SpellError>) -> NotApplied {
         }
     }
 }
-
