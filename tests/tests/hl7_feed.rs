@@ -205,6 +205,14 @@ async fn held_then_mapped(stack: Stack) {
         "{ack}"
     );
     let held = admin.get("/api/v1/feeds/held").await.expect(200).body;
+    // Reading held messages is reading patients' details: it is in the
+    // access log.
+    let audit = admin
+        .get("/api/v1/audit?nhs_number=9434765943")
+        .await
+        .expect(200)
+        .body;
+    assert!(audit.to_string().contains("read_held_messages"), "{audit}");
     let rows = held["messages"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{held}");
     assert_eq!(rows[0]["control_id"], "ADM0003");

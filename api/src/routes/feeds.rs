@@ -133,6 +133,20 @@ async fn held(
     let messages = infra::hl7::held::list(&state.db)
         .await
         .map_err(unavailable)?;
+    // Held messages carry patients' details: the access log first.
+    let patients: Vec<String> = messages
+        .iter()
+        .filter_map(|m| infra::hl7::Message::parse(m.message.as_bytes()).ok())
+        .flat_map(|m| infra::hl7::adt::nhs_numbers(&m))
+        .collect();
+    crate::audit::record(
+        &state.db,
+        &caller,
+        "read_held_messages",
+        "/api/v1/feeds/held",
+        &patients,
+    )
+    .await?;
     Ok(Json(HeldList {
         messages: messages.into_iter().map(HeldRow::from).collect(),
     }))

@@ -214,6 +214,27 @@ fn location(m: &Message, nth: usize, field: usize) -> Result<Option<PasLocation>
     }))
 }
 
+/// The NHS number(s) a message names (every PID segment), as digits: what
+/// the access log records when an admin reads held messages.
+pub fn nhs_numbers(m: &Message) -> Vec<String> {
+    let d = &m.delimiters;
+    m.segments
+        .iter()
+        .filter(|s| s.name == "PID")
+        .filter_map(|pid| {
+            pid.field(3)
+                .iter()
+                .find(|r| {
+                    r.text(4, 1, d)
+                        .is_some_and(|a| a.trim().eq_ignore_ascii_case("NHS"))
+                })
+                .and_then(|r| r.text(1, 1, d))
+        })
+        .filter_map(|n| NhsNumber::parse(n.trim()).ok())
+        .map(|n| n.digits())
+        .collect()
+}
+
 fn patient(m: &Message) -> Result<Patient, AckError> {
     let pid = m.segment("PID").ok_or_else(|| missing("PID segment"))?;
     let d = &m.delimiters;
