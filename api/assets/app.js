@@ -1791,8 +1791,10 @@ async function adminPage() {
   setTitle('Administration');
   const list = (title, items, text) => [h('h2', {}, title), h('ul', {}, items.map((x) => h('li', {}, text(x))))];
   const access = h('section', { id: 'access', 'aria-labelledby': 'access-h' });
+  const feed = h('section', { id: 'feed', 'aria-labelledby': 'feed-h' });
   main.replaceChildren(h('h1', {}, 'Administration'),
     access,
+    feed,
     h('h2', {}, 'Reference data'),
     h('p', {}, 'Administrators change hospitals (and the trust that runs each), wards, teams and care transfer hubs through the API (PUT /api/v1/hospitals|wards|teams|hubs/{code}); see ', h('a', { href: '/docs' }, 'the API documentation'), '. Who looked at a patient: GET /api/v1/audit?nhs_number=…'),
     ...list('Hospitals', reference.hospitals, (x) => `${x.code}: ${x.name}${x.trust ? ` (trust ${x.trust})` : ''}`),
@@ -1800,6 +1802,65 @@ async function adminPage() {
     ...list('Teams', reference.teams, (t) => `${t.code}: ${t.name}, respond within ${t.response_sla_minutes} min`),
     ...list('Care transfer hubs', reference.hubs || [], (x) => `${x.code}: ${x.name} (${x.hospitals.join(', ')})`));
   await accessSection(access);
+  await feedSection(feed);
+}
+
+// The PAS's HL7 v2 ADT feed: messages Baton held (answered AE or AR) with
+// why, retried here once the cause is fixed, and the PAS's locations mapped
+// to Baton's wards and beds.
+async function feedSection(section, said) {
+  const [held, mapped] = await Promise.all([api('GET', '/api/v1/feeds/held'), api('GET', '/api/v1/feeds/locations')]);
+  const field = (id, label) => [h('label', { for: id }, label), h('input', { id, name: id, type: 'text', autocomplete: 'off' })];
+  const error = h('p', { class: 'form-error', role: 'alert', id: 'feed-error' });
+  const done = h('p', { class: 'done', role: 'status', id: 'feed-done' }, said || '');
+  const value = (id) => section.querySelector(`#${id}`).value.trim();
+  const reload = (message) => feedSection(section, message);
+  const map = actionButton('Map', {
+    key: 'feed-map', action: 'map', onpress: () => guarded('feed-map', async () => {
+      error.textContent = '';
+      const body = { point_of_care: value('feed-poc'), pas_bed: value('feed-pas-bed'), ward: value('feed-ward') };
+      const bed = value('feed-bed');
+      if (bed) body.bed = bed;
+      const answer = await api('PUT', '/api/v1/feeds/locations', body);
+      if (!answer.ok) { error.textContent = problemText(answer, 'map'); return; }
+      await reload(`Mapped ${body.point_of_care}${body.pas_bed ? ` bed ${body.pas_bed}` : ''} to ward ${body.ward}${bed ? ` bed ${bed}` : ''}.`);
+    }),
+  });
+  map.id = 'feed-map';
+  const retryButton = (m) => actionButton('Retry', {
+    key: `retry:${m.id}`, action: 'retry', aria: `Retry message ${m.control_id || m.id}`,
+    onpress: () => guarded(`retry:${m.id}`, async () => {
+      error.textContent = '';
+      const answer = await api('POST', `/api/v1/feeds/held/${m.id}/retry`, {});
+      if (!answer.ok) { error.textContent = problemText(answer, 'retry'); return; }
+      await reload(answer.body.applied ? `Message ${m.control_id} applied.` : `Message ${m.control_id} is still held (${answer.body.ack_code}).`);
+    }),
+  });
+  const messages = held.ok ? held.body.messages : [];
+  const locations = mapped.ok ? mapped.body.locations : [];
+  section.replaceChildren(
+    h('h2', { id: 'feed-h' }, 'Messages from the PAS'),
+    h('p', {}, 'Admissions, transfers and discharges the patient administration system sent that Baton could not apply are held here with the reason. Fix the cause (map a ward, say) and retry.'),
+    messages.length
+      ? h('table', { id: 'feed-held' },
+        h('caption', {}, 'Held messages'),
+        h('thead', {}, h('tr', {}, ['Received', 'From', 'Message', 'Event', 'Why', ''].map((t) => h('th', { scope: 'col' }, t || h('span', { class: 'visually-hidden' }, 'Actions'))))),
+        h('tbody', {}, messages.map((m) => h('tr', { 'data-held': String(m.id) },
+          h('td', {}, new Date(m.received_at).toLocaleString('en-GB')),
+          h('td', {}, [m.sending_application, m.sending_facility].filter(Boolean).join(' at ') || '—'),
+          h('td', {}, m.control_id || '—'), h('td', {}, m.trigger || '—'),
+          h('td', {}, `${m.ack_code}: ${m.reason}`), h('td', {}, retryButton(m))))))
+      : h('p', { id: 'feed-none' }, 'No message is held.'),
+    h('h3', {}, 'PAS locations'),
+    h('p', {}, 'A point of care equal to a Baton ward code, and a bed equal to a bed label, need no mapping. Leave the PAS bed empty to map a whole point of care; leave the Baton bed empty to keep the PAS\'s bed.'),
+    h('form', { id: 'feed-form', onsubmit: (e) => { e.preventDefault(); map.click(); } },
+      ...field('feed-poc', 'PAS point of care'), ...field('feed-pas-bed', 'PAS bed'),
+      ...field('feed-ward', 'Baton ward'), ...field('feed-bed', 'Baton bed'),
+      error, done, map),
+    locations.length
+      ? h('ul', { id: 'feed-locations' }, locations.map((l) => h('li', {},
+        `${l.point_of_care}${l.pas_bed ? ` bed ${l.pas_bed}` : ''} → ${l.ward}${l.bed ? ` bed ${l.bed}` : ''}`)))
+      : h('p', {}, 'No mapping yet.'));
 }
 
 // Who may use Baton beyond what the identity provider says: grants and

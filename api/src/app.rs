@@ -75,6 +75,7 @@ pub struct Application {
     closing: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    mllp_port: Option<u16>,
 }
 
 impl AppError {
@@ -174,6 +175,31 @@ impl Application {
         {
             settings.dev_sign_in = Some(config.data_dir.clone());
         }
+        // The PAS's ADT feed (issue 16): always built (admins retry held
+        // messages through it), listening only when BATON_MLLP_LISTEN is set.
+        let feed_metrics = infra::hl7::FeedMetrics::default();
+        let adt = infra::hl7::AdtFeed::new(
+            pipeline.bus.clone(),
+            pipeline.reference.clone(),
+            pipeline.db.clone(),
+            feed_metrics.clone(),
+        );
+        let mut mllp_port = None;
+        if let Some(address) = &config.mllp_listen {
+            let mllp = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| AppError::Bind {
+                    address: address.clone(),
+                    source,
+                })?;
+            mllp_port = mllp.local_addr().ok().map(|a| a.port());
+            tracing::info!(address = %address, port = ?mllp_port, "the HL7 v2 MLLP listener is on");
+            tasks.push(tokio::spawn(infra::hl7::listener::serve(
+                mllp,
+                adt.clone(),
+                closing.subscribe(),
+            )));
+        }
         let http_metrics = HttpMetrics::default();
         let connections = Arc::new(crate::server::ConnectionStats::default());
         let state = AppState {
@@ -184,12 +210,17 @@ impl Application {
             feed: pipeline.feed.clone(),
             auth,
             signin,
-            metrics: Arc::new(crate::metrics::registry(
-                pipeline.metrics.clone(),
-                boards.clone(),
-                &http_metrics,
-                &connections,
-            )),
+            metrics: Arc::new({
+                let mut registry = crate::metrics::registry(
+                    pipeline.metrics.clone(),
+                    boards.clone(),
+                    &http_metrics,
+                    &connections,
+                );
+                feed_metrics.register(&mut registry);
+                registry
+            }),
+            adt,
             http_metrics,
             connections,
             settings: Arc::new(settings),
@@ -218,7 +249,13 @@ impl Application {
             closing,
             stop,
             tasks,
+            mllp_port,
         })
+    }
+
+    /// The MLLP listener's port, when it listens.
+    pub fn mllp_port(&self) -> Option<u16> {
+        self.mllp_port
     }
 
     /// The port bound (useful when configured as 0).

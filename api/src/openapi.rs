@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "referrals", description = "Handovers to community teams"),
         (name = "boards", description = "Live read models"),
         (name = "audit", description = "Who looked at a patient"),
+        (name = "feeds", description = "The patient administration system's HL7 v2 ADT feed: held messages, location mapping"),
         (name = "sign-in", description = "The session and the development sign-in"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
@@ -439,6 +440,14 @@ pub mod shape {
                     .collect(),
             ),
             ("GrantRequest", "trust" | "hub") => Shape::Code(HospitalCode::MAX_LEN),
+            ("LocationBody", "point_of_care") => Shape::Text {
+                max: crate::routes::feeds::MAX_PAS_CODE,
+                lines: false,
+            },
+            ("LocationBody", "pas_bed") => Shape::Pattern(
+                format!("^[^{CONTROLS}{BIDIRECTIONAL}]*$"),
+                crate::routes::feeds::MAX_PAS_CODE,
+            ),
             (_, name) => return of_field(name),
         })
     }
@@ -492,6 +501,9 @@ pub mod shape {
                 max: crate::routes::access::MAX_SUB,
                 lines: false,
             });
+        }
+        if name == "id" && under("/api/v1/feeds/held/") {
+            return Some(Shape::Pattern("^[0-9]{1,18}$".to_owned(), 18));
         }
         let max = match name {
             "ward" => WardCode::MAX_LEN,

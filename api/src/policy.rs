@@ -78,6 +78,8 @@ pub enum Action<'a> {
     ReadAudit,
     /// Grant or revoke a user's access, and list who has what.
     ManageAccess,
+    /// See and retry the PAS feed's held messages; map its locations.
+    ManageFeeds,
 }
 
 /// Whom a referral concerns.
@@ -162,7 +164,7 @@ pub fn authorize(p: &Principal, reference: &Catalogue, action: Action<'_>) -> Re
     };
     let allowed = match action {
         ReadReference => true,
-        ManageReference | ReadAudit | ManageAccess => p.role == Role::Admin,
+        ManageReference | ReadAudit | ManageAccess | ManageFeeds => p.role == Role::Admin,
         Admit { hospital } => ward(hospital),
         Spell { hospital } => match hospital {
             Some(h) if ward(h) => true,

@@ -39,6 +39,8 @@ pub struct AppState {
     pub connections: Arc<crate::server::ConnectionStats>,
     /// Tunables.
     pub settings: Arc<Settings>,
+    /// The PAS's HL7 v2 ADT feed (held messages are retried through it).
+    pub adt: infra::hl7::AdtFeed,
     /// Turns true when the server begins to shut down: live streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
 }

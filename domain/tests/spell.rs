@@ -1087,6 +1087,8 @@ mod discharge {
         for command in every_spell_change() {
             let expected = match &command {
                 SpellCommand::CancelDischarge { .. } => continue,
+                // The PAS corrects identity after discharge too (below).
+                SpellCommand::CorrectPatientDetails { .. } => continue,
                 SpellCommand::DischargePatient { .. } => SpellError::AlreadyDischarged,
                 SpellCommand::CancelAdmission { .. } => SpellError::CancelDischargeFirst,
                 _ => SpellError::Discharged,
@@ -1441,4 +1443,165 @@ fn every_spell_event_keeps_its_stable_name_at_version_one() {
             ("DischargeCancelled", "1"),
         ]
     );
+}
+
+mod patient_details {
+    //! ADT A08: the PAS corrects a patient's identity.
+    use super::*;
+    use domain::spell::Patient;
+    use domain::values::{NhsNumber, PersonName};
+
+    fn corrected() -> Patient {
+        Patient {
+            family_name: PersonName::parse("Smyth").unwrap(),
+            given_name: PersonName::parse("Adah").unwrap(),
+            date_of_birth: d("1941-07-13"),
+            ..patient()
+        }
+    }
+
+    fn correct(patient: Patient) -> SpellCommand {
+        SpellCommand::CorrectPatientDetails { patient }
+    }
+
+    fn corrected_event(now: Patient, open: bool) -> SpellEvent {
+        SpellEvent::PatientDetailsCorrected {
+            patient: now,
+            previous: patient(),
+            placement: placement("W1", "1"),
+            open,
+        }
+    }
+
+    #[test]
+    fn corrects_the_details_of_an_open_spell_naming_what_they_replace() {
+        given::<Spell>([admitted()])
+            .when(correct(corrected()), now(), &refs())
+            .then_expect(vec![corrected_event(corrected(), true)]);
+    }
+
+    #[test]
+    fn corrects_the_details_of_a_discharged_spell_which_is_not_open() {
+        given::<Spell>([
+            admitted(),
+            discharged("2026-03-04T11:00:00Z", Some("2026-03-04"), 0),
+        ])
+        .when(correct(corrected()), now(), &refs())
+        .then_expect(vec![corrected_event(corrected(), false)]);
+    }
+
+    #[test]
+    fn the_same_details_again_record_nothing() {
+        given::<Spell>([admitted()])
+            .when(correct(patient()), now(), &refs())
+            .then_expect(vec![]);
+    }
+
+    #[test]
+    fn refuses_a_spell_never_admitted() {
+        given::<Spell>([])
+            .when(correct(corrected()), now(), &refs())
+            .then_refused(SpellError::UnknownSpell);
+    }
+
+    #[test]
+    fn refuses_a_date_of_birth_after_the_admission_day_and_accepts_that_day() {
+        let born = |date: &str| Patient {
+            date_of_birth: d(date),
+            ..patient()
+        };
+        given::<Spell>([admitted()])
+            .when(correct(born("2026-03-02")), now(), &refs())
+            .then_refused(SpellError::BornAfterAdmission);
+        given::<Spell>([admitted()])
+            .when(correct(born("2026-03-01")), now(), &refs())
+            .then_expect(vec![corrected_event(born("2026-03-01"), true)]);
+    }
+
+    #[test]
+    fn refuses_a_date_of_birth_before_1880_and_accepts_1880_itself() {
+        let born = |date: &str| Patient {
+            date_of_birth: d(date),
+            ..patient()
+        };
+        given::<Spell>([admitted()])
+            .when(correct(born("1879-12-31")), now(), &refs())
+            .then_refused(SpellError::BornTooLongAgo);
+        given::<Spell>([admitted()])
+            .when(correct(born("1880-01-01")), now(), &refs())
+            .then_expect(vec![corrected_event(born("1880-01-01"), true)]);
+    }
+
+    #[test]
+    fn later_decisions_use_the_corrected_details() {
+        let other = patient_with("9434765919");
+        given::<Spell>([admitted(), corrected_event(other.clone(), true)])
+            .when(
+                SpellCommand::CancelAdmission {
+                    reason: text("wrong patient"),
+                },
+                now(),
+                &refs(),
+            )
+            .then_expect(vec![SpellEvent::AdmissionCancelled {
+                reason: text("wrong patient"),
+                placement: placement("W1", "1"),
+                nhs_number: other.nhs_number,
+            }]);
+    }
+
+    #[test]
+    fn a_corrected_nhs_number_of_an_open_spell_moves_the_patients_reservation() {
+        let other = patient_with("9434765919");
+        let holder = "spell/s1".to_owned();
+        assert_eq!(
+            corrected_event(other.clone(), true).reservations("s1"),
+            vec![
+                ReservationChange::Release {
+                    key: ReservationKey::PatientInHospital {
+                        nhs_number: patient().nhs_number
+                    },
+                    holder: holder.clone(),
+                },
+                ReservationChange::Claim {
+                    key: ReservationKey::PatientInHospital {
+                        nhs_number: NhsNumber::parse("9434765919").unwrap()
+                    },
+                    holder,
+                },
+            ]
+        );
+        // Not open: the reservation was released at discharge.
+        assert_eq!(corrected_event(other, false).reservations("s1"), vec![]);
+        // The same number: nothing moves.
+        assert_eq!(
+            corrected_event(corrected(), true).reservations("s1"),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_corrected_nhs_number_that_has_an_open_spell_elsewhere_is_refused_at_commit() {
+        let mut ledger = Ledger::default();
+        ledger.apply(&admitted().reservations("s1")).unwrap();
+        let elsewhere = SpellEvent::PatientAdmitted {
+            spell_id: spell_id("s2"),
+            patient: patient_with("9434765919"),
+            placement: placement("W1", "2"),
+            admitted_at: admitted_at(),
+            visit_number: None,
+        };
+        ledger.apply(&elsewhere.reservations("s2")).unwrap();
+        assert_eq!(
+            ledger.apply(&corrected_event(patient_with("9434765919"), true).reservations("s1")),
+            Err(ReservationConflict::PatientAlreadyInHospital)
+        );
+    }
+
+    #[test]
+    fn its_event_type_is_patient_details_corrected_at_version_1() {
+        let event = corrected_event(corrected(), true);
+        assert_eq!(event.event_type(), "PatientDetailsCorrected");
+        assert_eq!(event.event_version(), "1");
+    }
 }

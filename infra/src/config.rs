@@ -162,6 +162,9 @@ pub struct Config {
     /// TOML file of rules turning identity provider claims (roles, groups,
     /// organisation codes) into a Baton role and scope.
     pub role_mapping_file: Option<PathBuf>,
+    /// Address the MLLP listener for the PAS's HL7 v2 ADT feed listens on
+    /// (`BATON_MLLP_LISTEN`, e.g. `0.0.0.0:2575`); unset means no listener.
+    pub mllp_listen: Option<String>,
 }
 
 impl Default for Config {
@@ -200,6 +203,7 @@ impl Default for Config {
             session_idle_seconds: 15 * 60,
             session_lifetime_seconds: 12 * 60 * 60,
             role_mapping_file: None,
+            mllp_listen: None,
         }
     }
 }
@@ -209,7 +213,7 @@ impl Default for Config {
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(#[from] Box<figment::Error>);
 
-const KEYS: [&str; 32] = [
+const KEYS: [&str; 33] = [
     "listen",
     "data_dir",
     "database_url",
@@ -242,6 +246,7 @@ const KEYS: [&str; 32] = [
     "session_idle_seconds",
     "session_lifetime_seconds",
     "role_mapping_file",
+    "mllp_listen",
 ];
 
 impl Config {
@@ -335,6 +340,19 @@ mod tests {
             let config = Config::load(Some(Path::new("baton.toml"))).unwrap();
             assert_eq!(config.listen, "0.0.0.0:9000");
             assert_eq!(config.stream, "FROM_ENV");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_mllp_listener_is_off_unless_its_address_is_set() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(Config::load(None).unwrap().mllp_listen, None);
+            jail.set_env("BATON_MLLP_LISTEN", "127.0.0.1:2575");
+            assert_eq!(
+                Config::load(None).unwrap().mllp_listen.as_deref(),
+                Some("127.0.0.1:2575")
+            );
             Ok(())
         });
     }

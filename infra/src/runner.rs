@@ -149,7 +149,8 @@ fn placements(event: &SpellEvent) -> Vec<&Placement> {
     match event {
         SpellEvent::PatientAdmitted { placement, .. }
         | SpellEvent::AdmissionCancelled { placement, .. }
-        | SpellEvent::DischargeCancelled { placement, .. } => vec![placement],
+        | SpellEvent::DischargeCancelled { placement, .. }
+        | SpellEvent::PatientDetailsCorrected { placement, .. } => vec![placement],
         SpellEvent::PatientTransferred { from, to, .. } => vec![from, to],
         SpellEvent::TransferCancelled { from, back_to, .. } => vec![from, back_to],
         SpellEvent::PatientDischarged { from, .. } => vec![from],

@@ -327,6 +327,18 @@ impl Flow {
                     spell.discharged_at = None;
                 }
             }
+            // Every board shows the corrected patient: the spell's row and
+            // each referral of the spell (the team and hub boards).
+            SpellEvent::PatientDetailsCorrected { patient, .. } => {
+                if let Some(spell) = self.spells.get_mut(id) {
+                    spell.patient = patient.clone();
+                }
+                for referral in self.by_spell.get(id).into_iter().flatten() {
+                    if let Some(facts) = self.referrals.get_mut(referral) {
+                        facts.patient = patient.clone();
+                    }
+                }
+            }
         }
     }
 

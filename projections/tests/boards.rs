@@ -535,6 +535,41 @@ fn referrals_show_on_the_ward_team_and_system_boards_with_their_sla() {
 }
 
 #[test]
+fn a_corrected_patient_shows_on_the_ward_and_team_boards() {
+    let mut s = Script::default();
+    s.admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")
+        .referral("r1", raised("r1", "s1", "2026-03-05T09:00:00Z"));
+    let now_patient = Patient {
+        family_name: PersonName::parse("Smyth").unwrap(),
+        ..patient("9434765919")
+    };
+    s.spell(
+        "s1",
+        SpellEvent::PatientDetailsCorrected {
+            patient: now_patient,
+            previous: patient("9912003888"),
+            placement: place("W1", "1"),
+            open: true,
+        },
+    );
+    let flow = s.fold();
+    let now = t(NOW);
+    let bed = &flow.ward_board(&ward("W1", 4), now).beds[0];
+    let shown = bed.patient.as_ref().unwrap();
+    assert_eq!(
+        (shown.nhs_number.as_str(), shown.family_name.as_str()),
+        ("9434765919", "Smyth")
+    );
+    let team = flow.team_board(&TeamCode::parse("REAB").unwrap(), now);
+    let json = serde_json::to_string(&team).unwrap();
+    assert!(json.contains("Smyth") && !json.contains("Smith"), "{json}");
+    assert!(
+        json.contains("9434765919") && !json.contains("9912003888"),
+        "{json}"
+    );
+}
+
+#[test]
 fn a_redelivered_event_changes_nothing() {
     let mut s = Script::default();
     s.admit("s1", "9912003888", "W1", "1", "2026-03-01T09:00:00Z")

@@ -1035,6 +1035,20 @@ await scenario('7. Sign in by pasting a token', async () => {
     await waitForText(admin, '#access-history', /granted ward DCH to locum-42 \(locum cover\)/);
     await accessible(admin, 'the admin page with a grant');
   }, admin);
+  await step('the admin page shows a held PAS message with why, maps its point of care, and a retry says it is still held', async () => {
+    await waitForText(admin, '#feed-held tr[data-held]', /ADM0003/);
+    await waitForText(admin, '#feed-held tr[data-held]', /unknown_ward/);
+    await admin.fill('#feed-poc', 'AMU-3');
+    await admin.fill('#feed-ward', 'W1');
+    await admin.click('#feed-map');
+    await waitForText(admin, '#feed-done', /Mapped AMU-3 to ward W1/);
+    await waitForText(admin, '#feed-locations', /AMU-3 → W1/);
+    // Bed B07 is still no bed of W1: the message stays held, now for its bed.
+    await admin.locator('#feed-held tr[data-held] button').click();
+    await waitForText(admin, '#feed-done', /still held \(AE\)/);
+    await waitForText(admin, '#feed-held tr[data-held]', /unknown_bed/);
+    await accessible(admin, 'the admin page with a held message');
+  }, admin);
   await step('a grant that names no hospital is refused at the form, saying why', async () => {
     await admin.fill('#access-sub', 'locum-43');
     await admin.fill('#access-name', 'No Scope');

@@ -37,6 +37,8 @@ pub struct TestApp {
     pub config: Config,
     /// Its command bus (benchmarks compare it with HTTP).
     pub bus: Arc<infra::commands::CommandBus>,
+    /// The MLLP listener's port, when `mllp_listen` is set.
+    pub mllp: Option<u16>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     /// Kept alive for the app's lifetime.
@@ -50,12 +52,18 @@ pub struct TestApp {
 impl TestApp {
     /// A fresh Baton on `stack`, with no data.
     pub async fn spawn(stack: Stack) -> Self {
+        Self::spawn_with(stack, |_| {}).await
+    }
+
+    /// A fresh Baton on `stack`, its configuration changed by `tweak` first.
+    pub async fn spawn_with(stack: Stack, tweak: impl FnOnce(&mut Config)) -> Self {
         let data_dir = Arc::new(tempfile::tempdir().unwrap());
         let mut config = Config {
             listen: "127.0.0.1:0".to_owned(),
             data_dir: data_dir.path().to_path_buf(),
             ..Config::default()
         };
+        tweak(&mut config);
         let (mut pg, mut nats) = (None, None);
         if stack == Stack::Production {
             let db = Arc::new(TestDatabase::create().await);
@@ -113,6 +121,7 @@ impl TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         let boards = app.boards();
         let bus = app.bus();
+        let mllp = app.mllp_port();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             app.run_until_stopped(async move {
@@ -127,6 +136,7 @@ impl TestApp {
             boards,
             config,
             bus,
+            mllp,
             shutdown: Some(shutdown),
             task: Some(task),
             data_dir,

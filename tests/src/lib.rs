@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod cpu;
 pub mod fixtures;
 pub mod http;
+pub mod mllp;
 pub mod nats;
 pub mod oidc;
 pub mod pg_instance;

@@ -394,9 +394,21 @@ async fn run_to_end(
 async fn every_page_works_in_a_real_browser() {
     let (browser_dir, chromium) = browser_ready();
 
-    let app = TestApp::seeded(Stack::Embedded).await;
+    let app = TestApp::spawn_with(Stack::Embedded, |c| {
+        c.mllp_listen = Some("127.0.0.1:0".into());
+    })
+    .await;
+    app.seed_reference().await;
     app.seed_scopes().await;
     let seeded = seed(&app).await;
+    // A message from the PAS naming a point of care Baton does not know:
+    // held, for the admin page to show.
+    let ack = baton_tests::mllp::send_one(
+        app.mllp.unwrap(),
+        &baton_tests::mllp::message_file("a01_unknown_ward.hl7"),
+    )
+    .await;
+    assert_eq!(baton_tests::mllp::ack_code(&ack), "AE", "{ack}");
     // The boards include everything seeded before any page opens.
     for board in ["/api/v1/boards/wards/W1", "/api/v1/boards/teams/REAB"] {
         let scope = if board.contains("teams") {

@@ -168,6 +168,10 @@ async fn every_role_in_every_scope_reaches_exactly_what_the_contract_allows() {
         ("GET", "/fhir/R4/Organization/REAB".into(), None, [O, O, O, O, O, O, O, O, O, O]),
         ("GET", "/fhir/R4/Organization/POOLE".into(), None, [O, O, O, O, O, O, O, O, O, O]),
         ("POST", "/fhir/R4/Subscription".into(), Some(json!({ "resourceType": "Subscription", "status": "requested", "reason": "matrix", "criteria": "Task?owner=Organization/REAB", "channel": { "type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook" } })), [O, O, O, O, O, F, O, O, F, F]),
+        ("GET", "/api/v1/feeds/held".into(), None, [F, F, F, F, F, F, F, F, F, O]),
+        ("POST", "/api/v1/feeds/held/999/retry".into(), Some(json!({})), [F, F, F, F, F, F, F, F, F, N]),
+        ("GET", "/api/v1/feeds/locations".into(), None, [F, F, F, F, F, F, F, F, F, O]),
+        ("PUT", "/api/v1/feeds/locations".into(), Some(json!({ "point_of_care": "AMU", "ward": "W1" })), [F, F, F, F, F, F, F, F, F, O]),
         // Last: they end the referral and the spell.
         ("POST", format!("/api/v1/referrals/{referral}/withdraw"), Some(json!({ "reason": "not needed" })), [O, N, O, N, F, N, O, N, F, F]),
         ("POST", format!("/api/v1/spells/{spell}/discharge"), Some(json!({ "at": now, "destination": "usual_residence" })), [O, N, O, N, N, N, F, N, F, F]),

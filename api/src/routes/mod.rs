@@ -6,6 +6,7 @@
 pub mod access;
 pub mod audit;
 pub mod boards;
+pub mod feeds;
 pub mod ops;
 pub mod reference;
 pub mod referrals;
@@ -34,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(boards::router())
         .merge(audit::router())
         .merge(access::router())
+        .merge(feeds::router())
 }
 
 /// What every command answers.

@@ -245,6 +245,8 @@ impl Stay {
             (_, C::AdmitPatient { .. }) => Err(SpellError::AlreadyAdmitted),
             (SpellStatus::Cancelled, _) => Err(SpellError::AdmissionCancelled),
             (SpellStatus::Discharged, C::CancelDischarge { .. }) => Ok(()),
+            // The PAS corrects a patient's identity after discharge too.
+            (SpellStatus::Discharged, C::CorrectPatientDetails { .. }) => Ok(()),
             (SpellStatus::Discharged, C::DischargePatient { .. }) => {
                 Err(SpellError::AlreadyDischarged)
             }
@@ -424,6 +426,23 @@ impl Stay {
                     discharge_at: discharge.at,
                 }
             }
+            SpellCommand::CorrectPatientDetails { patient } => {
+                if patient == self.patient {
+                    return Ok(Vec::new());
+                }
+                if patient.date_of_birth > local_date(self.admitted_at) {
+                    return Err(SpellError::BornAfterAdmission);
+                }
+                if patient.date_of_birth < EARLIEST_BIRTH {
+                    return Err(SpellError::BornTooLongAgo);
+                }
+                SpellEvent::PatientDetailsCorrected {
+                    patient,
+                    previous: self.patient.clone(),
+                    placement: self.placement.clone(),
+                    open: self.status == SpellStatus::Open,
+                }
+            }
         };
         Ok(vec![event])
     }
@@ -514,6 +533,7 @@ impl Stay {
                 self.status = SpellStatus::Open;
                 self.discharge = None;
             }
+            SpellEvent::PatientDetailsCorrected { patient, .. } => self.patient = patient.clone(),
         }
     }
 }

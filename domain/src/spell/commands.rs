@@ -89,4 +89,7 @@ pub enum SpellCommand {
     CancelTransfer { reason: Text },
     /// ADT A13: the discharge was entered in error; the spell is open again.
     CancelDischarge { reason: Text },
+    /// ADT A08: the patient's details as the PAS now records them (a
+    /// correction of identity: NHS number, names, date of birth).
+    CorrectPatientDetails { patient: Patient },
 }

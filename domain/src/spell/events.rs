@@ -144,6 +144,18 @@ pub enum SpellEvent {
         /// When the cancelled discharge had happened.
         discharge_at: Instant,
     },
+    /// The patient's details were corrected (ADT A08).
+    PatientDetailsCorrected {
+        /// The details now.
+        patient: Patient,
+        /// The details they replace.
+        previous: Patient,
+        /// The patient's current (or last) bed, for the boards.
+        placement: Placement,
+        /// Whether the spell is open, so the patient's open-spell
+        /// reservation moves with a corrected NHS number.
+        open: bool,
+    },
 }
 
 impl DomainEvent for SpellEvent {
@@ -160,6 +172,7 @@ impl DomainEvent for SpellEvent {
             SpellEvent::AdmissionCancelled { .. } => "AdmissionCancelled",
             SpellEvent::TransferCancelled { .. } => "TransferCancelled",
             SpellEvent::DischargeCancelled { .. } => "DischargeCancelled",
+            SpellEvent::PatientDetailsCorrected { .. } => "PatientDetailsCorrected",
         }
     }
 
@@ -271,7 +284,19 @@ impl DomainEvent for SpellEvent {
                     }
                 }))
                 .collect(),
-            SpellEvent::ExpectedDischargeDateSet { .. }
+            // A corrected NHS number moves the open-spell reservation: the
+            // corrected number may not have another open spell.
+            SpellEvent::PatientDetailsCorrected {
+                patient: now,
+                previous,
+                open: true,
+                ..
+            } if now.nhs_number != previous.nhs_number => vec![
+                release(patient(&previous.nhs_number)),
+                claim(patient(&now.nhs_number)),
+            ],
+            SpellEvent::PatientDetailsCorrected { .. }
+            | SpellEvent::ExpectedDischargeDateSet { .. }
             | SpellEvent::CriteriaToResideReviewed { .. }
             | SpellEvent::DischargePathwaySet { .. }
             | SpellEvent::DelayRecorded { .. }

@@ -211,5 +211,11 @@ pub fn every_spell_change() -> Vec<SpellCommand> {
         SpellCommand::CancelDischarge {
             reason: text("still here"),
         },
+        SpellCommand::CorrectPatientDetails {
+            patient: Patient {
+                family_name: PersonName::parse("Smyth").unwrap(),
+                ..patient()
+            },
+        },
     ]
 }

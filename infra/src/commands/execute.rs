@@ -186,7 +186,7 @@ where
 
 /// The events as cqrs-es would store them: numbered after `last_sequence`,
 /// each with the command's metadata.
-fn serialize<D: Decider>(
+pub(super) fn serialize<D: Decider>(
     id: &str,
     last_sequence: usize,
     events: Vec<domain::Recorded<D::Event>>,
@@ -207,7 +207,7 @@ fn serialize<D: Decider>(
         .collect()
 }
 
-fn committed<D: Decider>(id: &str, version: u64, events: usize) -> Committed {
+pub(super) fn committed<D: Decider>(id: &str, version: u64, events: usize) -> Committed {
     Committed {
         aggregate_id: id.to_owned(),
         version,

@@ -10,9 +10,11 @@
 
 mod errors;
 mod execute;
+mod swap;
 mod token;
 
 pub use errors::{CommandError, DeadlinePassed, Denied, Guard, RaiseRefusal};
+pub use swap::Swap;
 pub use token::{BadToken, ConsistencyToken};
 
 use errors::failure;

@@ -240,3 +240,153 @@ proptest! {
         prop_assert_eq!(unescape(&escape(&text, &d), &d), text);
     }
 }
+
+mod adt_fields {
+    use super::super::adt::{destination, header, interpret, timestamp, Adt};
+    use super::*;
+    use chrono::TimeZone;
+    use domain::values::Destination;
+
+    fn now() -> domain::values::Instant {
+        chrono::Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_timestamp_without_an_offset_is_english_local_time() {
+        // 1 December: GMT. 1 July: BST, an hour ahead of UTC.
+        assert_eq!(
+            timestamp("202612010820"),
+            Some(chrono::Utc.with_ymd_and_hms(2026, 12, 1, 8, 20, 0).unwrap())
+        );
+        assert_eq!(
+            timestamp("20260701082000"),
+            Some(chrono::Utc.with_ymd_and_hms(2026, 7, 1, 7, 20, 0).unwrap())
+        );
+        assert_eq!(
+            timestamp("20260701082000.1234+0000"),
+            Some(chrono::Utc.with_ymd_and_hms(2026, 7, 1, 8, 20, 0).unwrap())
+        );
+        assert_eq!(
+            timestamp("20260701082000-0130"),
+            Some(chrono::Utc.with_ymd_and_hms(2026, 7, 1, 9, 50, 0).unwrap())
+        );
+        assert_eq!(
+            timestamp("20261201"),
+            Some(chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap())
+        );
+        for bad in [
+            "",
+            "2026",
+            "202612010820x",
+            "20261301000000",
+            "20260701+01",
+            "20260701+0a00",
+        ] {
+            assert_eq!(timestamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn dispositions_map_to_destinations_and_anything_else_is_other() {
+        assert_eq!(destination(Some("19")), Destination::UsualResidence);
+        assert_eq!(destination(Some(" 79 ")), Destination::Died);
+        assert_eq!(destination(Some("88")), Destination::Hospice);
+        assert_eq!(destination(Some("51")), Destination::OtherAcuteTrust);
+        assert_eq!(destination(Some("54")), Destination::CareHomeNew);
+        assert_eq!(
+            destination(Some("care_home_usual")),
+            Destination::CareHomeUsual
+        );
+        assert_eq!(destination(Some("XX")), Destination::Other);
+        assert_eq!(destination(None), Destination::Other);
+    }
+
+    #[test]
+    fn an_admission_reads_the_nhs_repetition_names_location_and_times() {
+        let m = Message::parse(A01.as_bytes()).unwrap();
+        let h = header(&m).unwrap();
+        assert_eq!(
+            (
+                h.application.as_str(),
+                h.facility.as_str(),
+                h.control_id.as_str(),
+                h.trigger.as_str()
+            ),
+            ("PAS", "RBD", "MSG00001", "A01")
+        );
+        assert_eq!(h.operator.as_deref(), Some("JSMITH"));
+        let Adt::Admit {
+            visit,
+            patient,
+            location,
+            at,
+        } = interpret(&m, &h.trigger, now()).unwrap()
+        else {
+            panic!("not an admission");
+        };
+        assert_eq!(visit.as_str(), "V0001234");
+        assert_eq!(patient.nhs_number.digits(), "9434765919");
+        assert_eq!(patient.family_name.as_str(), "O'Brien");
+        assert_eq!(
+            (location.point_of_care.as_str(), location.bed.as_str()),
+            ("W1", "12")
+        );
+        assert_eq!(
+            at,
+            chrono::Utc.with_ymd_and_hms(2026, 12, 2, 8, 20, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_missing_nhs_number_or_visit_is_error_101_naming_the_field() {
+        let no_nhs = A01.replace("~9434765919^^^NHS^NH", "");
+        let m = Message::parse(no_nhs.as_bytes()).unwrap();
+        let error = interpret(&m, "A01", now()).unwrap_err();
+        assert_eq!(error.code, "101");
+        assert!(error.text.contains("PID-3"), "{}", error.text);
+        let no_visit = A01.replace("V0001234^^^RBD^VN", "");
+        let m = Message::parse(no_visit.as_bytes()).unwrap();
+        let error = interpret(&m, "A01", now()).unwrap_err();
+        assert!(error.text.contains("PV1-19"), "{}", error.text);
+        let bad_nhs = A01.replace("9434765919", "9434765918");
+        let m = Message::parse(bad_nhs.as_bytes()).unwrap();
+        assert_eq!(interpret(&m, "A01", now()).unwrap_err().code, "102");
+    }
+
+    #[test]
+    fn another_message_type_or_no_control_id_is_refused_at_the_header() {
+        let oru = A01.replace("ADT^A01^ADT_A01", "ORU^R01");
+        assert_eq!(
+            header(&Message::parse(oru.as_bytes()).unwrap())
+                .unwrap_err()
+                .code,
+            "200"
+        );
+        let no_id = A01.replace("MSG00001", "");
+        assert_eq!(
+            header(&Message::parse(no_id.as_bytes()).unwrap())
+                .unwrap_err()
+                .code,
+            "101"
+        );
+    }
+
+    #[test]
+    fn other_events_are_ignored() {
+        let m = Message::parse(A01.as_bytes()).unwrap();
+        for trigger in ["A04", "A05", "A28", "A31"] {
+            assert_eq!(interpret(&m, trigger, now()).unwrap(), Adt::Ignored);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_are_interpreted_or_refused_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(m) = Message::parse(&bytes) {
+                if let Ok(h) = header(&m) {
+                    let _ = interpret(&m, &h.trigger, now());
+                }
+            }
+        }
+    }
+}

@@ -264,7 +264,25 @@ impl BatonRepository {
         if events.is_empty() {
             return Ok(());
         }
-        let changes = self.rules.changes(events)?;
+        let mut changes = self.rules.changes(events)?;
+        // A commit of several aggregates (two patients swapping beds, ADT
+        // A17) releases every key before claiming any: each claims the bed
+        // the other releases. Within one aggregate the events' own order
+        // holds (a spell moving twice in one commit would otherwise end up
+        // holding the bed it passed through).
+        let first = events.first().map(|e| (&e.aggregate_type, &e.aggregate_id));
+        if events
+            .iter()
+            .any(|e| Some((&e.aggregate_type, &e.aggregate_id)) != first)
+        {
+            changes.sort_by_key(|change| {
+                !matches!(
+                    change,
+                    domain::reservation::ReservationChange::Release { .. }
+                        | domain::reservation::ReservationChange::ReleaseAll { .. }
+                )
+            });
+        }
         match &self.db {
             Database::Postgres(pool) => {
                 postgres::commit(pool, events, &changes).await?;
