@@ -16,7 +16,9 @@ pub struct MllpClient(Framed<TcpStream, MllpCodec>);
 
 /// A message file kept under `tests/hl7/`.
 pub fn message_file(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("hl7").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("hl7")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

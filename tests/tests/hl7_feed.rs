@@ -112,7 +112,10 @@ async fn journey(stack: Stack) {
     assert_eq!(ack_code(&ack), "AA", "{ack}");
     assert_eq!(placement(&app, "V1002").await.2, SpellStatus::Open);
     // A11: the admission entered in error.
-    let ack = pas.send(&message_file("a11_cancel_admit.hl7")).await.unwrap();
+    let ack = pas
+        .send(&message_file("a11_cancel_admit.hl7"))
+        .await
+        .unwrap();
     assert_eq!(ack_code(&ack), "AA", "{ack}");
     assert_eq!(placement(&app, "V1001").await.2, SpellStatus::Cancelled);
     // The history names the PAS and its user, not a nurse.
@@ -144,7 +147,11 @@ async fn a_pas_journey_is_applied_message_by_message_on_the_production_stack() {
 #[tokio::test]
 async fn a_cancelled_transfer_puts_the_patient_back_in_the_bed_before() {
     let app = feed_app(Stack::Embedded).await;
-    for file in ["a01_admit.hl7", "a02_transfer.hl7", "a12_cancel_transfer.hl7"] {
+    for file in [
+        "a01_admit.hl7",
+        "a02_transfer.hl7",
+        "a12_cancel_transfer.hl7",
+    ] {
         assert_eq!(ack_code(&send(&app, file).await), "AA", "{file}");
     }
     assert_eq!(
@@ -193,14 +200,20 @@ async fn held_then_mapped(stack: Stack) {
     let admin = app.as_(Role::Admin, None);
     let ack = send(&app, "a01_unknown_ward.hl7").await;
     assert_eq!(ack_code(&ack), "AE", "{ack}");
-    assert!(field_of(&ack, "ERR", 3).starts_with("103^unknown_ward"), "{ack}");
+    assert!(
+        field_of(&ack, "ERR", 3).starts_with("103^unknown_ward"),
+        "{ack}"
+    );
     let held = admin.get("/api/v1/feeds/held").await.expect(200).body;
     let rows = held["messages"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{held}");
     assert_eq!(rows[0]["control_id"], "ADM0003");
     assert_eq!(rows[0]["sending_facility"], "RBD");
     assert_eq!(rows[0]["ack_code"], "AE");
-    assert!(rows[0]["reason"].as_str().unwrap().starts_with("unknown_ward"));
+    assert!(rows[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("unknown_ward"));
     // The sender sends it again: still one row.
     assert_eq!(ack_code(&send(&app, "a01_unknown_ward.hl7").await), "AE");
     let held = admin.get("/api/v1/feeds/held").await.expect(200).body;
@@ -274,14 +287,20 @@ async fn refusals_carry_the_rule_broken() {
         .replace("W1^^14^POOLE", "W1^^12^POOLE");
     let ack = send_one(app.mllp.unwrap(), other.as_bytes()).await;
     assert_eq!(ack_code(&ack), "AE", "{ack}");
-    assert!(field_of(&ack, "ERR", 3).starts_with("207^bed_occupied"), "{ack}");
+    assert!(
+        field_of(&ack, "ERR", 3).starts_with("207^bed_occupied"),
+        "{ack}"
+    );
     // A transfer of a visit Baton never saw.
     let unknown = String::from_utf8(message_file("a02_transfer.hl7"))
         .unwrap()
         .replace("V1001", "V7777");
     let ack = send_one(app.mllp.unwrap(), unknown.as_bytes()).await;
     assert_eq!(ack_code(&ack), "AE", "{ack}");
-    assert!(field_of(&ack, "ERR", 3).starts_with("204^unknown_spell"), "{ack}");
+    assert!(
+        field_of(&ack, "ERR", 3).starts_with("204^unknown_spell"),
+        "{ack}"
+    );
     // A prior location that is not where Baton has the patient.
     let wrong = String::from_utf8(message_file("a02_transfer.hl7"))
         .unwrap()
@@ -298,7 +317,10 @@ async fn refusals_carry_the_rule_broken() {
         .replace("V1002", "V1001")
         .replace("20261201155000", "20261130000000");
     let ack = send_one(app.mllp.unwrap(), early.as_bytes()).await;
-    assert!(field_of(&ack, "ERR", 3).starts_with("207^before_admission"), "{ack}");
+    assert!(
+        field_of(&ack, "ERR", 3).starts_with("207^before_admission"),
+        "{ack}"
+    );
     let held = app
         .as_(Role::Admin, None)
         .get("/api/v1/feeds/held")

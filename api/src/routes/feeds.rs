@@ -106,7 +106,7 @@ pub struct LocationList {
     pub locations: Vec<LocationBody>,
 }
 
-fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     authorize(
         &caller.principal,
         &state.reference.snapshot(),
@@ -114,7 +114,7 @@ fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     )
 }
 
-fn unavailable(error: sqlx::Error) -> ApiError {
+pub(super) fn unavailable(error: sqlx::Error) -> ApiError {
     if infra::store::is_unavailable(&error) {
         ApiError::Unavailable("the database is unavailable; try again shortly".into())
     } else {
@@ -125,7 +125,10 @@ fn unavailable(error: sqlx::Error) -> ApiError {
 /// The messages from the PAS that Baton did not apply, with why.
 #[utoipa::path(get, path = "/api/v1/feeds/held", tag = "feeds",
     responses((status = 200, body = HeldList), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
-async fn held(State(state): State<AppState>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+async fn held(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
     admin(&state, &caller)?;
     let messages = infra::hl7::held::list(&state.db)
         .await
@@ -188,7 +191,7 @@ async fn locations(
 /// The longest PAS code Baton records.
 pub const MAX_PAS_CODE: usize = 64;
 
-fn pas_code(field: &str, text: &str, required: bool) -> Result<String, ApiError> {
+pub(super) fn pas_code(field: &str, text: &str, required: bool) -> Result<String, ApiError> {
     let text = text.trim();
     if (required && text.is_empty())
         || text.len() > MAX_PAS_CODE
@@ -218,7 +221,11 @@ async fn put_location(
     let catalogue = state.reference.snapshot();
     let known = domain::reference::ReferenceData::ward(catalogue.as_ref(), &ward);
     let Some(known) = known else {
-        return Err(ApiError::refused_field("unknown_ward", "ward", "no such ward"));
+        return Err(ApiError::refused_field(
+            "unknown_ward",
+            "ward",
+            "no such ward",
+        ));
     };
     let bed = match body.bed.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
         None => None,
@@ -226,7 +233,11 @@ async fn put_location(
             let label = BedLabel::parse(bed)
                 .map_err(|e| ApiError::refused_field("invalid_code", "bed", e.to_string()))?;
             if !known.has_bed(&label) {
-                return Err(ApiError::refused_field("unknown_bed", "bed", "the ward has no such bed"));
+                return Err(ApiError::refused_field(
+                    "unknown_bed",
+                    "bed",
+                    "the ward has no such bed",
+                ));
             }
             Some(label.to_string())
         }

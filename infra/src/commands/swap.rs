@@ -78,9 +78,10 @@ impl CommandBus {
             let mut events = Vec::new();
             let mut last = None;
             for (index, side) in [first, second].into_iter().enumerate() {
-                let context = cqrs_es::EventStore::load_aggregate(&*self.spells, side.spell.as_str())
-                    .await
-                    .map_err(failure)?;
+                let context =
+                    cqrs_es::EventStore::load_aggregate(&*self.spells, side.spell.as_str())
+                        .await
+                        .map_err(failure)?;
                 let command = SpellCommand::TransferPatient {
                     ward: side.ward.clone(),
                     bed: side.bed.clone(),
@@ -102,7 +103,11 @@ impl CommandBus {
                     decided,
                     meta,
                 )?);
-                last = Some((side.spell.clone(), context.current_sequence as u64 + count as u64, count));
+                last = Some((
+                    side.spell.clone(),
+                    context.current_sequence as u64 + count as u64,
+                    count,
+                ));
             }
             let Some((spell, version, count)) = last else {
                 return Err(CommandError::Contended);

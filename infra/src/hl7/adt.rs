@@ -105,7 +105,9 @@ pub fn header(m: &Message) -> Result<Header, AckError> {
     let control_id = m
         .text("MSH", 10, 1)
         .ok_or_else(|| missing("MSH-10 message control id"))?;
-    let kind = m.text("MSH", 9, 1).ok_or_else(|| missing("MSH-9 message type"))?;
+    let kind = m
+        .text("MSH", 9, 1)
+        .ok_or_else(|| missing("MSH-9 message type"))?;
     // A trigger may stand in MSH-9.2 or, in older senders, EVN-1.
     let trigger = m
         .text("MSH", 9, 2)
@@ -150,9 +152,15 @@ pub fn interpret(m: &Message, trigger: &str, now: Instant) -> Result<Adt, AckErr
             visit: visit(m, 0)?,
             patient: patient(m)?,
         }),
-        "A11" => Ok(Adt::CancelAdmit { visit: visit(m, 0)? }),
-        "A12" => Ok(Adt::CancelTransfer { visit: visit(m, 0)? }),
-        "A13" => Ok(Adt::CancelDischarge { visit: visit(m, 0)? }),
+        "A11" => Ok(Adt::CancelAdmit {
+            visit: visit(m, 0)?,
+        }),
+        "A12" => Ok(Adt::CancelTransfer {
+            visit: visit(m, 0)?,
+        }),
+        "A13" => Ok(Adt::CancelDischarge {
+            visit: visit(m, 0)?,
+        }),
         "A17" => {
             let first = (
                 visit(m, 0)?,
@@ -199,8 +207,7 @@ fn location(m: &Message, nth: usize, field: usize) -> Result<Option<PasLocation>
     let Some(point_of_care) = text(m, segment, field, 1) else {
         return Ok(None);
     };
-    let bed = text(m, segment, field, 3)
-        .ok_or_else(|| missing(&format!("PV1-{field}.3 bed")))?;
+    let bed = text(m, segment, field, 3).ok_or_else(|| missing(&format!("PV1-{field}.3 bed")))?;
     Ok(Some(PasLocation {
         point_of_care: point_of_care.trim().to_owned(),
         bed: bed.trim().to_owned(),
@@ -286,10 +293,19 @@ pub fn timestamp(raw: &str) -> Option<Instant> {
             let hours: i32 = digits.get(..2)?.parse().ok()?;
             let minutes: i32 = digits.get(2..)?.parse().ok()?;
             let zone = chrono::FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))?;
-            Some(zone.from_local_datetime(&naive).single()?.with_timezone(&Utc))
+            Some(
+                zone.from_local_datetime(&naive)
+                    .single()?
+                    .with_timezone(&Utc),
+            )
         }
         // In the autumn's repeated hour, the earlier of the two.
-        None => Some(London.from_local_datetime(&naive).earliest()?.with_timezone(&Utc)),
+        None => Some(
+            London
+                .from_local_datetime(&naive)
+                .earliest()?
+                .with_timezone(&Utc),
+        ),
     }
 }
 

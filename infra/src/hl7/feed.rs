@@ -68,7 +68,7 @@ pub enum Answer {
 
 /// Why a message was not applied.
 #[derive(Debug)]
-enum NotApplied {
+pub(super) enum NotApplied {
     /// Understood, cannot apply: `AE`, held.
     Error(AckError),
     /// The store could not be reached: no answer.
@@ -84,9 +84,9 @@ impl From<AckError> for NotApplied {
 /// The ADT feed: turns messages into commands.
 #[derive(Debug, Clone)]
 pub struct AdtFeed {
-    bus: Arc<CommandBus>,
-    reference: Arc<ReferenceStore>,
-    db: Database,
+    pub(super) bus: Arc<CommandBus>,
+    pub(super) reference: Arc<ReferenceStore>,
+    pub(super) db: Database,
     metrics: FeedMetrics,
 }
 
@@ -135,7 +135,14 @@ impl AdtFeed {
             Ok(header) => header,
             Err(reason) => {
                 return self
-                    .refuse(Some(&message), None, AckCode::Reject, &reason, bytes, &control)
+                    .refuse(
+                        Some(&message),
+                        None,
+                        AckCode::Reject,
+                        &reason,
+                        bytes,
+                        &control,
+                    )
                     .await;
             }
         };
@@ -146,15 +153,21 @@ impl AdtFeed {
                     // A retransmission applied after its cause was fixed: its
                     // held copy is done with.
                     if let Err(error) =
-                        held::release_applied(&self.db, &header.facility, &header.control_id)
-                            .await
+                        held::release_applied(&self.db, &header.facility, &header.control_id).await
                     {
                         tracing::warn!(%error, "could not clear a held copy of an applied message");
                     }
                 }
                 Answer::Ack {
                     code: AckCode::Accept,
-                    text: ack(Some(&message), AckCode::Accept, None, "BATON", &now_ts(), &control),
+                    text: ack(
+                        Some(&message),
+                        AckCode::Accept,
+                        None,
+                        "BATON",
+                        &now_ts(),
+                        &control,
+                    ),
                 }
             }
             Err(NotApplied::Error(reason)) => {
@@ -187,7 +200,11 @@ impl AdtFeed {
         control: &str,
     ) -> Answer {
         let text = String::from_utf8_lossy(bytes);
-        let field = |f: usize| message.and_then(|m| m.text("MSH", f, 1)).unwrap_or_default();
+        let field = |f: usize| {
+            message
+                .and_then(|m| m.text("MSH", f, 1))
+                .unwrap_or_default()
+        };
         let trigger = header
             .map(|h| h.trigger.clone())
             .or_else(|| message.and_then(|m| m.text("MSH", 9, 2)))
@@ -306,7 +323,10 @@ impl AdtFeed {
                 visit,
                 at,
                 destination,
-            } => (spell(&visit)?, SpellCommand::DischargePatient { at, destination }),
+            } => (
+                spell(&visit)?,
+                SpellCommand::DischargePatient { at, destination },
+            ),
             Adt::Update { visit, patient } => (
                 spell(&visit)?,
                 SpellCommand::CorrectPatientDetails { patient },
@@ -355,7 +375,10 @@ impl AdtFeed {
 
     /// Baton's ward and bed for a PAS location: mapped, then checked
     /// against the reference data.
-    async fn place(&self, location: &PasLocation) -> Result<(WardCode, BedLabel), NotApplied> {
+    pub(super) async fn place(
+        &self,
+        location: &PasLocation,
+    ) -> Result<(WardCode, BedLabel), NotApplied> {
         let (ward, bed) = mapping::resolve(&self.db, &location.point_of_care, &location.bed)
             .await
             .map_err(|error| {
@@ -411,7 +434,11 @@ impl AdtFeed {
 }
 
 fn unknown_visit() -> AckError {
-    rule_error("204", "unknown_spell", "no spell has this visit number (PV1-19)")
+    rule_error(
+        "204",
+        "unknown_spell",
+        "no spell has this visit number (PV1-19)",
+    )
 }
 
 fn reason(trigger: &str) -> Result<Text, NotApplied> {
@@ -445,7 +472,7 @@ fn actor(h: &Header) -> Actor {
     Actor::new(format!("hl7:{}@{}", h.application, h.facility), name)
 }
 
-fn refusal(error: CommandError<SpellError>) -> NotApplied {
+pub(super) fn refusal(error: CommandError<SpellError>) -> NotApplied {
     match error {
         CommandError::Refused(SpellError::UnknownSpell) => NotApplied::Error(unknown_visit()),
         CommandError::Refused(e) => {
@@ -472,4 +499,3 @@ fn refusal(error: CommandError<SpellError>) -> NotApplied {
         }
     }
 }
-

@@ -53,11 +53,7 @@ pub async fn serve(listener: TcpListener, feed: AdtFeed, mut stop: watch::Receiv
     }
 }
 
-async fn connection(
-    stream: tokio::net::TcpStream,
-    feed: AdtFeed,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn connection(stream: tokio::net::TcpStream, feed: AdtFeed, mut stop: watch::Receiver<bool>) {
     let mut framed = Framed::new(stream, MllpCodec);
     loop {
         let frame = tokio::select! {
@@ -73,7 +69,14 @@ async fn connection(
                     text: "the message is longer than Baton reads".to_owned(),
                 };
                 let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-                let text = ack(None, AckCode::Reject, Some(&reason), "BATON", &stamp, "BTOOLONG");
+                let text = ack(
+                    None,
+                    AckCode::Reject,
+                    Some(&reason),
+                    "BATON",
+                    &stamp,
+                    "BTOOLONG",
+                );
                 tracing::warn!("an MLLP frame too long: answered AR, connection closed");
                 let _ = framed.send(text.as_bytes()).await;
                 return;

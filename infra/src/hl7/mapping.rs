@@ -42,22 +42,24 @@ pub async fn resolve(
     let exact = rows.iter().find(|(b, _, _)| b == pas_bed && !b.is_empty());
     let ward_level = rows.iter().find(|(b, _, _)| b.is_empty());
     Ok(match exact.or(ward_level) {
-        Some((_, ward, bed)) => (ward.clone(), bed.clone().unwrap_or_else(|| pas_bed.to_owned())),
+        Some((_, ward, bed)) => (
+            ward.clone(),
+            bed.clone().unwrap_or_else(|| pas_bed.to_owned()),
+        ),
         None => (point_of_care.to_owned(), pas_bed.to_owned()),
     })
 }
 
 /// Every mapping, by point of care and bed.
 pub async fn list(db: &Database) -> Result<Vec<LocationMapping>, sqlx::Error> {
-    let rows: Vec<(String, String, String, Option<String>)> =
-        crate::on_either_database!(db, pool => {
-            sqlx::query_as(
-                "SELECT point_of_care, pas_bed, ward, bed FROM hl7_locations \
-                 ORDER BY point_of_care, pas_bed",
-            )
-            .fetch_all(pool)
-            .await?
-        });
+    let rows: Vec<(String, String, String, Option<String>)> = crate::on_either_database!(db, pool => {
+        sqlx::query_as(
+            "SELECT point_of_care, pas_bed, ward, bed FROM hl7_locations \
+             ORDER BY point_of_care, pas_bed",
+        )
+        .fetch_all(pool)
+        .await?
+    });
     Ok(rows
         .into_iter()
         .map(|(point_of_care, pas_bed, ward, bed)| LocationMapping {
@@ -91,7 +93,11 @@ pub async fn put(db: &Database, mapping: &LocationMapping, by: &str) -> Result<(
 }
 
 /// Removes a mapping (false when there was none).
-pub async fn delete(db: &Database, point_of_care: &str, pas_bed: &str) -> Result<bool, sqlx::Error> {
+pub async fn delete(
+    db: &Database,
+    point_of_care: &str,
+    pas_bed: &str,
+) -> Result<bool, sqlx::Error> {
     let done = crate::on_either_database!(db, pool => {
         sqlx::query("DELETE FROM hl7_locations WHERE point_of_care = $1 AND pas_bed = $2")
             .bind(point_of_care)
