@@ -1,0 +1,300 @@
+//! HL7 v2 ADT benchmark (issue 16): sustained messages per second into
+//! production mode (PostgreSQL, the JetStream relay and the boards'
+//! runner) over one and over 8 MLLP connections, each message acknowledged
+//! `AA` only once its events are committed; message-to-ACK p50/p99; then,
+//! paced at 500 messages/s, message-to-ACK and message-to-board p99 (the
+//! board includes the message's spell version). Beside it, in the same run,
+//! the same commands (admit, discharge) through the HTTP command path from
+//! 8 connections. Prints the figures and writes its section of
+//! docs/benchmarks.md.
+//!
+//! Each connection owns beds of its own and cycles them: an A01 admits a
+//! new visit to the bed, an A03 discharges it, the next visit takes the bed.
+//!
+//! Run: `cargo run --release -p baton-tests --bin bench-hl7`
+//! (needs the PostgreSQL and nats-server that `.ci/run` starts).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+baton_tests::bench_allocator!();
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_tests::bench::{bed_of, gather, ms, percentile};
+use baton_tests::fixtures::nhs_number;
+use baton_tests::http::{admission, Stack, TestApp};
+use baton_tests::mllp::{ack_code, MllpClient};
+use baton_tests::wire::WireClient;
+use domain::values::VisitNumber;
+use infra::auth::Role;
+use infra::commands::ConsistencyToken;
+use infra::runner::Boards;
+use serde_json::json;
+
+const SLICE: Duration = Duration::from_secs(5);
+const CONNECTIONS: u32 = 8;
+/// Beds: W1, W2 and X1 have 30 each.
+const BEDS: u32 = 90;
+const FACILITY: &str = "BENCH";
+
+fn ts(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y%m%d%H%M%S+0000").to_string()
+}
+
+fn a01(control: &str, visit: &str, bed: u32) -> Vec<u8> {
+    let (ward, label) = bed_of(bed);
+    let now = chrono::Utc::now();
+    format!(
+        "MSH|^~\\&|PAS|{FACILITY}|BATON|DORSET|{t}||ADT^A01^ADT_A01|{control}|P|2.4\r\
+         EVN|A01|{t}\r\
+         PID|1||{nhs}^^^NHS^NH||Patient{bed}^Alex||19410302|U\r\
+         PV1|1|I|{ward}^^{label}||||||||||||||||{visit}^^^{FACILITY}^VN|||||||||||||||||||||||||{admitted}\r",
+        t = ts(now),
+        nhs = nhs_number(bed).digits(),
+        admitted = ts(now - chrono::Duration::hours(2)),
+    )
+    .into_bytes()
+}
+
+fn a03(control: &str, visit: &str, bed: u32) -> Vec<u8> {
+    let (ward, label) = bed_of(bed);
+    let now = chrono::Utc::now();
+    format!(
+        "MSH|^~\\&|PAS|{FACILITY}|BATON|DORSET|{t}||ADT^A03^ADT_A03|{control}|P|2.4\r\
+         EVN|A03|{t}\r\
+         PID|1||{nhs}^^^NHS^NH||Patient{bed}^Alex||19410302|U\r\
+         PV1|1|I|{ward}^^{label}||||||||||||||||{visit}^^^{FACILITY}^VN|||||||||||||||||01|||||||||{admitted}|{t}\r",
+        t = ts(now),
+        nhs = nhs_number(bed).digits(),
+        admitted = ts(now - chrono::Duration::hours(2)),
+    )
+    .into_bytes()
+}
+
+/// What a connection did: messages acknowledged, and each one's
+/// message-to-ACK (and, when asked, message-to-board) time.
+#[derive(Default)]
+struct Done {
+    messages: usize,
+    acks: Vec<Duration>,
+    boards: Vec<Duration>,
+}
+
+/// One connection cycling its beds for `run_for`, at most one message
+/// every `pace` (none: as fast as the ACKs come back).
+async fn connection(
+    port: u16,
+    boards: Arc<Boards>,
+    label: String,
+    beds: Vec<u32>,
+    run_for: Duration,
+    pace: Option<Duration>,
+) -> Done {
+    let mut pas = MllpClient::connect(port).await;
+    let mut done = Done::default();
+    let started = Instant::now();
+    let mut next = Instant::now();
+    let mut round = 0u32;
+    while started.elapsed() < run_for {
+        for &bed in &beds {
+            let visit = format!("{label}R{round}B{bed}");
+            let spell =
+                infra::hl7::feed::spell_id(FACILITY, &VisitNumber::parse(&visit).unwrap()).unwrap();
+            for (version, message) in [
+                (1, a01(&format!("{visit}A"), &visit, bed)),
+                (2, a03(&format!("{visit}D"), &visit, bed)),
+            ] {
+                if let Some(pace) = pace {
+                    next += pace;
+                    if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+                let sent = Instant::now();
+                let ack = pas.send(&message).await.expect("an acknowledgement");
+                assert_eq!(ack_code(&ack), "AA", "{ack}");
+                done.acks.push(sent.elapsed());
+                done.messages += 1;
+                if pace.is_some() {
+                    let token = ConsistencyToken {
+                        aggregate_type: "spell".into(),
+                        aggregate_id: spell.to_string(),
+                        version,
+                    };
+                    if boards.wait_for(&token, Duration::from_secs(10)).await {
+                        done.boards.push(sent.elapsed());
+                    }
+                }
+            }
+        }
+        round += 1;
+    }
+    done
+}
+
+/// `connections` connections, the beds shared out among them.
+async fn feed(
+    app: &TestApp,
+    label: &str,
+    connections: u32,
+    run_for: Duration,
+    pace: Option<Duration>,
+) -> (f64, Done) {
+    let started = Instant::now();
+    let tasks = (0..connections).map(|c| {
+        let beds: Vec<u32> = (0..BEDS).filter(|b| b % connections == c).collect();
+        let label = format!("{label}C{c}");
+        let (port, boards) = (app.mllp.unwrap(), app.boards.clone());
+        tokio::spawn(async move {
+            let done = connection(port, boards, label, beds, run_for, pace).await;
+            (done.messages, (done.acks, done.boards))
+        })
+    });
+    let (messages, all) = gather_pairs(tasks).await;
+    let rate = messages as f64 / started.elapsed().as_secs_f64();
+    let (mut acks, mut boards): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
+    for (a, b) in all {
+        acks.extend(a);
+        boards.extend(b);
+    }
+    acks.sort_unstable();
+    boards.sort_unstable();
+    (
+        rate,
+        Done {
+            messages,
+            acks,
+            boards,
+        },
+    )
+}
+
+async fn gather_pairs(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<(usize, (Vec<Duration>, Vec<Duration>))>>,
+) -> (usize, Vec<(Vec<Duration>, Vec<Duration>)>) {
+    let mut total = 0;
+    let mut all = Vec::new();
+    for task in futures::future::join_all(tasks).await {
+        let (n, pair) = task.unwrap();
+        total += n;
+        all.push(pair);
+    }
+    (total, all)
+}
+
+/// The same two commands per bed through the HTTP command path.
+async fn http(app: &TestApp, connections: u32) -> (f64, Vec<Duration>) {
+    let started = Instant::now();
+    let tasks = (0..connections).map(|c| {
+        let beds: Vec<u32> = (0..BEDS).filter(|b| b % connections == c).collect();
+        let base = app.base.clone();
+        let tokens: Vec<(u32, String)> = beds
+            .iter()
+            .map(|&b| {
+                let hospital = if bed_of(b).0 == "X1" { "DCH" } else { "POOLE" };
+                (b, app.token(Role::Ward, Some(hospital)))
+            })
+            .collect();
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut clients = Vec::new();
+            for (bed, token) in &tokens {
+                clients.push((*bed, WireClient::connect(&base, token).await));
+            }
+            while started.elapsed() < SLICE {
+                for (bed, client) in clients.iter_mut() {
+                    let (ward, label_bed) = bed_of(*bed);
+                    let sent = Instant::now();
+                    let admitted = client
+                        .post(
+                            "/api/v1/spells",
+                            &admission(*bed, ward, label_bed),
+                        )
+                        .await
+                        .ok();
+                    latencies.push(sent.elapsed());
+                    let id = admitted.json()["id"].as_str().unwrap().to_owned();
+                    let sent = Instant::now();
+                    client
+                        .post(
+                            &format!("/api/v1/spells/{id}/discharge"),
+                            &json!({ "at": chrono::Utc::now().to_rfc3339(), "destination": "usual_residence" }),
+                        )
+                        .await
+                        .ok();
+                    latencies.push(sent.elapsed());
+                }
+            }
+            (latencies.len(), latencies)
+        })
+    });
+    let (n, mut latencies) = gather(tasks).await;
+    latencies.sort_unstable();
+    (n as f64 / started.elapsed().as_secs_f64(), latencies)
+}
+
+#[tokio::main]
+async fn main() {
+    let load = baton_tests::bench::load_average();
+    let app = TestApp::spawn_with(Stack::Production, |c| {
+        c.mllp_listen = Some("127.0.0.1:0".into())
+    })
+    .await;
+    app.seed_reference().await;
+    // Sustained, over 1 and over 8 connections; HTTP between them.
+    let (one_rate, one) = feed(&app, "S1", 1, SLICE, None).await;
+    let (http_rate, http_latencies) = http(&app, CONNECTIONS).await;
+    let (eight_rate, eight) = feed(&app, "S8", CONNECTIONS, SLICE, None).await;
+    // Paced at 500 messages/s over 8 connections.
+    let pace = Duration::from_secs_f64(f64::from(CONNECTIONS) / 500.0);
+    let (paced_rate, paced) = feed(&app, "P8", CONNECTIONS, SLICE, Some(pace)).await;
+    let lines = [
+        format!(
+            "1 connection: {one_rate:.0} messages/s, message to ACK p50 {} ms, p99 {} ms ({} messages)",
+            ms(percentile(&one.acks, 0.5)),
+            ms(percentile(&one.acks, 0.99)),
+            one.messages
+        ),
+        format!(
+            "{CONNECTIONS} connections: {eight_rate:.0} messages/s (target: at least 2,000), message to ACK p50 {} ms, p99 {} ms ({} messages)",
+            ms(percentile(&eight.acks, 0.5)),
+            ms(percentile(&eight.acks, 0.99)),
+            eight.messages
+        ),
+        format!(
+            "the same commands (admit, discharge) through the HTTP command path, {CONNECTIONS} connections of ward tokens in this process: {http_rate:.0} commands/s, p50 {} ms, p99 {} ms",
+            ms(percentile(&http_latencies, 0.5)),
+            ms(percentile(&http_latencies, 0.99)),
+        ),
+        format!(
+            "paced at 500 messages/s over {CONNECTIONS} connections ({paced_rate:.0}/s achieved): message to ACK p50 {} ms, p99 {} ms (target: p99 under 20 ms); message to board p50 {} ms, p99 {} ms",
+            ms(percentile(&paced.acks, 0.5)),
+            ms(percentile(&paced.acks, 0.99)),
+            ms(percentile(&paced.boards, 0.5)),
+            ms(percentile(&paced.boards, 0.99)),
+        ),
+    ];
+    for line in &lines {
+        println!("{line}");
+    }
+    let body = format!(
+        "Command: `cargo run --release -p baton-tests --bin bench-hl7`, run on {} (2 cores; \
+         PostgreSQL 15, nats-server {} on the same machine, with the MLLP clients in the \
+         benchmark's process; load average {} when the run began).\n\n\
+         Production mode (PostgreSQL, JetStream relay, boards' runner); every `AA` means the \
+         message's events are committed. Each connection cycles beds of its own (W1, W2, X1: 90 \
+         in all): an A01 admits a new visit, an A03 discharges it. Slices of {} s.\n\n{}\n",
+        chrono::Utc::now().date_naive(),
+        baton_tests::nats::version(),
+        load,
+        SLICE.as_secs(),
+        lines
+            .iter()
+            .map(|l| format!("- {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    baton_tests::write_benchmark_section("## HL7 v2 ADT feed over MLLP (issue 16)", &body);
+    println!("wrote docs/benchmarks.md");
+    app.stop().await;
+}
