@@ -41,44 +41,47 @@ fn ts(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y%m%d%H%M%S+0000").to_string()
 }
 
-fn a01(control: &str, visit: &str, bed: u32) -> Vec<u8> {
+/// An ADT message of `trigger` for `visit` in `bed`; `pv1_tail` is what
+/// follows PV1-19 (the admit and discharge times, the disposition).
+fn adt(trigger: &str, control: &str, visit: &str, bed: u32, pv1_tail: &str) -> Vec<u8> {
     let (ward, label) = bed_of(bed);
-    let now = chrono::Utc::now();
+    let t = ts(chrono::Utc::now());
     format!(
-        "MSH|^~\\&|PAS|{FACILITY}|BATON|DORSET|{t}||ADT^A01^ADT_A01|{control}|P|2.4\r\
-         EVN|A01|{t}\r\
+        "MSH|^~\\&|PAS|{FACILITY}|BATON|DORSET|{t}||ADT^{trigger}^ADT_{trigger}|{control}|P|2.4\r\
+         EVN|{trigger}|{t}\r\
          PID|1||{nhs}^^^NHS^NH||Patient{bed}^Alex||19410302|U\r\
-         PV1|1|I|{ward}^^{label}||||||||||||||||{visit}^^^{FACILITY}^VN|||||||||||||||||||||||||{admitted}\r",
-        t = ts(now),
+         PV1|1|I|{ward}^^{label}||||||||||||||||{visit}^^^{FACILITY}^VN{pv1_tail}\r",
         nhs = nhs_number(bed).digits(),
-        admitted = ts(now - chrono::Duration::hours(2)),
     )
     .into_bytes()
+}
+
+fn a01(control: &str, visit: &str, bed: u32) -> Vec<u8> {
+    let admitted = ts(chrono::Utc::now() - chrono::Duration::hours(2));
+    adt(
+        "A01",
+        control,
+        visit,
+        bed,
+        &format!("{}{admitted}", "|".repeat(25)),
+    )
 }
 
 fn a03(control: &str, visit: &str, bed: u32) -> Vec<u8> {
-    let (ward, label) = bed_of(bed);
     let now = chrono::Utc::now();
-    format!(
-        "MSH|^~\\&|PAS|{FACILITY}|BATON|DORSET|{t}||ADT^A03^ADT_A03|{control}|P|2.4\r\
-         EVN|A03|{t}\r\
-         PID|1||{nhs}^^^NHS^NH||Patient{bed}^Alex||19410302|U\r\
-         PV1|1|I|{ward}^^{label}||||||||||||||||{visit}^^^{FACILITY}^VN|||||||||||||||||01|||||||||{admitted}|{t}\r",
-        t = ts(now),
-        nhs = nhs_number(bed).digits(),
-        admitted = ts(now - chrono::Duration::hours(2)),
-    )
-    .into_bytes()
+    let admitted = ts(now - chrono::Duration::hours(2));
+    let tail = format!(
+        "{}01{}{admitted}|{}",
+        "|".repeat(17),
+        "|".repeat(8),
+        ts(now)
+    );
+    adt("A03", control, visit, bed, &tail)
 }
 
-/// What a connection did: messages acknowledged, and each one's
-/// message-to-ACK (and, when asked, message-to-board) time.
-#[derive(Default)]
-struct Done {
-    messages: usize,
-    acks: Vec<Duration>,
-    boards: Vec<Duration>,
-}
+/// What was measured of one message: message to ACK, and (when paced)
+/// message to board.
+type Timing = (Duration, Option<Duration>);
 
 /// One connection cycling its beds for `run_for`, at most one message
 /// every `pace` (none: as fast as the ACKs come back).
@@ -89,9 +92,9 @@ async fn connection(
     beds: Vec<u32>,
     run_for: Duration,
     pace: Option<Duration>,
-) -> Done {
+) -> Vec<Timing> {
     let mut pas = MllpClient::connect(port).await;
-    let mut done = Done::default();
+    let mut timings = Vec::new();
     let started = Instant::now();
     let mut next = Instant::now();
     let mut round = 0u32;
@@ -113,8 +116,8 @@ async fn connection(
                 let sent = Instant::now();
                 let ack = pas.send(&message).await.expect("an acknowledgement");
                 assert_eq!(ack_code(&ack), "AA", "{ack}");
-                done.acks.push(sent.elapsed());
-                done.messages += 1;
+                let acked = sent.elapsed();
+                let mut on_board = None;
                 if pace.is_some() {
                     let token = ConsistencyToken {
                         aggregate_type: "spell".into(),
@@ -122,64 +125,56 @@ async fn connection(
                         version,
                     };
                     if boards.wait_for(&token, Duration::from_secs(10)).await {
-                        done.boards.push(sent.elapsed());
+                        on_board = Some(sent.elapsed());
                     }
                 }
+                timings.push((acked, on_board));
             }
         }
         round += 1;
     }
-    done
+    timings
 }
 
-/// `connections` connections, the beds shared out among them.
+/// What `connections` connections did, the beds shared out among them:
+/// messages per second, and the sorted message-to-ACK and message-to-board
+/// times.
+struct Fed {
+    rate: f64,
+    messages: usize,
+    acks: Vec<Duration>,
+    boards: Vec<Duration>,
+}
+
 async fn feed(
     app: &TestApp,
     label: &str,
     connections: u32,
     run_for: Duration,
     pace: Option<Duration>,
-) -> (f64, Done) {
+) -> Fed {
     let started = Instant::now();
     let tasks = (0..connections).map(|c| {
         let beds: Vec<u32> = (0..BEDS).filter(|b| b % connections == c).collect();
         let label = format!("{label}C{c}");
         let (port, boards) = (app.mllp.unwrap(), app.boards.clone());
         tokio::spawn(async move {
-            let done = connection(port, boards, label, beds, run_for, pace).await;
-            (done.messages, (done.acks, done.boards))
+            let timings = connection(port, boards, label, beds, run_for, pace).await;
+            (timings.len(), timings)
         })
     });
-    let (messages, all) = gather_pairs(tasks).await;
+    let (messages, timings) = gather(tasks).await;
     let rate = messages as f64 / started.elapsed().as_secs_f64();
-    let (mut acks, mut boards): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
-    for (a, b) in all {
-        acks.extend(a);
-        boards.extend(b);
-    }
+    let mut acks: Vec<Duration> = timings.iter().map(|t| t.0).collect();
+    let mut boards: Vec<Duration> = timings.iter().filter_map(|t| t.1).collect();
     acks.sort_unstable();
     boards.sort_unstable();
-    (
+    Fed {
         rate,
-        Done {
-            messages,
-            acks,
-            boards,
-        },
-    )
-}
-
-async fn gather_pairs(
-    tasks: impl Iterator<Item = tokio::task::JoinHandle<(usize, (Vec<Duration>, Vec<Duration>))>>,
-) -> (usize, Vec<(Vec<Duration>, Vec<Duration>)>) {
-    let mut total = 0;
-    let mut all = Vec::new();
-    for task in futures::future::join_all(tasks).await {
-        let (n, pair) = task.unwrap();
-        total += n;
-        all.push(pair);
+        messages,
+        acks,
+        boards,
     }
-    (total, all)
 }
 
 /// The same two commands per bed through the HTTP command path.
@@ -242,12 +237,13 @@ async fn main() {
     .await;
     app.seed_reference().await;
     // Sustained, over 1 and over 8 connections; HTTP between them.
-    let (one_rate, one) = feed(&app, "S1", 1, SLICE, None).await;
+    let one = feed(&app, "S1", 1, SLICE, None).await;
     let (http_rate, http_latencies) = http(&app, CONNECTIONS).await;
-    let (eight_rate, eight) = feed(&app, "S8", CONNECTIONS, SLICE, None).await;
+    let eight = feed(&app, "S8", CONNECTIONS, SLICE, None).await;
     // Paced at 500 messages/s over 8 connections.
     let pace = Duration::from_secs_f64(f64::from(CONNECTIONS) / 500.0);
-    let (paced_rate, paced) = feed(&app, "P8", CONNECTIONS, SLICE, Some(pace)).await;
+    let paced = feed(&app, "P8", CONNECTIONS, SLICE, Some(pace)).await;
+    let (one_rate, eight_rate, paced_rate) = (one.rate, eight.rate, paced.rate);
     let lines = [
         format!(
             "1 connection: {one_rate:.0} messages/s, message to ACK p50 {} ms, p99 {} ms ({} messages)",
