@@ -62,16 +62,18 @@ setInterval(() => {
   if (lastActivity > lastRequest && Date.now() - lastRequest > idle / 3) api('GET', '/api/v1/session');
 }, 2000);
 
-async function api(method, path, body) {
+async function api(method, path, body, contentType) {
   lastRequest = Date.now();
   const headers = { 'Accept': 'application/json' };
   // The session cookie goes by itself; a change carries the session's
   // anti-forgery token, which no other site can read.
   if (method !== 'GET' && session && session.csrf_token) headers['X-CSRF-Token'] = session.csrf_token;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (body !== undefined) headers['Content-Type'] = contentType || 'application/json';
+  // A body of another type (a census's CSV) goes as it is.
+  const sent = body === undefined || contentType ? body : JSON.stringify(body);
   let response;
   try {
-    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    response = await fetch(path, { method, headers, body: sent });
   } catch (error) {
     return { ok: false, status: 0, body: { detail: 'Baton cannot be reached. Check the connection and try again.' } };
   }
@@ -1792,9 +1794,11 @@ async function adminPage() {
   const list = (title, items, text) => [h('h2', {}, title), h('ul', {}, items.map((x) => h('li', {}, text(x))))];
   const access = h('section', { id: 'access', 'aria-labelledby': 'access-h' });
   const feed = h('section', { id: 'feed', 'aria-labelledby': 'feed-h' });
+  const census = h('section', { id: 'census', 'aria-labelledby': 'census-h' });
   main.replaceChildren(h('h1', {}, 'Administration'),
     access,
     feed,
+    census,
     h('h2', {}, 'Reference data'),
     h('p', {}, 'Administrators change hospitals (and the trust that runs each), wards, teams and care transfer hubs through the API (PUT /api/v1/hospitals|wards|teams|hubs/{code}); see ', h('a', { href: '/docs' }, 'the API documentation'), '. Who looked at a patient: GET /api/v1/audit?nhs_number=…'),
     ...list('Hospitals', reference.hospitals, (x) => `${x.code}: ${x.name}${x.trust ? ` (trust ${x.trust})` : ''}`),
@@ -1803,6 +1807,7 @@ async function adminPage() {
     ...list('Care transfer hubs', reference.hubs || [], (x) => `${x.code}: ${x.name} (${x.hospitals.join(', ')})`));
   await accessSection(access);
   await feedSection(feed);
+  censusSection(census);
 }
 
 // The PAS's HL7 v2 ADT feed: messages Baton held (answered AE or AR) with
@@ -1861,6 +1866,76 @@ async function feedSection(section, said) {
       ? h('ul', { id: 'feed-locations' }, locations.map((l) => h('li', {},
         `${l.point_of_care}${l.pas_bed ? ` bed ${l.pas_bed}` : ''} → ${l.ward}${l.bed ? ` bed ${l.bed}` : ''}`)))
       : h('p', {}, 'No mapping yet.'));
+}
+
+// Go-live of a hospital's PAS feed: its census of current inpatients (CSV)
+// checked first (a dry run changes nothing), then brought in. Sent again,
+// it admits nobody twice.
+function censusSection(section) {
+  const error = h('p', { class: 'form-error', role: 'alert', id: 'census-error' });
+  const done = h('p', { class: 'done', role: 'status', id: 'census-done' });
+  const results = h('div', { id: 'census-results' });
+  let checked = null; // the facility and text of the last clean dry run
+  const read = async () => {
+    const facility = section.querySelector('#census-facility').value.trim();
+    const file = section.querySelector('#census-file').files[0];
+    if (!facility) { error.textContent = 'Enter the PAS\'s sending facility (MSH-4), as its ADT messages name it.'; return null; }
+    if (!file) { error.textContent = 'Choose the census file (CSV) the PAS exported.'; return null; }
+    return { facility, text: await file.text() };
+  };
+  const words = (row) => {
+    if (row.outcome === 'admit') return `${row.ward} bed ${row.bed}`;
+    if (row.outcome === 'already_open') return 'open already: left as it is';
+    return `${row.field ? `${row.field}: ` : ''}${row.message} (${row.rule})`;
+  };
+  const show = (report) => {
+    const verb = report.dry_run ? 'would admit' : 'admitted';
+    done.textContent = `${report.dry_run ? 'Checked' : 'Imported'}: ${verb} ${report.admitted}, ${report.already_open} open already, ${report.refused} refused.`;
+    results.replaceChildren(h('table', { id: 'census-rows' },
+      h('caption', {}, report.dry_run ? 'What the census would do' : 'What the census did'),
+      h('thead', {}, h('tr', {}, ['Line', 'Visit', 'Outcome', 'Details'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, report.rows.map((row) => h('tr', { 'data-visit': row.visit_number, 'data-outcome': row.outcome },
+        h('td', {}, String(row.line)), h('td', {}, row.visit_number || '—'),
+        h('td', {}, row.outcome === 'admit' ? (report.dry_run ? 'would admit' : 'admitted') : row.outcome === 'already_open' ? 'open already' : tag('refused', 'bad')),
+        h('td', {}, words(row)))))));
+  };
+  const send = async (dryRun) => {
+    error.textContent = '';
+    const census = await read();
+    if (!census) return;
+    const query = `facility=${encodeURIComponent(census.facility)}${dryRun ? '&dry_run=true' : ''}`;
+    const answer = await api('POST', `/api/v1/feeds/census?${query}`, census.text, 'text/csv');
+    if (!answer.ok) { error.textContent = problemText(answer, dryRun ? 'check the census' : 'import the census'); return; }
+    show(answer.body);
+    checked = dryRun ? census : null;
+    importButton.setAttribute('aria-disabled', checked ? 'false' : 'true');
+    if (!dryRun) importButton.focus();
+  };
+  const check = actionButton('Check (changes nothing)', {
+    key: 'census-check', action: 'census-check', onpress: () => guarded('census-check', () => send(true)),
+  });
+  check.id = 'census-check';
+  const importButton = actionButton('Import', {
+    key: 'census-import', action: 'census-import', kind: 'primary',
+    onpress: () => guarded('census-import', async () => {
+      if (!checked) { error.textContent = 'Check the census first: the import does what the check shows.'; return; }
+      await send(false);
+    }),
+  });
+  importButton.id = 'census-import';
+  importButton.setAttribute('aria-disabled', 'true');
+  // A new file or facility must be checked again before it is imported.
+  const changed = () => { checked = null; importButton.setAttribute('aria-disabled', 'true'); };
+  section.replaceChildren(
+    h('h2', { id: 'census-h' }, 'Bring a hospital\'s inpatients in (census)'),
+    h('p', {}, 'Before the PAS feed takes over, its census of current inpatients brings their open spells in at once: a CSV with a header row naming visit_number, nhs_number, family_name, given_name, date_of_birth (YYYY-MM-DD), point_of_care, bed and admitted_at (RFC 3339 or HL7). Each visit becomes the spell the feed\'s later messages for it will name. Check it first: that changes nothing. Visits already open are left as they are, so a census may be sent again.'),
+    h('form', { id: 'census-form', onsubmit: (e) => { e.preventDefault(); check.click(); } },
+      h('label', { for: 'census-facility' }, 'Sending facility (MSH-4)'),
+      h('input', { id: 'census-facility', name: 'facility', type: 'text', autocomplete: 'off', oninput: changed }),
+      h('label', { for: 'census-file' }, 'Census file (CSV)'),
+      h('input', { id: 'census-file', name: 'census', type: 'file', accept: '.csv,text/csv', onchange: changed }),
+      error, done, check, importButton),
+    results);
 }
 
 // Who may use Baton beyond what the identity provider says: grants and

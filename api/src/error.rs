@@ -100,6 +100,9 @@ pub enum ApiError {
     /// 415: a body sent as something other than JSON.
     #[error("send the body as JSON, with Content-Type: application/json")]
     NotJson,
+    /// 415: a census sent as something other than CSV.
+    #[error("send the census as CSV, with Content-Type: text/csv")]
+    NotCsv,
     /// 422: well-formed, but refused by a rule.
     #[error("{detail}")]
     Refused {
@@ -206,7 +209,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
-            ApiError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotJson | ApiError::NotCsv => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -230,6 +233,7 @@ impl ApiError {
             ApiError::HeadersTooLarge => ("headers-too-large", "Request headers too large"),
             ApiError::UriTooLong => ("uri-too-long", "Request path too long"),
             ApiError::NotJson => ("unsupported-media-type", "The body is not JSON"),
+            ApiError::NotCsv => ("unsupported-media-type", "The body is not CSV"),
             ApiError::Refused { .. } => ("refused", "Refused by a rule"),
             ApiError::Unavailable(_) => ("unavailable", "Service temporarily unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),

@@ -488,6 +488,11 @@ pub mod shape {
             "consistency_token" => Shape::Pattern(consistency_token(), 96),
             "board" => Shape::Pattern(board(), 48),
             "q" => Shape::Pattern(search(), MAX_SEARCH),
+            // A PAS's sending facility (MSH-4) as a census names it.
+            "facility" => Shape::Pattern(
+                "^[A-Za-z0-9 ._-]+$".to_owned(),
+                crate::routes::feeds::MAX_PAS_CODE,
+            ),
             _ => return None,
         })
     }

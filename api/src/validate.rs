@@ -284,15 +284,23 @@ pub fn check_query(parameters: &[Parameter], pairs: &[(String, String)]) -> Vec<
         let Some(RefOr::T(schema)) = &parameter.schema else {
             continue;
         };
-        let whole = matches!(schema, Schema::Object(o) if types(&o.schema_type).0.first() == Some(&Type::Integer));
+        let first = match schema {
+            Schema::Object(o) => types(&o.schema_type).0.first().cloned(),
+            _ => None,
+        };
         for (_, text) in pairs.iter().filter(|(k, _)| *k == parameter.name) {
-            let value = if whole {
-                match text.parse::<i64>() {
+            // A query's values are text: a number or a yes/no is read as
+            // one first (and one that is not is serde's to name below).
+            let value = match first {
+                Some(Type::Integer) => match text.parse::<i64>() {
                     Ok(n) => Value::from(n),
                     Err(_) => continue,
-                }
-            } else {
-                Value::from(text.as_str())
+                },
+                Some(Type::Boolean) => match text.parse::<bool>() {
+                    Ok(b) => Value::from(b),
+                    Err(_) => Value::from(text.as_str()),
+                },
+                _ => Value::from(text.as_str()),
             };
             if let Some(message) = property(&parameter.name, schema, &value) {
                 errors.push(FieldError {

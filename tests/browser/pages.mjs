@@ -1057,6 +1057,31 @@ await scenario('7. Sign in by pasting a token', async () => {
     await admin.click('#access-grant');
     await waitForText(admin, '#access-error', /hospital/);
   }, admin);
+  await step('a census is checked by keyboard (nothing changes), then imported; its patients are in their beds, and again it admits nobody twice', async () => {
+    const census = [
+      'visit_number,nhs_number,family_name,given_name,date_of_birth,point_of_care,bed,admitted_at',
+      `VB1,4501234520,Census,Carol,1950-05-05,W2,27,${new Date(Date.now() - 3 * 3600_000).toISOString()}`,
+      `VB2,4501234539,Census,Colin,1951-06-06,W2,28,${new Date(Date.now() - 2 * 3600_000).toISOString()}`,
+      `VB3,${INVALID_NHS},Census,Nobody,1952-07-07,W2,29,${new Date(Date.now() - 3600_000).toISOString()}`,
+    ].join('\n');
+    await admin.fill('#census-facility', 'RBD');
+    await admin.setInputFiles('#census-file', { name: 'census.csv', mimeType: 'text/csv', buffer: Buffer.from(census) });
+    assert(await admin.getAttribute('#census-import', 'aria-disabled') === 'true', 'Import is offered before a check');
+    await admin.focus('#census-check');
+    await admin.keyboard.press('Enter');
+    await waitForText(admin, '#census-done', /Checked: would admit 2, 0 open already, 1 refused/);
+    await waitForText(admin, '#census-rows tr[data-visit="VB3"]', /nhs_number/);
+    const before = await must(WARD_TOKEN, 'GET', '/api/v1/boards/wards/W2');
+    assert(!before.beds.find((b) => b.bed === '27').spell_id, 'the check admitted someone');
+    await accessible(admin, 'the admin page with a census checked');
+    await admin.focus('#census-import');
+    await admin.keyboard.press('Enter');
+    await waitForText(admin, '#census-done', /Imported: admitted 2, 0 open already, 1 refused/);
+    await spellInBed('W2', 27);
+    await spellInBed('W2', 28);
+    await admin.click('#census-check');
+    await waitForText(admin, '#census-done', /Checked: would admit 0, 2 open already, 1 refused/);
+  }, admin);
   await step('revoking a signed-in nurse ends her open ward board at once and her page says why', async () => {
     await devSignIn(nurse, 'ward', 'POOLE', 'Revoked Nurse');
     await nurse.goto(`${BASE}/ward/W1`);

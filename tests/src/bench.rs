@@ -91,10 +91,10 @@ pub async fn bare_framework(url: &str, connections: u32) -> Arc<BareCqrs> {
 }
 
 /// Waits for load tasks, each giving how many commands it ran and their
-/// latencies, and adds them up.
-pub async fn gather(
-    tasks: impl IntoIterator<Item = tokio::task::JoinHandle<(usize, Vec<Duration>)>>,
-) -> (usize, Vec<Duration>) {
+/// latencies (or what it measured of each), and adds them up.
+pub async fn gather<T>(
+    tasks: impl IntoIterator<Item = tokio::task::JoinHandle<(usize, Vec<T>)>>,
+) -> (usize, Vec<T>) {
     let mut total = 0;
     let mut all = Vec::new();
     for task in futures::future::join_all(tasks).await {

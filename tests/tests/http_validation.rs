@@ -335,6 +335,7 @@ async fn every_parameter_states_its_bounds_and_every_closed_set_of_values_is_an_
             let schema = &parameter["schema"];
             let bounded = match name {
                 "status" => schema["enum"].is_array(),
+                _ if schema["type"] == "boolean" => true,
                 "limit" | "days" | "hours" => {
                     schema["minimum"].is_number() && schema["maximum"].is_number()
                 }

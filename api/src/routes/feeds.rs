@@ -106,7 +106,7 @@ pub struct LocationList {
     pub locations: Vec<LocationBody>,
 }
 
-fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     authorize(
         &caller.principal,
         &state.reference.snapshot(),
@@ -114,7 +114,7 @@ fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     )
 }
 
-fn unavailable(error: sqlx::Error) -> ApiError {
+pub(super) fn unavailable(error: sqlx::Error) -> ApiError {
     if infra::store::is_unavailable(&error) {
         ApiError::Unavailable("the database is unavailable; try again shortly".into())
     } else {
@@ -205,7 +205,7 @@ async fn locations(
 /// The longest PAS code Baton records.
 pub const MAX_PAS_CODE: usize = 64;
 
-fn pas_code(field: &str, text: &str, required: bool) -> Result<String, ApiError> {
+pub(super) fn pas_code(field: &str, text: &str, required: bool) -> Result<String, ApiError> {
     let bidirectional = |c: char| matches!(c, '\u{061C}' | '\u{200E}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
     if text.chars().count() > MAX_PAS_CODE
         || text.chars().any(|c| c.is_control() || bidirectional(c))

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod audit;
 pub mod boards;
+pub mod census;
 pub mod feeds;
 pub mod ops;
 pub mod reference;
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(access::router())
         .merge(feeds::router())
+        .merge(census::router())
 }
 
 /// What every command answers.

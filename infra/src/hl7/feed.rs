@@ -68,7 +68,7 @@ pub enum Answer {
 
 /// Why a message was not applied.
 #[derive(Debug)]
-enum NotApplied {
+pub(super) enum NotApplied {
     /// Understood, cannot apply: `AE`, held.
     Error(AckError),
     /// The store could not be reached: no answer.
@@ -84,9 +84,9 @@ impl From<AckError> for NotApplied {
 /// The ADT feed: turns messages into commands.
 #[derive(Debug, Clone)]
 pub struct AdtFeed {
-    bus: Arc<CommandBus>,
-    reference: Arc<ReferenceStore>,
-    db: Database,
+    pub(super) bus: Arc<CommandBus>,
+    pub(super) reference: Arc<ReferenceStore>,
+    pub(super) db: Database,
     metrics: FeedMetrics,
 }
 
@@ -375,7 +375,10 @@ impl AdtFeed {
 
     /// Baton's ward and bed for a PAS location: mapped, then checked
     /// against the reference data.
-    async fn place(&self, location: &PasLocation) -> Result<(WardCode, BedLabel), NotApplied> {
+    pub(super) async fn place(
+        &self,
+        location: &PasLocation,
+    ) -> Result<(WardCode, BedLabel), NotApplied> {
         let (ward, bed) = mapping::resolve(&self.db, &location.point_of_care, &location.bed)
             .await
             .map_err(|error| {
@@ -469,7 +472,7 @@ fn actor(h: &Header) -> Actor {
     Actor::new(format!("hl7:{}@{}", h.application, h.facility), name)
 }
 
-fn refusal(error: CommandError<SpellError>) -> NotApplied {
+pub(super) fn refusal(error: CommandError<SpellError>) -> NotApplied {
     match error {
         CommandError::Refused(SpellError::UnknownSpell) => NotApplied::Error(unknown_visit()),
         CommandError::Refused(e) => {

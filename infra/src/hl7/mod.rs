@@ -15,9 +15,11 @@
 //!   and answering it.
 //! - `held`: the messages not applied, for admins to see and retry.
 //! - `listener`: the MLLP listener `baton serve` runs.
+//! - `census`: go-live, a CSV of current inpatients brought in at once.
 
 pub mod ack;
 pub mod adt;
+pub mod census;
 pub mod feed;
 pub mod held;
 pub mod listener;

@@ -319,6 +319,17 @@ where
     Ok(held.is_some())
 }
 
+/// Which aggregate holds a reservation key now, if any (outside any
+/// commit: what a dry run reports).
+pub async fn reservation_holder(db: &Database, key: &str) -> Result<Option<String>, sqlx::Error> {
+    Ok(crate::on_either_database!(db, pool => {
+        sqlx::query_scalar("SELECT holder FROM reservations WHERE key = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
+    }))
+}
+
 /// Loaded events through their enum's one upcast point
 /// ([`domain::upcast`]) before cqrs-es deserialises them: cqrs-es's own
 /// upcaster hook cannot fail, and an event of a version this build does not
