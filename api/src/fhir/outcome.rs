@@ -22,7 +22,7 @@ fn issue_code(error: &ApiError) -> &'static str {
         ApiError::Conflict { .. } | ApiError::PreconditionFailed { .. } => "conflict",
         ApiError::TooLarge => "too-costly",
         ApiError::HeadersTooLarge | ApiError::UriTooLong => "too-long",
-        ApiError::NotJson => "structure",
+        ApiError::NotJson | ApiError::NotCsv => "structure",
         ApiError::Refused { .. } => "business-rule",
         ApiError::Unavailable(_) => "transient",
         ApiError::Internal(_) => "exception",

@@ -265,6 +265,7 @@ async fn put_location(
     infra::hl7::mapping::put(&state.db, &mapping, &caller.principal.sub)
         .await
         .map_err(unavailable)?;
+    state.adt.mapping_changed();
     Ok(Json(LocationBody {
         point_of_care: mapping.point_of_care,
         pas_bed: mapping.pas_bed,

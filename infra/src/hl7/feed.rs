@@ -81,12 +81,56 @@ impl From<AckError> for NotApplied {
     }
 }
 
+/// How long the feed trusts what it read of the location mapping and of
+/// the held queue: each message would otherwise read both (two of the
+/// nine round trips to the database a message makes). An admin's mapping
+/// changed in another Baton process takes effect here within this time.
+pub const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A value read from the database, trusted for [`FRESH_FOR`]. (`moka`
+/// caches by key; this is one value, and a lock held for no await.)
+#[derive(Debug)]
+struct Fresh<T> {
+    slot: std::sync::Mutex<Option<(std::time::Instant, T)>>,
+}
+
+impl<T> Default for Fresh<T> {
+    fn default() -> Self {
+        Self {
+            slot: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<T: Clone> Fresh<T> {
+    fn get(&self) -> Option<T> {
+        let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref()
+            .filter(|(at, _)| at.elapsed() < FRESH_FOR)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn set(&self, value: T) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), value));
+    }
+
+    fn forget(&self) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
 /// The ADT feed: turns messages into commands.
 #[derive(Debug, Clone)]
 pub struct AdtFeed {
     pub(super) bus: Arc<CommandBus>,
     pub(super) reference: Arc<ReferenceStore>,
     pub(super) db: Database,
+    /// The location mapping, read again at most every [`FRESH_FOR`], and
+    /// at once after this process changes it.
+    mappings: Arc<Fresh<Arc<Vec<mapping::LocationMapping>>>>,
+    /// Whether any message is held, likewise.
+    any_held: Arc<Fresh<bool>>,
     metrics: FeedMetrics,
 }
 
@@ -113,6 +157,8 @@ impl AdtFeed {
             reference,
             db,
             metrics,
+            mappings: Arc::new(Fresh::default()),
+            any_held: Arc::new(Fresh::default()),
         }
     }
 
@@ -149,7 +195,7 @@ impl AdtFeed {
         match self.apply(&message, &header).await {
             Ok(applied) => {
                 self.metrics.count(&header.trigger, applied);
-                if applied == "applied" {
+                if applied == "applied" && self.may_be_held().await {
                     // A retransmission applied after its cause was fixed: its
                     // held copy is done with.
                     if let Err(error) =
@@ -221,6 +267,7 @@ impl AdtFeed {
         };
         match held::hold(&self.db, &to_hold).await {
             Ok(id) => {
+                self.any_held.set(true);
                 tracing::warn!(held = id, code = code.as_str(), reason = %reason.text, "an HL7 message was held");
                 self.metrics.count(&trigger, "held");
                 Answer::Ack {
@@ -373,18 +420,46 @@ impl AdtFeed {
             .map_err(refusal)
     }
 
+    /// Whether a held copy of a message may exist: read again at most
+    /// every [`FRESH_FOR`] (a message held by another Baton process since
+    /// is released by its retry, which answers `AA` from the record).
+    async fn may_be_held(&self) -> bool {
+        if let Some(known) = self.any_held.get() {
+            return known;
+        }
+        match held::any(&self.db).await {
+            Ok(any) => {
+                self.any_held.set(any);
+                any
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Forgets the location mapping read, after an admin changed it here:
+    /// the next message reads it again.
+    pub fn mapping_changed(&self) {
+        self.mappings.forget();
+    }
+
     /// Baton's ward and bed for a PAS location: mapped, then checked
     /// against the reference data.
     pub(super) async fn place(
         &self,
         location: &PasLocation,
     ) -> Result<(WardCode, BedLabel), NotApplied> {
-        let (ward, bed) = mapping::resolve(&self.db, &location.point_of_care, &location.bed)
-            .await
-            .map_err(|error| {
-                tracing::warn!(%error, "could not read the location mapping");
-                NotApplied::Unavailable
-            })?;
+        let rows = match self.mappings.get() {
+            Some(rows) => rows,
+            None => {
+                let rows = Arc::new(mapping::list(&self.db).await.map_err(|error| {
+                    tracing::warn!(%error, "could not read the location mapping");
+                    NotApplied::Unavailable
+                })?);
+                self.mappings.set(rows.clone());
+                rows
+            }
+        };
+        let (ward, bed) = mapping::resolve(&rows, &location.point_of_care, &location.bed);
         let unknown_ward = || {
             rule_error(
                 "103",

@@ -151,6 +151,17 @@ pub async fn release(db: &Database, id: i64) -> Result<bool, sqlx::Error> {
     Ok(done > 0)
 }
 
+/// Whether any message is held (what lets the feed skip
+/// [`release_applied`] for every message while none is).
+pub async fn any(db: &Database) -> Result<bool, sqlx::Error> {
+    let one: Option<i32> = crate::on_either_database!(db, pool => {
+        sqlx::query_scalar("SELECT 1 FROM hl7_held_messages LIMIT 1")
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(one.is_some())
+}
+
 /// Removes the held copies of a message that has now been applied (a
 /// retransmission that succeeded after the cause was fixed).
 pub async fn release_applied(

@@ -22,32 +22,22 @@ pub struct LocationMapping {
     pub bed: Option<String>,
 }
 
-/// Baton's ward and bed for a PAS location, by the rules above (not yet
-/// checked against the reference data).
-pub async fn resolve(
-    db: &Database,
-    point_of_care: &str,
-    pas_bed: &str,
-) -> Result<(String, String), sqlx::Error> {
-    let rows: Vec<(String, String, Option<String>)> = crate::on_either_database!(db, pool => {
-        sqlx::query_as(
-            "SELECT pas_bed, ward, bed FROM hl7_locations \
-             WHERE point_of_care = $1 AND (pas_bed = $2 OR pas_bed = '')",
-        )
-        .bind(point_of_care)
-        .bind(pas_bed)
-        .fetch_all(pool)
-        .await?
-    });
-    let exact = rows.iter().find(|(b, _, _)| b == pas_bed && !b.is_empty());
-    let ward_level = rows.iter().find(|(b, _, _)| b.is_empty());
-    Ok(match exact.or(ward_level) {
-        Some((_, ward, bed)) => (
-            ward.clone(),
-            bed.clone().unwrap_or_else(|| pas_bed.to_owned()),
+/// Baton's ward and bed for a PAS location among `rows`, by the rules
+/// above (not yet checked against the reference data).
+pub fn resolve(rows: &[LocationMapping], point_of_care: &str, pas_bed: &str) -> (String, String) {
+    let here = |m: &&LocationMapping| m.point_of_care == point_of_care;
+    let exact = rows
+        .iter()
+        .filter(here)
+        .find(|m| !m.pas_bed.is_empty() && m.pas_bed == pas_bed);
+    let ward_level = rows.iter().filter(here).find(|m| m.pas_bed.is_empty());
+    match exact.or(ward_level) {
+        Some(m) => (
+            m.ward.clone(),
+            m.bed.clone().unwrap_or_else(|| pas_bed.to_owned()),
         ),
         None => (point_of_care.to_owned(), pas_bed.to_owned()),
-    })
+    }
 }
 
 /// Every mapping, by point of care and bed.
