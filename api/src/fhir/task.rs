@@ -627,10 +627,7 @@ pub async fn update(
         )
         .map_err(|refusal| Denied(Box::new(refusal)))
     };
-    let options = CommandOptions {
-        expected_version: Some(command_headers.if_match.unwrap_or(version)),
-        idempotency: None,
-    };
+    let options = CommandOptions::expecting(Some(command_headers.if_match.unwrap_or(version)));
     let committed = state
         .bus
         .referral_guarded(

@@ -118,6 +118,7 @@ pub fn options(
     CommandOptions {
         expected_version: headers.if_match,
         idempotency,
+        key_checked: false,
     }
 }
 

@@ -108,15 +108,18 @@ where
     D: Decider,
     D::Command: Clone,
 {
-    if options.idempotency.is_some() {
-        // The caller's access before its stored answer: a key proves only
-        // who sent the first request, not that they may still see the record.
-        let context = store.load_aggregate(id).await.map_err(failure)?;
-        guard(&context.aggregate.0).map_err(CommandError::Denied)?;
-    }
     let db = repository.database();
-    if let Some(answer) = replay(db, options.idempotency.as_ref()).await? {
-        return Ok(answer);
+    if !options.key_checked {
+        if options.idempotency.is_some() {
+            // The caller's access before its stored answer: a key proves
+            // only who sent the first request, not that they may still see
+            // the record.
+            let context = store.load_aggregate(id).await.map_err(failure)?;
+            guard(&context.aggregate.0).map_err(CommandError::Denied)?;
+        }
+        if let Some(answer) = replay(db, options.idempotency.as_ref()).await? {
+            return Ok(answer);
+        }
     }
     let expected_version = options.expected_version;
     let metadata = match &options.idempotency {

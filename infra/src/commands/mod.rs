@@ -75,6 +75,12 @@ pub struct CommandOptions {
     pub expected_version: Option<u64>,
     /// Record at most once under this key (HTTP `Idempotency-Key`).
     pub idempotency: Option<Idempotency>,
+    /// The caller looked the key up itself just now and found nothing, and
+    /// has no one's access to check on the record (the PAS feed): the bus
+    /// neither loads the record to check the caller before a stored answer
+    /// nor looks the key up again. The commit still refuses a key taken
+    /// meanwhile, and the bus then answers from the stored row.
+    pub key_checked: bool,
 }
 
 impl CommandOptions {
@@ -82,7 +88,7 @@ impl CommandOptions {
     pub fn expecting(expected_version: Option<u64>) -> Self {
         Self {
             expected_version,
-            idempotency: None,
+            ..Self::default()
         }
     }
 }

@@ -330,6 +330,7 @@ impl AdtFeed {
                     fingerprint: format!("census {facility} {}", row.visit),
                     extra: serde_json::json!({}),
                 }),
+                key_checked: false,
             };
             match self
                 .bus

@@ -312,6 +312,9 @@ impl AdtFeed {
                 fingerprint: format!("ADT^{}", h.trigger),
                 extra: serde_json::Value::Null,
             }),
+            // Looked up below, before anything else; and the feed acts on
+            // any spell of the hospitals it serves.
+            key_checked: true,
         };
         // A retransmission is answered from the record of the first, before
         // anything else is checked: the mapping or the spell may have moved
