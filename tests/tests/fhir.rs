@@ -277,6 +277,18 @@ async fn a_team_s_system_searches_its_inbox_reads_the_patient_and_moves_tasks_th
     .await
     .expect(200);
     assert_eq!(by_subject.body["total"], 1);
+    // A bed's operational status is HL7 v2 table 0116's, as UK Core's
+    // Location asks: occupied, unoccupied.
+    let nurse = app.as_(Role::Ward, Some("POOLE"));
+    for (bed, code) in [("W1.1", "O"), ("W1.20", "U")] {
+        let location = get(&nurse, &format!("/Location/{bed}")).await.expect(200);
+        let status = &location.body["operationalStatus"];
+        assert_eq!(
+            status["system"],
+            "http://terminology.hl7.org/CodeSystem/v2-0116"
+        );
+        assert_eq!(status["code"], code, "{bed}");
+    }
     app.stop().await;
 }
 
