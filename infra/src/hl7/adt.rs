@@ -102,8 +102,10 @@ fn invalid(what: &str) -> AckError {
 /// The header of a parsed message: MSH-9 must name a message type and
 /// MSH-10 a control id, or nothing can be acknowledged meaningfully.
 pub fn header(m: &Message) -> Result<Header, AckError> {
+    // `""` is HL7's null, not an id: no answer could echo it in MSA-2.
     let control_id = m
         .text("MSH", 10, 1)
+        .filter(|id| id != "\"\"")
         .ok_or_else(|| missing("MSH-10 message control id"))?;
     let kind = m
         .text("MSH", 9, 1)

@@ -362,13 +362,17 @@ mod adt_fields {
                 .code,
             "200"
         );
-        let no_id = A01.replace("MSG00001", "");
-        assert_eq!(
-            header(&Message::parse(no_id.as_bytes()).unwrap())
-                .unwrap_err()
-                .code,
-            "101"
-        );
+        for no_id in ["", "\"\"", "\"\"^X"] {
+            // `""` (found by cargo fuzz as a component) is the null.
+            let message = A01.replace("MSG00001", no_id);
+            assert_eq!(
+                header(&Message::parse(message.as_bytes()).unwrap())
+                    .unwrap_err()
+                    .code,
+                "101",
+                "{no_id}"
+            );
+        }
     }
 
     #[test]
