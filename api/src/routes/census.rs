@@ -53,6 +53,7 @@ pub struct CensusQuery {
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn census(
     State(state): State<AppState>,
@@ -87,7 +88,7 @@ async fn census(
             CensusError::Unavailable => {
                 ApiError::Unavailable("the event store is unavailable; try again shortly".into())
             }
-            other => ApiError::field("body", other.to_string()),
+            other => ApiError::refused_field("invalid_census", "body", other.to_string()),
         })?;
     Ok(Json(report))
 }

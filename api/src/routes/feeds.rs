@@ -211,7 +211,8 @@ pub(super) fn pas_code(field: &str, text: &str, required: bool) -> Result<String
         || text.chars().any(|c| c.is_control() || bidirectional(c))
         || (required && text.trim().is_empty())
     {
-        return Err(ApiError::field(
+        return Err(ApiError::refused_field(
+            "invalid_text",
             field,
             format!("a PAS code of 1 to {MAX_PAS_CODE} characters, without control characters"),
         ));
