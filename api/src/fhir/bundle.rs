@@ -5,7 +5,7 @@
 use axum::http::{header, HeaderMap};
 use serde_json::{json, Value};
 
-use super::BASE;
+use super::{nhs_token, referenced_id, BASE};
 use crate::error::ApiError;
 
 /// Entries per page unless `_count` says otherwise.
@@ -77,6 +77,18 @@ impl Search {
             .iter()
             .find(|(n, _)| names.contains(&n.as_str()))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The NHS number a search names its patient by: a token under one of
+    /// `tokens`, else a `Patient/{nhs}` reference under one of `references`.
+    /// A token of another system is kept as `-`, which no patient has.
+    pub fn patient(&self, tokens: &[&str], references: &[&str]) -> Option<String> {
+        match self.one(tokens) {
+            Some(token) => Some(nhs_token(token).unwrap_or("-").to_owned()),
+            None => self
+                .one(references)
+                .map(|v| referenced_id("Patient", v).to_owned()),
+        }
     }
 
     /// The page of `items`, sorted already.

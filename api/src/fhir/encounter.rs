@@ -6,19 +6,15 @@
 //! and Baton's discharge facts as extensions (docs/fhir.md). Who may read
 //! it is who may read the spell (`Action::Spell`).
 
-use std::borrow::Cow;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use domain::spell::{Placement, Spell, SpellEvent, SpellStatus, Stay};
+use domain::spell::{Placement, Spell, SpellStatus, Stay};
 use domain::values::{Destination, SpellId};
-use domain::Decider;
+use infra::commands::fold_history;
 use serde_json::{json, Value};
 
 use super::bundle::{self, Search};
-use super::{
-    answer, instant, meta, nhs_token, patient, reference, referenced_id, FhirResult, BATON,
-};
+use super::{answer, instant, meta, patient, reference, FhirCaller, FhirResult, BATON};
 use crate::audit;
 use crate::error::ApiError;
 use crate::extract::Caller;
@@ -177,10 +173,9 @@ fn spell_id(id: String) -> Result<SpellId, ApiError> {
 /// `GET /fhir/R4/Encounter/{id}`.
 pub async fn read(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     Path(id): Path<String>,
 ) -> FhirResult {
-    let caller = caller?;
     let id = spell_id(id)?;
     allow(&state, &caller, &id).await?;
     let (spell, version) = state.bus.load_spell(&id).await?;
@@ -204,32 +199,20 @@ pub async fn read(
 /// spell's events.
 pub async fn history(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> FhirResult {
-    let caller = caller?;
     let id = spell_id(id)?;
     allow(&state, &caller, &id).await?;
     let events = state.bus.spell_history(&id).await?;
-    let mut spell = Spell::default();
     let mut versions = Vec::new();
-    for stored in &events {
-        let recorded = domain::upcast::read::<SpellEvent>(
-            &stored.event_type,
-            &stored.event_version,
-            Cow::Borrowed(&stored.payload),
-        )
-        .map_err(|e| ApiError::internal(format!("a stored spell event: {e}")))?;
-        spell.evolve(&recorded.event);
+    let spell = fold_history(&events, None, |spell: &Spell, sequence, at| {
         if let Some(stay) = spell.stay() {
-            versions.push(resource(
-                stay,
-                stored.sequence as u64,
-                Some(&recorded.recorded_at),
-            ));
+            versions.push(resource(stay, sequence, Some(&at)));
         }
-    }
+    })
+    .map_err(|e| ApiError::internal(format!("a stored spell event: {e}")))?;
     let stay = spell.stay().ok_or(ApiError::NotFound)?;
     audit::record(
         &state.db,
@@ -260,22 +243,19 @@ const PARAMS: [&str; 7] = [
 /// may read, newest admission first.
 pub async fn search(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> FhirResult {
-    let caller = caller?;
     let search = Search::parse(query.as_deref(), &PARAMS)?;
-    let nhs: Option<String> = match search.one(&[
-        "patient.identifier",
-        "subject.identifier",
-        "subject:identifier",
-    ]) {
-        Some(token) => Some(nhs_token(token).unwrap_or("-").to_owned()),
-        None => search
-            .one(&["patient", "subject"])
-            .map(|v| referenced_id("Patient", v).to_owned()),
-    };
+    let nhs = search.patient(
+        &[
+            "patient.identifier",
+            "subject.identifier",
+            "subject:identifier",
+        ],
+        &["patient", "subject"],
+    );
     // The boards know open from discharged (a cancelled admission is not
     // on them), so only the page's spells are loaded from the store.
     let open: Option<bool> = match search.one(&["status"]) {

@@ -11,9 +11,8 @@ use domain::reference::ReferenceData;
 use domain::values::{BedLabel, WardCode};
 use serde_json::{json, Value};
 
-use super::{answer, reference, FhirResult};
+use super::{answer, reference, FhirCaller, FhirResult};
 use crate::error::ApiError;
-use crate::extract::Caller;
 use crate::policy::{authorize, Action};
 use crate::state::AppState;
 
@@ -35,10 +34,9 @@ fn physical(code: &str, display: &str) -> Value {
 /// `GET /fhir/R4/Location/{id}`.
 pub async fn read(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     Path(id): Path<String>,
 ) -> FhirResult {
-    let caller = caller?;
     let catalogue = state.reference.snapshot();
     let (ward_code, bed) = match id.split_once('.') {
         Some((ward, bed)) => (ward, Some(bed)),

@@ -19,6 +19,8 @@ pub mod service_request;
 pub mod subscription;
 pub mod task;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,6 +30,7 @@ use domain::values::Instant;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::extract::Caller;
 use crate::state::AppState;
 
 /// FHIR's JSON media type, of every answer under `/fhir/R4/`.
@@ -89,6 +92,22 @@ impl IntoResponse for FhirError {
 
 /// What a FHIR handler answers.
 pub type FhirResult = Result<Response, FhirError>;
+
+/// The JSON API's [`Caller`], whose refusal (no token, an expired session)
+/// is answered as an `OperationOutcome` rather than a problem.
+#[derive(Debug)]
+pub struct FhirCaller(pub Caller);
+
+impl FromRequestParts<AppState> for FhirCaller {
+    type Rejection = FhirError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(FhirCaller(Caller::from_request_parts(parts, state).await?))
+    }
+}
 
 /// A resource (or Bundle) as `application/fhir+json`, with its version as a
 /// weak `ETag` when it has one.

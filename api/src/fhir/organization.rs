@@ -10,9 +10,8 @@ use domain::reference::ReferenceData;
 use domain::values::{HospitalCode, TeamCode};
 use serde_json::{json, Value};
 
-use super::{answer, FhirResult, BATON};
+use super::{answer, FhirCaller, FhirResult, BATON};
 use crate::error::ApiError;
-use crate::extract::Caller;
 use crate::policy::{authorize, Action};
 use crate::state::AppState;
 
@@ -29,10 +28,9 @@ fn kind(code: &str, display: &str) -> Value {
 /// `GET /fhir/R4/Organization/{code}`.
 pub async fn read(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     Path(id): Path<String>,
 ) -> FhirResult {
-    let caller = caller?;
     let catalogue = state.reference.snapshot();
     authorize(&caller.principal, &catalogue, Action::ReadReference)?;
     if let Some(team) = TeamCode::parse(id.as_str())

@@ -10,7 +10,7 @@ use domain::spell::Patient;
 use infra::auth::Role;
 use serde_json::{json, Value};
 
-use super::{answer, FhirResult, NHS_NUMBER};
+use super::{answer, FhirCaller, FhirResult, NHS_NUMBER};
 use crate::audit;
 use crate::error::ApiError;
 use crate::extract::Caller;
@@ -95,10 +95,9 @@ pub fn visible(state: &AppState, caller: &Caller, nhs: &str) -> Option<Patient> 
 /// `GET /fhir/R4/Patient/{nhs_number}`.
 pub async fn read(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     Path(id): Path<String>,
 ) -> FhirResult {
-    let caller = caller?;
     sees_patients(&caller)?;
     let patient = visible(&state, &caller, &id).ok_or(ApiError::NotFound)?;
     audit::record(

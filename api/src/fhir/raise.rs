@@ -22,7 +22,7 @@ use infra::commands::{CommandOptions, RaiseReferral};
 use serde_json::{json, Value};
 
 use super::bundle;
-use super::{answer, referenced_id, FhirResult, BASE, BATON};
+use super::{answer, referenced_id, FhirCaller, FhirResult, BASE, BATON};
 use crate::error::{ApiError, FieldError};
 use crate::extract::Caller;
 use crate::policy::{authorize, Action};
@@ -203,11 +203,10 @@ async fn raise(
 /// `POST /fhir/R4` with a `transaction` Bundle.
 pub async fn transaction(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> FhirResult {
-    let caller = caller?;
     let bundle = super::task::json_body(&headers, body)?;
     let entries = entries(&bundle, "transaction")?;
     let request = one(&entries, "ServiceRequest")?.ok_or_else(|| {
@@ -251,11 +250,10 @@ pub async fn transaction(
 /// `POST /fhir/R4/$process-message` with a BaRS-style referral message.
 pub async fn process_message(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> FhirResult {
-    let caller = caller?;
     let message = super::task::json_body(&headers, body)?;
     let entries = entries(&message, "message")?;
     let (_, header) = entries

@@ -12,11 +12,9 @@ use serde_json::{json, Value};
 
 use super::bundle::{self, Search};
 use super::{
-    answer, instant, meta, nhs_token, patient, reference, referenced_id, FhirResult, BATON,
+    answer, instant, meta, patient, reference, referenced_id, FhirCaller, FhirResult, BATON,
 };
 use crate::audit;
-use crate::error::ApiError;
-use crate::extract::Caller;
 use crate::state::AppState;
 
 /// UK Core's ServiceRequest profile.
@@ -63,10 +61,9 @@ pub fn resource(s: &ReferralState, version: u64, updated: Option<&Instant>) -> V
 /// `GET /fhir/R4/ServiceRequest/{id}`.
 pub async fn read(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     Path(id): Path<String>,
 ) -> FhirResult {
-    let caller = caller?;
     let (referral, version, updated) = super::task::load_readable(&state, &caller, id).await?;
     audit::record(
         &state.db,
@@ -97,22 +94,19 @@ const PARAMS: [&str; 7] = [
 /// caller may see.
 pub async fn search(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> FhirResult {
-    let caller = caller?;
     let search = Search::parse(query.as_deref(), &PARAMS)?;
-    let nhs: Option<String> = match search.one(&[
-        "subject:identifier",
-        "subject.identifier",
-        "patient.identifier",
-    ]) {
-        Some(token) => Some(nhs_token(token).unwrap_or("-").to_owned()),
-        None => search
-            .one(&["subject", "patient"])
-            .map(|v| referenced_id("Patient", v).to_owned()),
-    };
+    let nhs = search.patient(
+        &[
+            "subject:identifier",
+            "subject.identifier",
+            "patient.identifier",
+        ],
+        &["subject", "patient"],
+    );
     let performer = search
         .one(&["performer"])
         .map(|v| referenced_id("Organization", v).to_owned());

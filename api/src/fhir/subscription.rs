@@ -12,7 +12,6 @@
 //! subscribe (not leaders or admins), a team only to its own tasks; each
 //! notification is checked against what the subscriber may see.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -21,19 +20,19 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use domain::referral::{Referral, ReferralEvent, ReferralStatus};
+use domain::referral::{Referral, ReferralStatus};
 use domain::values::ReferralId;
 use domain::Decider;
 use futures::StreamExt;
 use infra::auth::{Principal, Role};
+use infra::commands::fold_history;
 use infra::feed::FeedEvent;
 use infra::store::Database;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::{answer, referenced_id, FhirResult, FHIR_JSON};
+use super::{answer, referenced_id, FhirCaller, FhirResult, FHIR_JSON};
 use crate::error::ApiError;
-use crate::extract::Caller;
 use crate::policy::{may_see_referral, ReferralScope};
 use crate::state::AppState;
 
@@ -176,11 +175,10 @@ fn resource(row: &Row) -> Value {
 /// `POST /fhir/R4/Subscription`.
 pub async fn create(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> FhirResult {
-    let caller = caller?;
     super::patient::sees_patients(&caller)?;
     let body = super::task::json_body(&headers, body)?;
     if body["resourceType"] != "Subscription" {
@@ -245,10 +243,9 @@ pub async fn create(
 /// subscriber knows of it.
 pub async fn read(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     Path(id): Path<String>,
 ) -> FhirResult {
-    let caller = caller?;
     let row = all(&state.db)
         .await?
         .into_iter()
@@ -269,21 +266,12 @@ async fn task_at(
         return Ok(None);
     }
     let id = ReferralId::parse(event.aggregate_id.as_str()).map_err(ApiError::internal)?;
-    let mut referral = Referral::default();
+    let history = state.bus.referral_history(&id).await?;
     let mut at = None;
-    for stored in state.bus.referral_history(&id).await? {
-        if stored.sequence as u64 > event.sequence {
-            break;
-        }
-        let recorded = domain::upcast::read::<ReferralEvent>(
-            &stored.event_type,
-            &stored.event_version,
-            Cow::Borrowed(&stored.payload),
-        )
-        .map_err(|e| ApiError::internal(format!("a stored referral event: {e}")))?;
-        referral.evolve(&recorded.event);
-        at = Some(recorded.recorded_at);
-    }
+    let referral = fold_history(&history, Some(event.sequence), |_: &Referral, _, when| {
+        at = Some(when);
+    })
+    .map_err(|e| ApiError::internal(format!("a stored referral event: {e}")))?;
     let (Some(s), Some(at)) = (referral.state(), at) else {
         return Ok(None);
     };

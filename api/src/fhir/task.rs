@@ -12,28 +12,28 @@
 //! expected version (412 when stale). Anything else the body changes is
 //! not Baton's to change and is ignored; docs/fhir.md lists each move.
 
-use std::borrow::Cow;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::referral::{Referral, ReferralCommand, ReferralEvent, ReferralState, ReferralStatus};
-use domain::values::{HospitalCode, Instant, ReferralId, TeamCode, Text};
-use domain::{Decider, Issued};
+use domain::referral::{Referral, ReferralCommand, ReferralState, ReferralStatus};
+use domain::values::{Instant, ReferralId, Text};
+use domain::Issued;
+use infra::commands::fold_history;
 use infra::commands::{CommandOptions, Denied};
 use serde_json::{json, Value};
 
 use super::bundle::{self, Search};
 use super::{
-    answer, instant, meta, nhs_token, patient, reference, referenced_id, FhirResult, BATON,
+    answer, instant, meta, patient, reference, referenced_id, FhirCaller, FhirResult, BATON,
 };
 use crate::audit;
 use crate::error::ApiError;
 use crate::extract::{Caller, CommandHeaders};
 use crate::policy::{authorize, may_see_referral, Action, ReferralScope};
 use crate::routes::actor;
+use crate::routes::referrals::scope_of;
 use crate::state::AppState;
 
 fn code(kind: &str, code: &str) -> Value {
@@ -105,23 +105,6 @@ pub fn resource(s: &ReferralState, version: u64, updated: Option<&Instant>, now:
     task
 }
 
-/// The team and hospital of a referral, from the boards or the store.
-async fn scope_of(
-    state: &AppState,
-    id: &ReferralId,
-) -> Result<Option<(TeamCode, HospitalCode)>, ApiError> {
-    if let Some(scope) = state.boards.read(|flow| {
-        flow.referral(id.as_str())
-            .map(|r| (r.team.clone(), r.placement.hospital.clone()))
-    }) {
-        return Ok(Some(scope));
-    }
-    let (referral, _) = state.bus.load_referral(id).await?;
-    Ok(referral
-        .state()
-        .map(|s| (s.team.clone(), s.subject.placement.hospital.clone())))
-}
-
 fn referral_id(id: String) -> Result<ReferralId, ApiError> {
     ReferralId::parse(id).map_err(|_| ApiError::NotFound)
 }
@@ -157,10 +140,9 @@ pub async fn load_readable(
 /// `GET /fhir/R4/Task/{id}`.
 pub async fn read(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     Path(id): Path<String>,
 ) -> FhirResult {
-    let caller = caller?;
     let (s, version, updated) = load_readable(&state, &caller, id).await?;
     audit::record(
         &state.db,
@@ -180,32 +162,19 @@ pub async fn read(
 /// `GET /fhir/R4/Task/{id}/_history`: the task after each referral event.
 pub async fn history(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> FhirResult {
-    let caller = caller?;
     let (s, _, _) = load_readable(&state, &caller, id).await?;
     let events = state.bus.referral_history(&s.referral_id).await?;
-    let mut referral = Referral::default();
     let mut versions = Vec::new();
-    for stored in &events {
-        let recorded = domain::upcast::read::<ReferralEvent>(
-            &stored.event_type,
-            &stored.event_version,
-            Cow::Borrowed(&stored.payload),
-        )
-        .map_err(|e| ApiError::internal(format!("a stored referral event: {e}")))?;
-        referral.evolve(&recorded.event);
-        if let Some(at) = referral.state() {
-            versions.push(resource(
-                at,
-                stored.sequence as u64,
-                Some(&recorded.recorded_at),
-                recorded.recorded_at,
-            ));
+    fold_history(&events, None, |referral: &Referral, sequence, at| {
+        if let Some(now) = referral.state() {
+            versions.push(resource(now, sequence, Some(&at), at));
         }
-    }
+    })
+    .map_err(|e| ApiError::internal(format!("a stored referral event: {e}")))?;
     audit::record(
         &state.db,
         &caller,
@@ -327,11 +296,10 @@ const PARAMS: [&str; 9] = [
 /// `GET /fhir/R4/Task?owner=Organization/{team}&status=requested`.
 pub async fn search(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> FhirResult {
-    let caller = caller?;
     let search = Search::parse(query.as_deref(), &PARAMS)?;
     let mut statuses = Vec::new();
     for list in search.all("status") {
@@ -349,12 +317,7 @@ pub async fn search(
             );
         }
     }
-    let nhs = match search.one(&["patient.identifier"]) {
-        Some(token) => Some(nhs_token(token).unwrap_or("-").to_owned()),
-        None => search
-            .one(&["patient", "subject", "for"])
-            .map(|v| referenced_id("Patient", v).to_owned()),
-    };
+    let nhs = search.patient(&["patient.identifier"], &["patient", "subject", "for"]);
     let id = search
         .one(&["_id"])
         .or_else(|| {
@@ -554,13 +517,12 @@ pub fn command_for(
 /// `PUT /fhir/R4/Task/{id}`: one move through the referral's life cycle.
 pub async fn update(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    FhirCaller(caller): FhirCaller,
     command_headers: Result<CommandHeaders, ApiError>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> FhirResult {
-    let caller = caller?;
     let id = referral_id(id)?;
     let catalogue = state.reference.snapshot();
     let scope = scope_of(&state, &id).await?;

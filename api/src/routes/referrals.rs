@@ -149,8 +149,9 @@ pub struct ReferralSummary {
     pub sla_breached: bool,
 }
 
-/// The team and hospital of a referral, or `None` if there is none.
-async fn scope_of(
+/// The team and hospital of a referral (from the boards when they hold it,
+/// else the store), or `None` if there is none.
+pub(crate) async fn scope_of(
     state: &AppState,
     id: &ReferralId,
 ) -> Result<Option<(TeamCode, HospitalCode)>, ApiError> {

@@ -390,6 +390,33 @@ pub fn access_id(sub: &str) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Folds an aggregate's stored events (as [`CommandBus::spell_history`] gives
+/// them) in order, each through its upcaster, up to and including sequence
+/// `until` when given; `each` sees the state after every event, with the
+/// event's sequence and recording time. FHIR's `_history` and its
+/// notifications of a past event are the same replay.
+pub fn fold_history<A: Decider>(
+    events: &[SerializedEvent],
+    until: Option<u64>,
+    mut each: impl FnMut(&A, u64, domain::values::Instant),
+) -> Result<A, domain::upcast::ReadError> {
+    let mut state = A::default();
+    for stored in events {
+        let sequence = stored.sequence as u64;
+        if until.is_some_and(|last| sequence > last) {
+            break;
+        }
+        let recorded = domain::upcast::read::<A::Event>(
+            &stored.event_type,
+            &stored.event_version,
+            std::borrow::Cow::Borrowed(&stored.payload),
+        )?;
+        state.evolve(&recorded.event);
+        each(&state, sequence, recorded.recorded_at);
+    }
+    Ok(state)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
