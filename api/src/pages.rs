@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/ward/{code}", get(index))
         .route("/team/{code}", get(index))
         .route("/hospital/{code}", get(index))
+        .route("/hub/{code}", get(index))
         .route("/system", get(index))
         .route("/admin", get(index))
         .route("/assets/app.js", get(script))

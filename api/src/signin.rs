@@ -258,9 +258,21 @@ async fn callback(
         Ok(identity) => identity,
         Err(error) => return oidc_failure(&error, &return_to),
     };
-    let principal = match principal_of(&signin.mapping, &identity) {
+    let principal = match principal_of(&state, &identity) {
         Ok(principal) => principal,
-        Err(problem) => {
+        Err(NoRole::Revoked) => {
+            tracing::warn!(sub = %identity.sub, "signed in at the provider, access revoked in Baton");
+            return failure_page(
+                StatusCode::FORBIDDEN,
+                "Your access to Baton has been withdrawn",
+                &format!(
+                    "Your organisation signed you in as {} (user id {}), but a Baton administrator has withdrawn that user's access. Ask them if you think this is wrong, quoting your user id.",
+                    identity.name, identity.sub
+                ),
+                &return_to,
+            );
+        }
+        Err(NoRole::Unmapped(problem)) => {
             tracing::warn!(sub = %identity.sub, %problem, "signed in at the provider without a Baton role");
             return failure_page(
                 StatusCode::FORBIDDEN,
@@ -288,14 +300,43 @@ async fn callback(
     response
 }
 
-fn principal_of(
-    mapping: &RoleMapping,
-    identity: &Identity,
-) -> Result<Principal, infra::auth::ClaimsProblem> {
+/// Why a person the provider signed in gets no session.
+enum NoRole {
+    /// Neither an admin's grant nor the mapping gives them a role.
+    Unmapped(infra::auth::ClaimsProblem),
+    /// An admin revoked their access in Baton.
+    Revoked,
+}
+
+/// Who a person the provider signed in is in Baton: an admin's grant (or
+/// revocation) recorded in Baton decides first, as on every request, so a
+/// person the mapping gives no role can be let in by a grant; else the
+/// mapping of the provider's claims.
+fn principal_of(state: &AppState, identity: &Identity) -> Result<Principal, NoRole> {
+    use domain::access::AccessNow;
+    let recorded = state
+        .boards
+        .read(|flow| flow.access().of(&identity.sub).map(|user| user.now.clone()));
+    match recorded {
+        Some(AccessNow::Revoked) => return Err(NoRole::Revoked),
+        Some(AccessNow::Granted(granted)) => {
+            return crate::routes::access::principal_of_grant(
+                identity.sub.clone(),
+                identity.name.clone(),
+                &granted,
+            )
+            .map_err(NoRole::Unmapped)
+        }
+        Some(AccessNow::FromProvider) | None => {}
+    }
     let mut claims = identity.claims.clone();
     claims.insert("sub".to_owned(), identity.sub.clone().into());
     claims.insert("name".to_owned(), identity.name.clone().into());
-    mapping.principal(&claims)
+    state
+        .signin
+        .mapping
+        .principal(&claims)
+        .map_err(NoRole::Unmapped)
 }
 
 fn oidc_failure(error: &OidcError, return_to: &str) -> Response {

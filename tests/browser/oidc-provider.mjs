@@ -10,8 +10,9 @@
 //   PORT           where to listen on 127.0.0.1 (default: any free port)
 //
 // The accounts below stand for staff: some carry Baton's own claims, some
-// only a group the role mapping must turn into a role, one nothing Baton
-// can use. Any other login signs in with no claims beyond its name.
+// only a group the role mapping (oidc-roles.toml) turns into a role and
+// scope (a team, a whole trust's wards, the care transfer hub, the ICB), one
+// nothing Baton can use. Any other login signs in with no claims beyond its name.
 //
 // For the refusal tests, `POST /test/tamper?mode=signature|audience` makes
 // the next token response carry an ID token with a broken signature, or
@@ -33,7 +34,10 @@ const CLIENT_SECRET = process.env.CLIENT_SECRET || 'baton-secret';
 
 const ACCOUNTS = {
   'wendy.ward': { name: 'Wendy Ward', role: 'ward', hospital: 'POOLE' },
-  'rita.reablement': { name: 'Rita Reablement', groups: ['staff', 'baton-reab'] },
+  'rita.reablement': { name: 'Rita Reablement', groups: ['staff', 'baton-reablement-east'] },
+  'tom.trust': { name: 'Tom Trust', groups: ['staff', 'baton-uhd-wards'] },
+  'hana.hub': { name: 'Hana Hub', groups: ['staff', 'baton-dorset-hub'] },
+  'sian.system': { name: 'Sian System', groups: ['staff', 'baton-icb'] },
   'adam.admin': { name: 'Adam Admin', role: 'admin' },
   'nobody.special': { name: 'Nobody Special', groups: ['staff'] },
 };

@@ -3,6 +3,8 @@
 // she works on the ward page while a colleague changes things, walks away
 // and the page signs her out when the session goes idle, signs in again
 // (the provider remembers her), and signs out of Baton and the provider.
+// Then the care transfer hub's coordinator and a trust's nurse, whom the
+// mapping (oidc-roles.toml) knows only by a group, sign in and work.
 // Run by tests/tests/browser.rs, which passes:
 //
 //   BATON_URL           the running Baton, signing in through the provider
@@ -46,8 +48,19 @@ const assert = (condition, message) => { if (!condition) throw new Error(message
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 const context = await browser.newContext({ viewport: { width: 768, height: 1024 }, locale: 'en-GB' });
 context.setDefaultTimeout(TIMEOUT);
-const page = await context.newPage();
 const errors = [];
+// Each person's own browser (cookies of Baton and the provider alike).
+async function browserOf() {
+  const own = await browser.newContext({ viewport: { width: 768, height: 1024 }, locale: 'en-GB' });
+  own.setDefaultTimeout(TIMEOUT);
+  const tab = await own.newPage();
+  tab.on('pageerror', (error) => errors.push(`uncaught ${error.message}`));
+  tab.on('console', (message) => {
+    if (message.type() === 'error' && /Content.Security.Policy|Refused to/i.test(message.text())) errors.push(message.text());
+  });
+  return tab;
+}
+let page = await context.newPage();
 page.on('pageerror', (error) => errors.push(`uncaught ${error.message}`));
 page.on('console', (message) => {
   if (message.type() === 'error' && /Content.Security.Policy|Refused to/i.test(message.text())) errors.push(message.text());
@@ -152,6 +165,42 @@ try {
   await step('signing in now asks the provider for her login again', async () => {
     await page.click('#provider-sign-in');
     await page.locator('input[name="login"]').waitFor();
+  });
+
+  console.log('\n# The care transfer hub and a trust\'s ward staff sign in with only a group the mapping knows');
+  page = await browserOf();
+  await step('the hub coordinator signs in and lands on the hub\'s discharge-ready patients, live', async () => {
+    await page.goto(`${BASE}/`);
+    await page.click('#provider-sign-in');
+    await providerLogin('hana.hub');
+    await onPath('/hub/DORSET-HUB');
+    await waitForText('h1', /Dorset care transfer hub: discharge-ready patients/);
+    await isLive();
+    await accessible('the hub page');
+  });
+  await step('reloading the hub page keeps her on it (the server serves every page the script routes to)', async () => {
+    await page.reload();
+    await onPath('/hub/DORSET-HUB');
+    await waitForText('h1', /discharge-ready patients/);
+    await isLive();
+  });
+  page = await browserOf();
+  await step('a UHD trust nurse signs in and works on a ward of each of the trust\'s hospitals', async () => {
+    await page.goto(`${BASE}/ward/R1`);
+    await page.click('#provider-sign-in');
+    await providerLogin('tom.trust');
+    await onPath('/ward/R1');
+    await waitForText('#who', /Tom Trust/);
+    await page.locator('#beds').waitFor();
+    await isLive();
+    await page.goto(`${BASE}/ward/W1`);
+    await page.locator('#beds tr[data-bed="1"]').waitFor();
+    await isLive();
+  });
+  await step('the trust nurse may not open another trust\'s ward: the page says so', async () => {
+    await page.goto(`${BASE}/ward/X1`);
+    await waitForText('#forbidden', /may not see Ward X1/);
+    assert(await page.locator('#beds').count() === 0, 'another trust\'s beds are shown');
   });
   await step('no script errors or CSP violations', async () => {
     assert(errors.length === 0, errors.join('\n'));

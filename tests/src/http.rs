@@ -247,6 +247,7 @@ impl TestApp {
             base: self.base.clone(),
             client: self.client.clone(),
             token: Some(self.token_with(Role::Ward, trust, claims)),
+            csrf: None,
         }
     }
 
@@ -256,6 +257,7 @@ impl TestApp {
             base: self.base.clone(),
             client: self.client.clone(),
             token: Some(self.token(role, scope)),
+            csrf: None,
         }
     }
 
@@ -265,6 +267,7 @@ impl TestApp {
             base: self.base.clone(),
             client: self.client.clone(),
             token: None,
+            csrf: None,
         }
     }
 
@@ -410,9 +413,22 @@ pub struct Client {
     client: reqwest::Client,
     /// Its bearer token.
     pub token: Option<String>,
+    /// A page session's anti-forgery token, sent as `X-CSRF-Token`.
+    csrf: Option<String>,
 }
 
 impl Client {
+    /// A signed-in page's requests: `client` holds the session cookie
+    /// (`oidc::Browser`), `csrf` the session's anti-forgery token.
+    pub fn of_session(base: &str, client: reqwest::Client, csrf: Option<String>) -> Self {
+        Self {
+            base: base.to_owned(),
+            client,
+            token: None,
+            csrf,
+        }
+    }
+
     /// Sends a request with optional JSON body and extra headers.
     pub async fn send(
         &self,
@@ -426,6 +442,9 @@ impl Client {
             .request(method, format!("{}{}", self.base, path));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(csrf) = &self.csrf {
+            request = request.header("x-csrf-token", csrf);
         }
         for (name, value) in headers {
             request = request.header(*name, *value);

@@ -208,17 +208,14 @@ fn form_action(html: &str) -> Option<String> {
     Some(rest[at..end].replace("&amp;", "&"))
 }
 
-/// The role mapping the sign-in tests run with: the provider's
-/// `baton-reab` group is the REAB team.
-pub const RULES: &str = r#"
-[[rule]]
-claim = "groups"
-equals = "baton-reab"
-set = { role = "team", team = "REAB" }
-"#;
+/// The role mapping the sign-in tests run with, as README.md's worked
+/// example does (its path from the repository's root): the provider's
+/// groups become team REAB-E, trust UHD's wards, hub DORSET-HUB and the
+/// system role.
+pub const RULES_FILE: &str = "tests/browser/oidc-roles.toml";
 
 /// Baton on the embedded stack (reference data seeded), signing its pages
-/// in through a fresh provider with [`RULES`]; `tune` adjusts the
+/// in through a fresh provider with the mapping of [`RULES_FILE`]; `tune` adjusts the
 /// configuration (session times, cookies).
 pub async fn app_with_provider(
     tune: impl FnOnce(&mut infra::config::Config),
@@ -227,8 +224,9 @@ pub async fn app_with_provider(
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let provider = TestProvider::start(&base).await;
     let data_dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let rules = data_dir.path().join("roles.toml");
-    std::fs::write(&rules, RULES).unwrap();
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(RULES_FILE);
     let mut config = infra::config::Config {
         listen: "127.0.0.1:0".to_owned(),
         data_dir: data_dir.path().to_path_buf(),
@@ -242,5 +240,27 @@ pub async fn app_with_provider(
     tune(&mut config);
     let app = crate::http::TestApp::start_on(listener, config, data_dir, None, None).await;
     app.seed_reference().await;
+    app.seed_scopes().await;
+    seed_mapped_codes(&app).await;
     (app, provider)
+}
+
+/// The team and hub [`RULES_FILE`] names (the demo's codes) beside the test
+/// reference data: REAB-E, and DORSET-HUB for all three hospitals.
+async fn seed_mapped_codes(app: &crate::http::TestApp) {
+    let admin = app.as_(infra::auth::Role::Admin, None);
+    admin
+        .put(
+            "/api/v1/teams/REAB-E",
+            serde_json::json!({ "name": "Reablement East Dorset", "services": ["reablement"], "response_sla_minutes": 120 }),
+        )
+        .await
+        .expect(200);
+    admin
+        .put(
+            "/api/v1/hubs/DORSET-HUB",
+            serde_json::json!({ "name": "Dorset care transfer hub", "hospitals": ["POOLE", "RBH", "DCH"] }),
+        )
+        .await
+        .expect(200);
 }

@@ -7,12 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use baton_tests::http::{admission, Client, Stack, TestApp};
+use baton_tests::oidc::Browser;
 use infra::auth::Role;
 use serde_json::{json, Value};
 
 /// Who asks. The reference data is `seed_reference` and `seed_scopes`: the
 /// spells under test are at Poole (trust UHD, hub EAST).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Who {
     OwnWard,
     OtherWard,
@@ -86,7 +87,74 @@ async fn seeded() -> TestApp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_role_in_every_scope_reaches_exactly_what_the_contract_allows() {
     let app = seeded().await;
-    let nurse = client(&app, Who::OwnWard);
+    doors_hold(|who| client(&app, who)).await;
+    app.stop().await;
+}
+
+/// The same matrix through the pages: each caller is a person signed in
+/// through the OpenID provider, holding only a session cookie and its
+/// anti-forgery token, their role and scope given by an admin's grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_role_in_every_scope_meets_the_same_doors_signed_in_to_the_pages() {
+    let (app, _provider) = baton_tests::oidc::app_with_provider(|_| {}).await;
+    let admin = client(&app, Who::Admin);
+    let mut sessions = std::collections::HashMap::new();
+    for who in EVERYONE {
+        let browser = Browser::new();
+        let csrf = if let Some(scope) = grant_for(who) {
+            let sub = format!("matrix-{who:?}").to_lowercase();
+            let mut grant = json!({ "name": format!("{who:?}"), "reason": "role matrix" });
+            grant
+                .as_object_mut()
+                .unwrap()
+                .extend(scope.as_object().unwrap().clone());
+            admin
+                .post(&format!("/api/v1/access/{sub}/grant"), grant)
+                .await
+                .expect(201);
+            let callback = browser.sign_in_at_provider(&app.base, &sub, "/").await;
+            assert_eq!(browser.get(&callback).await.status, 303, "{who:?} signs in");
+            let me: Value = browser
+                .client
+                .get(format!("{}/api/v1/session", app.base))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(me["signed_in_with"], "provider", "{who:?}: {me}");
+            Some(me["csrf_token"].as_str().unwrap().to_owned())
+        } else {
+            None
+        };
+        sessions.insert(who, Client::of_session(&app.base, browser.client, csrf));
+    }
+    doors_hold(|who| sessions[&who].clone()).await;
+    app.stop().await;
+}
+
+/// The role and scope an admin grants each caller of the session matrix
+/// (none for `Nobody`, who never signs in).
+fn grant_for(who: Who) -> Option<Value> {
+    Some(match who {
+        Who::OwnWard => json!({ "role": "ward", "hospital": "POOLE" }),
+        Who::OtherWard => json!({ "role": "ward", "hospital": "DCH" }),
+        Who::OwnTrust => json!({ "role": "ward", "trust": "UHD" }),
+        Who::OtherTrust => json!({ "role": "ward", "trust": "DCHFT" }),
+        Who::OwnTeam => json!({ "role": "team", "team": "REAB" }),
+        Who::OtherTeam => json!({ "role": "team", "team": "DN" }),
+        Who::OwnHub => json!({ "role": "hub", "hub": "EAST" }),
+        Who::OtherHub => json!({ "role": "hub", "hub": "WEST" }),
+        Who::System => json!({ "role": "system" }),
+        Who::Admin => json!({ "role": "admin" }),
+        Who::Nobody => return None,
+    })
+}
+
+/// Every row of the matrix, for every caller `client` makes.
+async fn doors_hold(client: impl Fn(Who) -> Client) {
+    let nurse = client(Who::OwnWard);
     let spell = nurse.admit(1, "W1", 1).await.id();
     let raised = nurse
         .post("/api/v1/referrals", json!({ "spell_id": spell, "team": "REAB", "service": "reablement", "pathway": "P1", "summary": "stairs" }))
@@ -185,7 +253,7 @@ async fn every_role_in_every_scope_reaches_exactly_what_the_contract_allows() {
                 body.clone()
             };
             let method_ = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let answer = client(&app, who).send(method_, &path, body, &[]).await;
+            let answer = client(who).send(method_, &path, body, &[]).await;
             let door = expected(row, who);
             match door {
                 Open => assert!(
@@ -217,14 +285,13 @@ async fn every_role_in_every_scope_reaches_exactly_what_the_contract_allows() {
     ];
     for (board, row) in streams {
         for who in EVERYONE {
-            let status = client(&app, who).stream(board).await.status().as_u16();
+            let status = client(who).stream(board).await.status().as_u16();
             match expected(row, who) {
                 Open => assert_eq!(status, 200, "{who:?} stream {board}"),
                 Shut(wanted) => assert_eq!(status, wanted, "{who:?} stream {board}"),
             }
         }
     }
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

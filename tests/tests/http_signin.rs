@@ -152,15 +152,91 @@ async fn a_nurse_signs_in_through_the_provider_and_works_with_the_session_cookie
     rig.bearer_tokens_still_serve().await;
 }
 
+/// Every rule of the shipped mapping (tests/browser/oidc-roles.toml, the
+/// README's worked example): a team, a whole trust's wards, the care
+/// transfer hub and the ICB sign in through the provider with nothing but a
+/// group, and their session opens their own boards and no one else's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_admins_mapping_turns_a_providers_group_into_a_role_and_scope() {
     let rig = rig(|_| {}).await;
     let base = rig.app.base.clone();
-    let browser = with_session(&base, "rita.reablement").await;
-    let (status, me) = session(&browser, &base).await;
-    assert_eq!(status, 200, "{me}");
-    assert_eq!(me["role"], "team");
-    assert_eq!(me["team"], "REAB");
+    // (login, role, scope claim and code, a board it opens, one it may not)
+    let staff = [
+        (
+            "rita.reablement",
+            "team",
+            "team",
+            "REAB-E",
+            "/api/v1/boards/teams/REAB-E",
+            "/api/v1/boards/teams/REAB",
+        ),
+        (
+            "tom.trust",
+            "ward",
+            "trust",
+            "UHD",
+            "/api/v1/boards/hospitals/RBH",
+            "/api/v1/boards/hospitals/DCH",
+        ),
+        (
+            "hana.hub",
+            "hub",
+            "hub",
+            "DORSET-HUB",
+            "/api/v1/boards/hubs/DORSET-HUB",
+            "/api/v1/boards/hubs/EAST",
+        ),
+        (
+            "sian.system",
+            "system",
+            "role",
+            "system",
+            "/api/v1/boards/system",
+            "/api/v1/boards/wards/W1",
+        ),
+    ];
+    for (login, role, claim, code, mine, theirs) in staff {
+        let browser = with_session(&base, login).await;
+        let (status, me) = session(&browser, &base).await;
+        assert_eq!(status, 200, "{login}: {me}");
+        assert_eq!(me["role"], role, "{login}: {me}");
+        assert_eq!(me[claim], code, "{login}: {me}");
+        let board = |path: &str| browser.client.get(format!("{base}{path}")).send();
+        assert_eq!(board(mine).await.unwrap().status(), 200, "{login} {mine}");
+        assert_eq!(
+            board(theirs).await.unwrap().status(),
+            403,
+            "{login} {theirs}"
+        );
+    }
+}
+
+/// README.md's worked example runs with the mapping the tests use.
+#[test]
+fn the_readmes_worked_example_uses_the_mapping_the_tests_run_with() {
+    let readme = include_str!("../../README.md");
+    let example = readme
+        .split("**Worked example with the provider the tests use**")
+        .nth(1)
+        .expect("README.md has the worked example");
+    let example = &example[..example.find("\n## ").unwrap_or(example.len())];
+    assert!(
+        example.contains(&format!(
+            "BATON_ROLE_MAPPING_FILE={}",
+            baton_tests::oidc::RULES_FILE
+        )),
+        "{example}"
+    );
+    for login in [
+        "wendy.ward",
+        "rita.reablement",
+        "tom.trust",
+        "hana.hub",
+        "sian.system",
+        "adam.admin",
+    ] {
+        assert!(example.contains(login), "the example names {login}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -175,6 +251,60 @@ async fn someone_baton_gives_no_role_is_told_so_with_their_user_id_and_gets_no_s
         page.body
     );
     assert!(page.body.contains("nobody.special"), "{}", page.body);
+    assert!(session_cookie(&page.set_cookies).is_none());
+}
+
+/// The refusal page tells such a person to ask for a grant: once the
+/// admin grants one, the same person signs in with it (once, a grant was
+/// read only after sign-in, so they could never get in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn someone_the_mapping_gives_no_role_signs_in_once_an_admin_grants_one() {
+    let rig = rig(|_| {}).await;
+    let base = rig.app.base.clone();
+    rig.app
+        .as_(Role::Admin, None)
+        .post(
+            "/api/v1/access/nobody.special/grant",
+            json!({ "name": "Nobody Special", "role": "team", "team": "DN", "reason": "joined district nursing" }),
+        )
+        .await
+        .expect(201);
+    let browser = with_session(&base, "nobody.special").await;
+    let (status, me) = session(&browser, &base).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["role"], "team", "{me}");
+    assert_eq!(me["team"], "DN", "{me}");
+    let board = browser
+        .client
+        .get(format!("{base}/api/v1/boards/teams/DN"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(board.status(), 200);
+}
+
+/// A person whose access an admin revoked is refused at sign-in with a
+/// page that says so, and gets no session, whatever the provider says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn someone_whose_access_was_revoked_is_told_so_at_sign_in_and_gets_no_session() {
+    let rig = rig(|_| {}).await;
+    rig.app
+        .as_(Role::Admin, None)
+        .post(
+            "/api/v1/access/wendy.ward/revoke",
+            json!({ "reason": "left the trust" }),
+        )
+        .await
+        .expect(200);
+    let (browser, callback) = signed_in_at_provider(&rig.app.base, "wendy.ward", "/").await;
+    let page = browser.get(&callback).await;
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("access to Baton has been withdrawn"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("wendy.ward"), "{}", page.body);
     assert!(session_cookie(&page.set_cookies).is_none());
 }
 
@@ -313,6 +443,75 @@ async fn behind_a_tls_proxy_the_session_cookie_is_secure() {
     let back = browser.get(&callback).await;
     let cookie = session_cookie(&back.set_cookies).expect("a session cookie");
     assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+/// A Baton reached at an `https` address sets `Secure` on its session
+/// cookie without being told it sits behind a proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reached_over_https_the_session_cookie_is_secure() {
+    let rig =
+        rig(|config| config.public_url = Some("https://baton.example.nhs.uk".to_owned())).await;
+    let token = rig.app.as_(Role::Ward, Some("POOLE")).token.unwrap();
+    let opened = Browser::new()
+        .client
+        .post(format!("{}/auth/session", rig.app.base))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let cookies: Vec<String> = opened
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let cookie = session_cookie(&cookies).expect("a session cookie");
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
+
+/// However busy its user, a session ends at its absolute lifetime
+/// (`session_lifetime_seconds`): each request resets the idle clock, not
+/// this one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_ends_at_its_absolute_lifetime_however_busy_its_user() {
+    const LIFETIME: Duration = Duration::from_secs(3);
+    let rig = rig(|config| {
+        config.session_lifetime_seconds = LIFETIME.as_secs();
+        config.session_idle_seconds = 900;
+    })
+    .await;
+    let base = rig.app.base.clone();
+    let (browser, callback) = signed_in_at_provider(&base, "wendy.ward", "/").await;
+    let opened = std::time::Instant::now();
+    assert_eq!(browser.get(&callback).await.status, 303);
+    let deadline = opened + LIFETIME + Duration::from_secs(10);
+    let mut last_served = Duration::ZERO;
+    let ended = loop {
+        let (status, body) = session(&browser, &base).await;
+        let at = opened.elapsed();
+        match status {
+            200 => last_served = at,
+            401 => break at,
+            other => panic!("{other}: {body}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session outlived its lifetime"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Served up to its lifetime (a request every 200 ms), then never again.
+    assert!(
+        last_served + Duration::from_millis(800) >= LIFETIME,
+        "ended early: last served at {last_served:?}"
+    );
+    assert!(
+        ended >= LIFETIME - Duration::from_millis(100),
+        "ended at {ended:?}"
+    );
+    assert_eq!(session(&browser, &base).await.0, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -198,6 +198,60 @@ async fn an_unknown_page_is_a_404_page_for_a_browser_and_a_404_problem_for_a_cli
     app.stop().await;
 }
 
+/// Every page the script routes to (`route()` in api/assets/app.js) is
+/// served by the server too, so a reload, a bookmark or the return from
+/// the identity provider lands on the page and not on "no page here".
+/// `/hub/{code}` once was not (a hub user's home page was a 404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_page_the_script_routes_to_is_served_on_a_direct_load() {
+    let script = include_str!("../../api/assets/app.js");
+    // (page name, whether it stands alone: `/system` rather than `/ward/W1`)
+    let routed: Vec<(String, bool)> = script
+        .lines()
+        .flat_map(|line| {
+            let alone = line.contains("parts.length === 1");
+            line.split("page === '")
+                .skip(1)
+                .filter_map(move |rest| Some((rest.split('\'').next()?.to_owned(), alone)))
+        })
+        .collect();
+    let names = |alone: bool| -> Vec<&str> {
+        routed
+            .iter()
+            .filter(|(_, a)| *a == alone)
+            .map(|(page, _)| page.as_str())
+            .collect()
+    };
+    let (pairs, singles) = (names(false), names(true));
+    assert_eq!(
+        pairs,
+        ["ward", "team", "hospital", "hub"],
+        "pages with a code"
+    );
+    assert_eq!(singles, ["system", "admin"], "pages without one");
+    let app = TestApp::spawn(Stack::Embedded).await;
+    let paths = pairs
+        .iter()
+        .map(|page| format!("/{page}/X1"))
+        .chain(singles.iter().map(|page| format!("/{page}")))
+        .chain(["/".to_owned()]);
+    for path in paths {
+        let page = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        assert!(
+            page.text().await.unwrap().contains("/assets/app.js"),
+            "{path}"
+        );
+    }
+    app.stop().await;
+}
+
 /// Every operation of the document: its path, method and operation object.
 fn operations(doc: &Value) -> impl Iterator<Item = (&String, &String, &Value)> {
     doc["paths"]
