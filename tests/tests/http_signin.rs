@@ -346,6 +346,33 @@ async fn a_sign_in_answer_replayed_is_refused_with_a_page() {
     assert!(body.contains("used already"), "{body}");
 }
 
+/// A used code under a fresh state of this browser's passes Baton's own
+/// checks and reaches the provider, which refuses it: that refusal is a
+/// page too, and no session is opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_code_the_provider_refuses_is_refused_with_a_page() {
+    let rig = rig(|_| {}).await;
+    let base = rig.app.base.clone();
+    let (browser, first) = signed_in_at_provider(&base, "wendy.ward", "/").await;
+    assert_eq!(browser.get(&first).await.status, 303);
+    let used_code = query_value(&first, "code");
+    let second = browser.sign_in_at_provider(&base, "wendy.ward", "/").await;
+    let fresh_state = query_value(&second, "state");
+    let page = browser
+        .get(&format!(
+            "{base}/auth/callback?code={used_code}&state={fresh_state}"
+        ))
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.body
+            .contains("The identity provider refused this sign-in"),
+        "{}",
+        page.body
+    );
+    assert!(session_cookie(&page.set_cookies).is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_id_token_for_another_audience_or_with_a_bad_signature_is_refused_with_a_page() {
     let rig = rig(|_| {}).await;
