@@ -363,6 +363,15 @@ fn refused(rule: String, detail: String, field: Option<&str>) -> ApiError {
     }
 }
 
+/// A stored event this build cannot read (a newer Baton's version, a
+/// corrupt payload) is the server's fault: logged and answered 500, never
+/// read as a default.
+impl From<domain::upcast::ReadError> for ApiError {
+    fn from(error: domain::upcast::ReadError) -> Self {
+        ApiError::internal(format!("a stored event: {error}"))
+    }
+}
+
 impl From<SpellError> for ApiError {
     fn from(error: SpellError) -> Self {
         match error {

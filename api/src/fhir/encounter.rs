@@ -211,8 +211,7 @@ pub async fn history(
         if let Some(stay) = spell.stay() {
             versions.push(resource(stay, sequence, Some(&at)));
         }
-    })
-    .map_err(|e| ApiError::internal(format!("a stored spell event: {e}")))?;
+    })?;
     let stay = spell.stay().ok_or(ApiError::NotFound)?;
     audit::record(
         &state.db,

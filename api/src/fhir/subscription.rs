@@ -270,8 +270,7 @@ async fn task_at(
     let mut at = None;
     let referral = fold_history(&history, Some(event.sequence), |_: &Referral, _, when| {
         at = Some(when);
-    })
-    .map_err(|e| ApiError::internal(format!("a stored referral event: {e}")))?;
+    })?;
     let (Some(s), Some(at)) = (referral.state(), at) else {
         return Ok(None);
     };

@@ -173,8 +173,7 @@ pub async fn history(
         if let Some(now) = referral.state() {
             versions.push(resource(now, sequence, Some(&at), at));
         }
-    })
-    .map_err(|e| ApiError::internal(format!("a stored referral event: {e}")))?;
+    })?;
     audit::record(
         &state.db,
         &caller,

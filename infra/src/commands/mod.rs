@@ -421,6 +421,80 @@ pub fn fold_history<A: Decider>(
 mod tests {
     use super::*;
 
+    /// Stored access events at sequences 1, 2 and 3: granted, revoked,
+    /// granted again.
+    fn stored_access_history() -> Vec<SerializedEvent> {
+        use domain::access::{AccessEvent, GrantedAccess};
+        let granted = AccessEvent::AccessGranted {
+            sub: "u-1".into(),
+            name: "Una".into(),
+            access: GrantedAccess {
+                role: "system".into(),
+                hospital: None,
+                trust: None,
+                team: None,
+                hub: None,
+            },
+            reason: None,
+        };
+        let revoked = AccessEvent::AccessRevoked {
+            sub: "u-1".into(),
+            reason: None,
+        };
+        [granted.clone(), revoked, granted]
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| {
+                let recorded = domain::decider::Recorded {
+                    by: domain::decider::Actor::new("admin", "Admin"),
+                    recorded_at: format!("2026-12-0{}T10:00:00Z", i + 1).parse().unwrap(),
+                    event,
+                };
+                SerializedEvent {
+                    aggregate_id: "u-1".into(),
+                    sequence: i + 1,
+                    aggregate_type: "access".into(),
+                    event_type: domain::decider::DomainEvent::event_type(&recorded.event).into(),
+                    event_version: "1".into(),
+                    payload: serde_json::to_value(&recorded).unwrap(),
+                    metadata: serde_json::Value::Null,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_history_folded_until_a_sequence_includes_that_event_and_none_after() {
+        use domain::access::{AccessNow, StaffAccess};
+        let events = stored_access_history();
+        let mut seen = Vec::new();
+        let state: StaffAccess =
+            fold_history(&events, Some(2), |state: &StaffAccess, sequence, at| {
+                seen.push((sequence, at.date_naive().to_string(), state.now.clone()));
+            })
+            .unwrap();
+        assert_eq!(state.now, AccessNow::Revoked);
+        assert_eq!(seen.len(), 2);
+        assert_eq!((seen[1].0, seen[1].1.as_str()), (2, "2026-12-02"));
+        assert_eq!(seen[1].2, AccessNow::Revoked);
+        let whole: StaffAccess = fold_history(&events, None, |_: &StaffAccess, _, _| {}).unwrap();
+        assert!(matches!(whole.now, AccessNow::Granted(_)));
+        let first: StaffAccess =
+            fold_history(&events, Some(1), |_: &StaffAccess, _, _| {}).unwrap();
+        assert!(matches!(first.now, AccessNow::Granted(_)));
+    }
+
+    #[test]
+    fn a_history_with_an_event_of_an_unknown_version_is_an_error_not_a_default() {
+        let mut events = stored_access_history();
+        events[1].event_version = "9".into();
+        let folded = fold_history::<domain::access::StaffAccess>(&events, None, |_, _, _| {});
+        assert!(matches!(
+            folded,
+            Err(domain::upcast::ReadError::UnknownVersion { ref version, .. }) if version == "9"
+        ));
+    }
+
     #[test]
     fn a_consistency_token_round_trips_through_text() {
         let token = ConsistencyToken {
