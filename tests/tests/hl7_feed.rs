@@ -176,6 +176,18 @@ async fn retransmission(stack: Stack) {
         placement(&app, "V1001").await,
         ("W2".into(), "3".into(), SpellStatus::Open)
     );
+    // The transfer is cancelled, so the transfer's retransmission now
+    // passes every check of its own (the patient is back where it says
+    // they were): the commit refuses its taken control id, and it is
+    // acknowledged from the record again, changing nothing.
+    assert_eq!(ack_code(&send(&app, "a12_cancel_transfer.hl7").await), "AA");
+    let back = placement(&app, "V1001").await;
+    let (_, version) = app.bus.load_spell(&spell_of("V1001")).await.unwrap();
+    let again = send(&app, "a02_transfer.hl7").await;
+    assert_eq!(ack_code(&again), "AA", "{again}");
+    let (_, after) = app.bus.load_spell(&spell_of("V1001")).await.unwrap();
+    assert_eq!(after, version, "a retransmission recorded nothing");
+    assert_eq!(placement(&app, "V1001").await, back);
     let held = app
         .as_(Role::Admin, None)
         .get("/api/v1/feeds/held")

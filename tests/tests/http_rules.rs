@@ -59,6 +59,13 @@ async fn bad_input_gets_the_right_problem_and_never_a_500() {
     let good = admission(2, "W1", 2);
     let s = |tail: &str| format!("/api/v1/spells/{spell}/{tail}");
     let future = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    // An admission with one field set to `value`, refused at that field.
+    let admission_with = |name, field: &'static str, value: Value, status| {
+        let body = edit(&good, |b| {
+            b.insert(field.into(), value);
+        });
+        with_field(case(name, "POST", "/api/v1/spells", body, status), field)
+    };
     let cases = vec![
         case(
             "malformed JSON",
@@ -67,30 +74,8 @@ async fn bad_input_gets_the_right_problem_and_never_a_500() {
             Some("{\"nhs_number\": ".into()),
             400,
         ),
-        with_field(
-            case(
-                "an unknown field",
-                "POST",
-                "/api/v1/spells",
-                edit(&good, |b| {
-                    b.insert("colour".into(), json!("red"));
-                }),
-                400,
-            ),
-            "colour",
-        ),
-        with_field(
-            case(
-                "a wrong type",
-                "POST",
-                "/api/v1/spells",
-                edit(&good, |b| {
-                    b.insert("bed".into(), json!(4));
-                }),
-                400,
-            ),
-            "bed",
-        ),
+        admission_with("an unknown field", "colour", json!("red"), 400),
+        admission_with("a wrong type", "bed", json!(4), 400),
         with_field(
             case(
                 "a missing field",
@@ -103,90 +88,28 @@ async fn bad_input_gets_the_right_problem_and_never_a_500() {
             ),
             "ward",
         ),
-        with_field(
-            case(
-                "a code with spaces",
-                "POST",
-                "/api/v1/spells",
-                edit(&good, |b| {
-                    b.insert("ward".into(), json!("W 1"));
-                }),
-                400,
-            ),
-            "ward",
-        ),
-        with_field(
-            case(
-                "a date that is not a date",
-                "POST",
-                "/api/v1/spells",
-                edit(&good, |b| {
-                    b.insert("date_of_birth".into(), json!("1941-02-30"));
-                }),
-                400,
-            ),
+        admission_with("a code with spaces", "ward", json!("W 1"), 400),
+        admission_with(
+            "a date that is not a date",
             "date_of_birth",
+            json!("1941-02-30"),
+            400,
         ),
-        with_field(
-            case(
-                "an invalid NHS number",
-                "POST",
-                "/api/v1/spells",
-                edit(&good, |b| {
-                    b.insert("nhs_number".into(), json!("9912003814"));
-                }),
-                422,
-            ),
+        admission_with(
+            "an invalid NHS number",
             "nhs_number",
+            json!("9912003814"),
+            422,
         ),
-        with_field(
-            case(
-                "born after admission",
-                "POST",
-                "/api/v1/spells",
-                edit(&good, |b| {
-                    b.insert("date_of_birth".into(), json!("2099-01-01"));
-                }),
-                422,
-            ),
+        admission_with(
+            "born after admission",
             "date_of_birth",
+            json!("2099-01-01"),
+            422,
         ),
-        with_field(
-            case(
-                "admitted in the future",
-                "POST",
-                "/api/v1/spells",
-                edit(&good, |b| {
-                    b.insert("admitted_at".into(), json!(future));
-                }),
-                422,
-            ),
-            "admitted_at",
-        ),
-        with_field(
-            case(
-                "an unknown ward",
-                "POST",
-                "/api/v1/spells",
-                edit(&good, |b| {
-                    b.insert("ward".into(), json!("NOPE"));
-                }),
-                422,
-            ),
-            "ward",
-        ),
-        with_field(
-            case(
-                "a bed the ward does not have",
-                "POST",
-                "/api/v1/spells",
-                edit(&good, |b| {
-                    b.insert("bed".into(), json!("99"));
-                }),
-                422,
-            ),
-            "bed",
-        ),
+        admission_with("admitted in the future", "admitted_at", json!(future), 422),
+        admission_with("an unknown ward", "ward", json!("NOPE"), 422),
+        admission_with("a bed the ward does not have", "bed", json!("99"), 422),
         case(
             "an occupied bed",
             "POST",

@@ -300,38 +300,67 @@ impl AdtFeed {
     }
 
     /// Applies what the message asks: `applied` or `ignored`.
+    /// Applies a message, or answers a retransmission from the record of
+    /// the first. The message is tried first and the record read only when
+    /// it is not applied: every commit carries the control id, so a
+    /// retransmission can never commit (its key is taken: the bus answers
+    /// from the record), and one refused because the spell or the mapping
+    /// has moved on since is answered `AA` from the record here. A message
+    /// seen for the first time, nearly every one, costs no lookup.
     async fn apply(&self, m: &Message, h: &Header) -> Result<&'static str, NotApplied> {
+        let key = Idempotency {
+            principal: format!("hl7:{}", h.facility),
+            key: h.control_id.clone(),
+            fingerprint: format!("ADT^{}", h.trigger),
+            extra: serde_json::Value::Null,
+        };
+        match self.apply_once(m, h, key.clone()).await {
+            Err(NotApplied::Error(reason)) => match self.answered_before(&key).await? {
+                Some(answer) => answer,
+                None => Err(NotApplied::Error(reason)),
+            },
+            other => other,
+        }
+    }
+
+    /// The first message's outcome under `key`'s control id, if one was
+    /// recorded: applied, or the id reused for another trigger.
+    async fn answered_before(
+        &self,
+        key: &Idempotency,
+    ) -> Result<Option<Result<&'static str, NotApplied>>, NotApplied> {
+        let stored = crate::idempotency::lookup(&self.db, &key.principal, &key.key)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "could not read the idempotency record");
+                NotApplied::Unavailable
+            })?;
+        Ok(stored.map(|stored| {
+            if stored.fingerprint == key.fingerprint {
+                Ok("applied")
+            } else {
+                Err(refusal(CommandError::KeyReused))
+            }
+        }))
+    }
+
+    async fn apply_once(
+        &self,
+        m: &Message,
+        h: &Header,
+        key: Idempotency,
+    ) -> Result<&'static str, NotApplied> {
         let now = chrono::Utc::now();
         let adt = adt::interpret(m, &h.trigger, now)?;
         let by = actor(h);
         let options = CommandOptions {
             expected_version: None,
-            idempotency: Some(Idempotency {
-                principal: format!("hl7:{}", h.facility),
-                key: h.control_id.clone(),
-                fingerprint: format!("ADT^{}", h.trigger),
-                extra: serde_json::Value::Null,
-            }),
-            // Looked up below, before anything else; and the feed acts on
-            // any spell of the hospitals it serves.
+            idempotency: Some(key),
+            // Looked up by `apply` only when the message is not applied
+            // (the commit refuses a taken key); and the feed acts on any
+            // spell of the hospitals it serves.
             key_checked: true,
         };
-        // A retransmission is answered from the record of the first, before
-        // anything else is checked: the mapping or the spell may have moved
-        // on since, and it must change nothing.
-        if let Some(key) = &options.idempotency {
-            let stored = crate::idempotency::lookup(&self.db, &key.principal, &key.key)
-                .await
-                .map_err(|error| {
-                    tracing::warn!(%error, "could not read the idempotency record");
-                    NotApplied::Unavailable
-                })?;
-            match stored {
-                Some(stored) if stored.fingerprint == key.fingerprint => return Ok("applied"),
-                Some(_) => return Err(refusal(CommandError::KeyReused)),
-                None => {}
-            }
-        }
         let spell = |visit: &VisitNumber| {
             spell_id(&h.facility, visit)
                 .map_err(|_| NotApplied::Error(rule_error("207", "spell_id", "no spell id")))
