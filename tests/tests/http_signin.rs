@@ -242,15 +242,17 @@ fn the_readmes_worked_example_uses_the_mapping_the_tests_run_with() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn someone_baton_gives_no_role_is_told_so_with_their_user_id_and_gets_no_session() {
     let rig = rig(|_| {}).await;
-    let (browser, callback) = signed_in_at_provider(&rig.app.base, "nobody.special", "/").await;
+    refused_at_sign_in(&rig, "nobody.special", "Baton has no role for you yet").await;
+}
+
+/// `login` signs in at the provider and Baton refuses them: 403, a page
+/// saying `why` and naming their user id, and no session.
+async fn refused_at_sign_in(rig: &SignInRig, login: &str, why: &str) {
+    let (browser, callback) = signed_in_at_provider(&rig.app.base, login, "/").await;
     let page = browser.get(&callback).await;
     assert_eq!(page.status, 403);
-    assert!(
-        page.body.contains("Baton has no role for you yet"),
-        "{}",
-        page.body
-    );
-    assert!(page.body.contains("nobody.special"), "{}", page.body);
+    assert!(page.body.contains(why), "{}", page.body);
+    assert!(page.body.contains(login), "{}", page.body);
     assert!(session_cookie(&page.set_cookies).is_none());
 }
 
@@ -296,16 +298,7 @@ async fn someone_whose_access_was_revoked_is_told_so_at_sign_in_and_gets_no_sess
         )
         .await
         .expect(200);
-    let (browser, callback) = signed_in_at_provider(&rig.app.base, "wendy.ward", "/").await;
-    let page = browser.get(&callback).await;
-    assert_eq!(page.status, 403);
-    assert!(
-        page.body.contains("access to Baton has been withdrawn"),
-        "{}",
-        page.body
-    );
-    assert!(page.body.contains("wendy.ward"), "{}", page.body);
-    assert!(session_cookie(&page.set_cookies).is_none());
+    refused_at_sign_in(&rig, "wendy.ward", "access to Baton has been withdrawn").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

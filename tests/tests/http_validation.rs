@@ -166,13 +166,7 @@ async fn every_operation_that_takes_a_body_documents_the_422_its_text_checks_giv
 async fn an_unknown_page_is_a_404_page_for_a_browser_and_a_404_problem_for_a_client() {
     let app = TestApp::spawn(Stack::Embedded).await;
     for path in ["/nonsense/page", "/ward/", "/ward/W1/beds"] {
-        let page = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .header("accept", "text/html,application/xhtml+xml")
-            .send()
-            .await
-            .unwrap();
+        let page = page_load(&app, path).await;
         assert_eq!(page.status(), 404, "{path}");
         assert!(page.headers()["content-type"]
             .to_str()
@@ -236,13 +230,7 @@ async fn every_page_the_script_routes_to_is_served_on_a_direct_load() {
         .chain(singles.iter().map(|page| format!("/{page}")))
         .chain(["/".to_owned()]);
     for path in paths {
-        let page = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .header("accept", "text/html,application/xhtml+xml")
-            .send()
-            .await
-            .unwrap();
+        let page = page_load(&app, &path).await;
         assert_eq!(page.status(), 200, "{path}");
         assert!(
             page.text().await.unwrap().contains("/assets/app.js"),
@@ -250,6 +238,16 @@ async fn every_page_the_script_routes_to_is_served_on_a_direct_load() {
         );
     }
     app.stop().await;
+}
+
+/// `path` loaded as a browser loads a page.
+async fn page_load(app: &TestApp, path: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}{path}", app.base))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Every operation of the document: its path, method and operation object.
