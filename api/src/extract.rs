@@ -194,27 +194,61 @@ pub struct Caller {
     pub access_version: u64,
 }
 
-/// The caller as Baton's own record of their access has it: a grant there
-/// replaces the role and scope their token or provider gave, a revocation
-/// refuses them. Returns the record's version too.
-fn with_access(state: &AppState, principal: Principal) -> Result<(Principal, u64), ApiError> {
+/// What Baton's own record of a user's access says, beside whatever their
+/// token or provider says.
+pub(crate) enum RecordedAccess {
+    /// Nothing recorded, or access handed back to the provider: their word
+    /// stands. `version` is the record's (0: none).
+    Provider {
+        version: u64,
+    },
+    /// An admin's grant, which replaces the role and scope they came with.
+    Granted {
+        principal: Principal,
+        version: u64,
+    },
+    Revoked,
+}
+
+/// Baton's record of `sub`'s access: the one reading of grants and
+/// revocations, for every request and for the provider's sign-in. A stored
+/// grant that no longer describes a caller is the error.
+pub(crate) fn recorded_access(
+    state: &AppState,
+    sub: &str,
+    name: &str,
+) -> Result<RecordedAccess, infra::auth::ClaimsProblem> {
     use domain::access::AccessNow;
     state.boards.read(|flow| {
-        let Some(user) = flow.access().of(&principal.sub) else {
-            return Ok((principal, 0));
+        let Some(user) = flow.access().of(sub) else {
+            return Ok(RecordedAccess::Provider { version: 0 });
         };
         match &user.now {
-            AccessNow::FromProvider => Ok((principal, user.version)),
-            AccessNow::Revoked => Err(ApiError::AccessRevoked),
-            AccessNow::Granted(granted) => crate::routes::access::principal_of_grant(
-                principal.sub.clone(),
-                principal.name.clone(),
-                granted,
-            )
-            .map(|p| (p, user.version))
-            .map_err(|problem| ApiError::internal(format!("a stored grant: {problem}"))),
+            AccessNow::FromProvider => Ok(RecordedAccess::Provider {
+                version: user.version,
+            }),
+            AccessNow::Revoked => Ok(RecordedAccess::Revoked),
+            AccessNow::Granted(granted) => {
+                crate::routes::access::principal_of_grant(sub.to_owned(), name.to_owned(), granted)
+                    .map(|principal| RecordedAccess::Granted {
+                        principal,
+                        version: user.version,
+                    })
+            }
         }
     })
+}
+
+/// The caller as Baton's own record of their access has it (see
+/// [`recorded_access`]), with the record's version.
+fn with_access(state: &AppState, principal: Principal) -> Result<(Principal, u64), ApiError> {
+    let recorded = recorded_access(state, &principal.sub, &principal.name)
+        .map_err(|problem| ApiError::internal(format!("a stored grant: {problem}")))?;
+    match recorded {
+        RecordedAccess::Provider { version } => Ok((principal, version)),
+        RecordedAccess::Granted { principal, version } => Ok((principal, version)),
+        RecordedAccess::Revoked => Err(ApiError::AccessRevoked),
+    }
 }
 
 /// The version of `sub`'s access record now (0: none).

@@ -313,21 +313,11 @@ enum NoRole {
 /// person the mapping gives no role can be let in by a grant; else the
 /// mapping of the provider's claims.
 fn principal_of(state: &AppState, identity: &Identity) -> Result<Principal, NoRole> {
-    use domain::access::AccessNow;
-    let recorded = state
-        .boards
-        .read(|flow| flow.access().of(&identity.sub).map(|user| user.now.clone()));
-    match recorded {
-        Some(AccessNow::Revoked) => return Err(NoRole::Revoked),
-        Some(AccessNow::Granted(granted)) => {
-            return crate::routes::access::principal_of_grant(
-                identity.sub.clone(),
-                identity.name.clone(),
-                &granted,
-            )
-            .map_err(NoRole::Unmapped)
-        }
-        Some(AccessNow::FromProvider) | None => {}
+    use crate::extract::{recorded_access, RecordedAccess};
+    match recorded_access(state, &identity.sub, &identity.name).map_err(NoRole::Unmapped)? {
+        RecordedAccess::Revoked => return Err(NoRole::Revoked),
+        RecordedAccess::Granted { principal, .. } => return Ok(principal),
+        RecordedAccess::Provider { .. } => {}
     }
     let mut claims = identity.claims.clone();
     claims.insert("sub".to_owned(), identity.sub.clone().into());
