@@ -63,7 +63,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use cqrs_es::mem_store::MemStore;
     use cqrs_es::{AggregateError, CqrsFramework, EventStore};
@@ -72,7 +72,7 @@ mod tests {
     use domain::values::{BedLabel, HospitalCode, NhsNumber, PersonName, SpellId, Text, WardCode};
     use domain::Actor;
 
-    fn catalogue() -> Arc<dyn ReferenceData> {
+    pub(crate) fn catalogue() -> Arc<dyn ReferenceData> {
         let mut c = Catalogue::with_sitrep_reasons().unwrap();
         c.put_hospital(Hospital {
             code: HospitalCode::parse("POOLE").unwrap(),
@@ -89,7 +89,7 @@ mod tests {
         Arc::new(c)
     }
 
-    fn issued(command: SpellCommand) -> Issued<SpellCommand> {
+    pub(crate) fn issued(command: SpellCommand) -> Issued<SpellCommand> {
         Issued::new(
             Actor::new("u1", "Nurse One"),
             "2026-03-02T10:00:00Z".parse().unwrap(),

@@ -84,7 +84,169 @@ on_both_stores!(
     one_spell_has_one_active_referral_per_team,
     an_admission_is_cancelled_only_once_its_referrals_have_ended,
     a_referral_racing_a_cancelled_admission_leaves_no_referral_for_it,
+    a_command_on_a_spell_another_process_discharged_is_refused_as_discharged,
+    a_refusal_on_what_this_process_last_saw_is_decided_again_on_what_is_stored,
+    nothing_to_change_on_what_this_process_last_saw_is_decided_again_on_what_is_stored,
+    an_expected_version_another_process_reached_is_checked_against_what_is_stored,
+    a_caller_denied_on_what_this_process_last_saw_is_checked_again_on_what_is_stored,
 );
+
+/// A second bus over the same database: another Baton process, which
+/// commits behind the first bus's back (its memory of the spell goes stale).
+fn other_process(h: &Harness) -> CommandBus {
+    CommandBus::new(
+        BatonRepository::new(h.db.clone(), ReservationRules::baton()),
+        catalogue(),
+    )
+}
+
+fn discharge() -> domain::Issued<SpellCommand> {
+    issued(SpellCommand::DischargePatient {
+        at: fixtures::now() - Duration::from_secs(60),
+        destination: Destination::UsualResidence,
+    })
+}
+
+fn set_date(days: i64) -> domain::Issued<SpellCommand> {
+    let date = chrono::Utc::now().date_naive() + chrono::Duration::days(days);
+    issued(SpellCommand::SetExpectedDischargeDate { date })
+}
+
+fn set_pathway(pathway: Pathway) -> domain::Issued<SpellCommand> {
+    issued(SpellCommand::SetDischargePathway { pathway })
+}
+
+/// The first bus decides on the open spell it remembers; its commit loses to
+/// the other process's discharge, and the decision on what is stored refuses.
+async fn a_command_on_a_spell_another_process_discharged_is_refused_as_discharged(
+    backend: Backend,
+) {
+    let h = harness(backend).await;
+    let other = other_process(&h);
+    let id = spell_id("stale1");
+    h.bus
+        .spell(&id, issued(admit("stale1", 11, "W1", 1)), None)
+        .await
+        .unwrap();
+    h.bus.spell(&id, set_date(2), None).await.unwrap();
+    other.spell(&id, discharge(), None).await.unwrap();
+    let refused = h.bus.spell(&id, set_date(3), None).await;
+    assert!(
+        matches!(refused, Err(CommandError::Refused(SpellError::Discharged))),
+        "{refused:?}"
+    );
+    assert_eq!(count(&h.db, "events").await, 3);
+}
+
+/// The first bus remembers the spell discharged; the other process cancels
+/// the discharge. A refusal decided on the memory would be wrong.
+async fn a_refusal_on_what_this_process_last_saw_is_decided_again_on_what_is_stored(
+    backend: Backend,
+) {
+    let h = harness(backend).await;
+    let other = other_process(&h);
+    let id = spell_id("stale2");
+    h.bus
+        .spell(&id, issued(admit("stale2", 12, "W1", 2)), None)
+        .await
+        .unwrap();
+    h.bus.spell(&id, discharge(), None).await.unwrap();
+    let reason = Text::parse("discharged in error").unwrap();
+    other
+        .spell(&id, issued(SpellCommand::CancelDischarge { reason }), None)
+        .await
+        .unwrap();
+    let committed = h.bus.spell(&id, set_date(2), None).await.unwrap();
+    assert_eq!((committed.version, committed.events), (4, 1));
+}
+
+/// The first bus remembers pathway 1, so setting it again changes nothing
+/// there; but the other process has set pathway 2 since.
+async fn nothing_to_change_on_what_this_process_last_saw_is_decided_again_on_what_is_stored(
+    backend: Backend,
+) {
+    let h = harness(backend).await;
+    let other = other_process(&h);
+    let id = spell_id("stale3");
+    h.bus
+        .spell(&id, issued(admit("stale3", 13, "W1", 3)), None)
+        .await
+        .unwrap();
+    h.bus
+        .spell(&id, set_pathway(Pathway::P1), None)
+        .await
+        .unwrap();
+    other
+        .spell(&id, set_pathway(Pathway::P2), None)
+        .await
+        .unwrap();
+    let committed = h
+        .bus
+        .spell(&id, set_pathway(Pathway::P1), None)
+        .await
+        .unwrap();
+    assert_eq!((committed.version, committed.events), (4, 1));
+    let (spell, _) = h.bus.load_spell(&id).await.unwrap();
+    assert_eq!(spell.stay().unwrap().pathway, Some(Pathway::P1));
+}
+
+/// The caller saw version 2, which the other process made; the first bus
+/// remembers version 1.
+async fn an_expected_version_another_process_reached_is_checked_against_what_is_stored(
+    backend: Backend,
+) {
+    let h = harness(backend).await;
+    let other = other_process(&h);
+    let id = spell_id("stale4");
+    h.bus
+        .spell(&id, issued(admit("stale4", 14, "W1", 4)), None)
+        .await
+        .unwrap();
+    other.spell(&id, set_date(2), None).await.unwrap();
+    let committed = h
+        .bus
+        .spell(&id, set_pathway(Pathway::P3), Some(2))
+        .await
+        .unwrap();
+    assert_eq!(committed.version, 3);
+    let mismatch = h.bus.spell(&id, set_pathway(Pathway::P1), Some(2)).await;
+    assert!(
+        matches!(mismatch, Err(CommandError::VersionMismatch { current: 3 })),
+        "{mismatch:?}"
+    );
+}
+
+/// The caller may act on ward W2 only. The first bus remembers the patient
+/// on W1; the other process has moved them to W2.
+async fn a_caller_denied_on_what_this_process_last_saw_is_checked_again_on_what_is_stored(
+    backend: Backend,
+) {
+    let h = harness(backend).await;
+    let other = other_process(&h);
+    let id = spell_id("stale5");
+    h.bus
+        .spell(&id, issued(admit("stale5", 15, "W1", 1)), None)
+        .await
+        .unwrap();
+    let transfer = SpellCommand::TransferPatient {
+        ward: domain::values::WardCode::parse("W2").unwrap(),
+        bed: domain::values::BedLabel::parse("1").unwrap(),
+        at: fixtures::now() - Duration::from_secs(60),
+    };
+    other.spell(&id, issued(transfer), None).await.unwrap();
+    let on_w2 = |spell: &domain::spell::Spell| match spell.stay() {
+        Some(stay) if stay.placement.ward.as_str() == "W2" => Ok(()),
+        _ => Err(infra::commands::Denied(Box::new(std::io::Error::other(
+            "not your ward",
+        )))),
+    };
+    let committed = h
+        .bus
+        .spell_guarded(&id, set_date(2), Default::default(), &on_w2)
+        .await
+        .unwrap();
+    assert_eq!(committed.version, 3);
+}
 
 async fn concurrent_admissions_to_one_bed_admit_exactly_one_patient(backend: Backend) {
     let h = harness(backend).await;

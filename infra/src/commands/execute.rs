@@ -15,8 +15,8 @@ use crate::store::{BatonRepository, Database};
 
 use super::errors::{database_failure, failure};
 use super::{
-    CommandError, CommandOptions, Committed, ConsistencyToken, DeadlinePassed, Guard, Store,
-    MAX_ATTEMPTS,
+    Aggregates, CommandError, CommandOptions, Committed, ConsistencyToken, DeadlinePassed, Guard,
+    Store, MAX_ATTEMPTS,
 };
 
 /// Runs `work` within `deadline`, failing it as unavailable after that.
@@ -95,8 +95,30 @@ pub(super) async fn replay<E: std::error::Error>(
     }
 }
 
+/// The answer to a command that changed nothing: under an idempotency key,
+/// that answer is stored too, so a retry finds it.
+async fn unchanged<D: Decider>(
+    db: &Database,
+    idempotency: Option<&Idempotency>,
+    id: &str,
+    version: u64,
+) -> Result<Committed, CommandError<D::Error>> {
+    if let Some(key) = idempotency {
+        let stored = idempotency::store_unchanged(db, key, D::TYPE, id, version)
+            .await
+            .map_err(database_failure)?;
+        if !stored {
+            return match replay(db, Some(key)).await? {
+                Some(answer) => Ok(answer),
+                None => Err(CommandError::KeyReused),
+            };
+        }
+    }
+    Ok(committed::<D>(id, version, 0))
+}
+
 pub(super) async fn execute<D>(
-    store: &Store<D>,
+    aggregates: &Aggregates<D>,
     repository: &BatonRepository,
     services: &Arc<D::Services>,
     id: &str,
@@ -105,7 +127,7 @@ pub(super) async fn execute<D>(
     guard: Guard<'_, D>,
 ) -> Result<Committed, CommandError<D::Error>>
 where
-    D: Decider,
+    D: Decider + 'static,
     D::Command: Clone,
 {
     let db = repository.database();
@@ -114,7 +136,7 @@ where
             // The caller's access before its stored answer: a key proves
             // only who sent the first request, not that they may still see
             // the record.
-            let context = store.load_aggregate(id).await.map_err(failure)?;
+            let context = aggregates.store.load_aggregate(id).await.map_err(failure)?;
             guard(&context.aggregate.0).map_err(CommandError::Denied)?;
         }
         if let Some(answer) = replay(db, options.idempotency.as_ref()).await? {
@@ -129,59 +151,84 @@ where
         )]),
         None => HashMap::new(),
     };
-    for attempt in 0..MAX_ATTEMPTS {
-        let context = store.load_aggregate(id).await.map_err(failure)?;
-        let version = context.current_sequence as u64;
-        guard(&context.aggregate.0).map_err(CommandError::Denied)?;
-        if let Some(expected) = expected_version {
-            if expected != version {
-                return Err(CommandError::VersionMismatch { current: version });
+    let (store, recent) = (&aggregates.store, &aggregates.recent);
+    // The first decision may rest on the state this process remembers; any
+    // answer but a commit is given only after deciding again on a fresh
+    // load (see `recent`), and so is a commit the store refused.
+    let mut remembered = recent.get(id);
+    let mut attempt = 0;
+    while attempt < MAX_ATTEMPTS {
+        let from_memory = remembered.is_some();
+        let seen = match remembered.take() {
+            Some(seen) => seen,
+            None => {
+                let seen = Arc::new(load(store, id).await?);
+                recent.keep(id, Arc::clone(&seen));
+                seen
             }
-        }
-        let events = domain::handle(&context.aggregate.0, issued.clone(), services.as_ref())
-            .map_err(CommandError::Refused)?;
-        if events.is_empty() {
-            if let Some(key) = &options.idempotency {
-                let stored = idempotency::store_unchanged(db, key, D::TYPE, id, version)
-                    .await
-                    .map_err(database_failure)?;
-                if !stored {
-                    return match replay(db, Some(key)).await? {
-                        Some(answer) => Ok(answer),
-                        None => Err(CommandError::KeyReused),
-                    };
+        };
+        let (state, version) = (&seen.0, seen.1);
+        let decided = match guard(state) {
+            Err(denied) => Err(CommandError::Denied(denied)),
+            Ok(()) => match expected_version {
+                Some(expected) if expected != version => {
+                    Err(CommandError::VersionMismatch { current: version })
                 }
-            }
-            return Ok(committed::<D>(id, version, 0));
-        }
-        let count = events.len();
-        let events = serialize::<D>(id, context.current_sequence, events, &metadata)?;
-        match repository.commit(&events).await {
-            Ok(()) => return Ok(committed::<D>(id, version + count as u64, count)),
-            Err(error) => match CommandError::from_commit(error) {
-                CommandError::KeyReused => {
-                    // Another attempt under this key committed first.
-                    return match replay(db, options.idempotency.as_ref()).await? {
-                        Some(answer) => Ok(answer),
-                        None => Err(CommandError::KeyReused),
-                    };
-                }
-                CommandError::Contended if expected_version.is_none() => {
-                    tracing::debug!(aggregate = D::TYPE, attempt, "lost a race; deciding again");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                CommandError::Contended => {
-                    // Someone committed since our load: report their version.
-                    // A deadlock or busy database also lands here while the
-                    // version is unchanged: then decide again.
-                    let current = load(store, id).await?.1;
-                    if Some(current) != expected_version {
-                        return Err(CommandError::VersionMismatch { current });
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return Err(other),
+                _ => domain::handle(state, issued.clone(), services.as_ref())
+                    .map_err(CommandError::Refused),
             },
+        };
+        let events = match decided {
+            Ok(events) if !events.is_empty() => events,
+            _ if from_memory => continue,
+            Err(error) => return Err(error),
+            Ok(_) => return unchanged::<D>(db, options.idempotency.as_ref(), id, version).await,
+        };
+        let count = events.len();
+        let mut next = state.clone();
+        for event in &events {
+            next.evolve(&event.event);
+        }
+        let events = serialize::<D>(id, version as usize, events, &metadata)?;
+        let error = match repository.commit(&events).await {
+            Ok(()) => {
+                let version = version + count as u64;
+                recent.keep(id, Arc::new((next, version)));
+                return Ok(committed::<D>(id, version, count));
+            }
+            Err(error) => error,
+        };
+        // Whatever the store said (a refusal, or a failure after which the
+        // commit may yet have landed), the state is no longer known here.
+        recent.forget(id);
+        match CommandError::from_commit(error) {
+            CommandError::KeyReused => {
+                // Another attempt under this key committed first.
+                return match replay(db, options.idempotency.as_ref()).await? {
+                    Some(answer) => Ok(answer),
+                    None => Err(CommandError::KeyReused),
+                };
+            }
+            // The remembered state was stale: decide again on a fresh load
+            // at once; no race was lost within this process.
+            CommandError::Contended if from_memory => {}
+            CommandError::Contended if expected_version.is_none() => {
+                tracing::debug!(aggregate = D::TYPE, attempt, "lost a race; deciding again");
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            CommandError::Contended => {
+                // Someone committed since our load: report their version.
+                // A deadlock or busy database also lands here while the
+                // version is unchanged: then decide again.
+                let current = load(store, id).await?.1;
+                if Some(current) != expected_version {
+                    return Err(CommandError::VersionMismatch { current });
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return Err(other),
         }
     }
     Err(CommandError::Contended)

@@ -10,6 +10,7 @@
 
 mod errors;
 mod execute;
+mod recent;
 mod swap;
 mod token;
 
@@ -38,6 +39,21 @@ use crate::store::{BatonRepository, Database};
 
 /// The event store of one aggregate type.
 pub type Store<D> = PersistedEventStore<BatonRepository, EsAggregate<D>>;
+
+/// One aggregate type's event store, and the states this process last saw.
+pub(crate) struct Aggregates<D: Decider> {
+    store: Store<D>,
+    recent: recent::Recent<D>,
+}
+
+impl<D: Decider + 'static> Aggregates<D> {
+    fn new(repository: BatonRepository) -> Self {
+        Self {
+            store: PersistedEventStore::new_event_store(repository),
+            recent: recent::Recent::new(),
+        }
+    }
+}
 
 /// How many times a command is decided again after losing a race with
 /// another process (within one process, commands on one aggregate queue).
@@ -115,9 +131,9 @@ pub struct RaiseReferral {
 pub struct CommandBus {
     db: Database,
     repository: BatonRepository,
-    spells: Arc<Store<Spell>>,
-    referrals: Arc<Store<Referral>>,
-    access: Arc<Store<StaffAccess>>,
+    spells: Arc<Aggregates<Spell>>,
+    referrals: Arc<Aggregates<Referral>>,
+    access: Arc<Aggregates<StaffAccess>>,
     reference: Arc<dyn ReferenceData>,
     turns: Arc<Turns>,
     deadline: Duration,
@@ -135,9 +151,9 @@ impl CommandBus {
         Self {
             db: repository.database().clone(),
             repository: repository.clone(),
-            spells: Arc::new(PersistedEventStore::new_event_store(repository.clone())),
-            referrals: Arc::new(PersistedEventStore::new_event_store(repository.clone())),
-            access: Arc::new(PersistedEventStore::new_event_store(repository)),
+            spells: Arc::new(Aggregates::new(repository.clone())),
+            referrals: Arc::new(Aggregates::new(repository.clone())),
+            access: Arc::new(Aggregates::new(repository)),
             reference,
             turns: Arc::new(Turns::new()),
             deadline: COMMAND_DEADLINE,
@@ -253,20 +269,20 @@ impl CommandBus {
     /// deadline.
     async fn take_turn<D>(
         &self,
-        store: &Store<D>,
+        aggregates: &Aggregates<D>,
         id: &str,
         command: Issued<D::Command>,
         options: CommandOptions,
         guard: Guard<'_, D>,
     ) -> Result<Committed, CommandError<D::Error>>
     where
-        D: Decider<Services = dyn ReferenceData>,
+        D: Decider<Services = dyn ReferenceData> + 'static,
         D::Command: Clone,
     {
         within(self.deadline, async {
             let _turn = self.turns.of(D::TYPE, id).lock().await;
             execute(
-                store,
+                aggregates,
                 &self.repository,
                 &self.reference,
                 id,
@@ -369,7 +385,7 @@ impl CommandBus {
 
     /// A spell's current state and version.
     pub async fn load_spell(&self, id: &SpellId) -> Result<(Spell, u64), CommandError<SpellError>> {
-        load(&self.spells, id.as_str()).await
+        load(&self.spells.store, id.as_str()).await
     }
 
     /// A referral's current state and version.
@@ -377,7 +393,7 @@ impl CommandBus {
         &self,
         id: &ReferralId,
     ) -> Result<(Referral, u64), CommandError<ReferralError>> {
-        load(&self.referrals, id.as_str()).await
+        load(&self.referrals.store, id.as_str()).await
     }
 }
 
@@ -493,6 +509,99 @@ mod tests {
             folded,
             Err(domain::upcast::ReadError::UnknownVersion { ref version, .. }) if version == "9"
         ));
+    }
+
+    /// Every kind of spell event, in a stay's order: the state the bus keeps
+    /// after each command must be the one its stored events fold to, or a
+    /// command would decide on a state nobody stored.
+    #[tokio::test]
+    async fn what_the_bus_remembers_of_a_spell_after_each_command_is_what_its_stored_events_give() {
+        use crate::cqrs::tests::{catalogue, issued};
+        use crate::store::ReservationRules;
+        use domain::spell::Patient;
+        use domain::values::{
+            BedLabel, DelayId, DelayReasonCode, Destination, NhsNumber, PersonName, WardCode,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::sqlite(dir.path()).await.unwrap();
+        db.migrate().await.unwrap();
+        let bus = CommandBus::new(
+            BatonRepository::new(db, ReservationRules::baton()),
+            catalogue(),
+        );
+        let at = |hour: u32| format!("2026-03-01T{hour:02}:00:00Z").parse().unwrap();
+        let text = |t: &str| Text::parse(t).unwrap();
+        let patient = |family: &str| Patient {
+            nhs_number: NhsNumber::parse("9912003888").unwrap(),
+            family_name: PersonName::parse(family).unwrap(),
+            given_name: PersonName::parse("Ada").unwrap(),
+            date_of_birth: "1940-05-01".parse().unwrap(),
+        };
+        let id = SpellId::parse("s1").unwrap();
+        let stay = [
+            SpellCommand::AdmitPatient {
+                spell_id: id.clone(),
+                patient: patient("Smith"),
+                ward: WardCode::parse("W1").unwrap(),
+                bed: BedLabel::parse("2").unwrap(),
+                admitted_at: at(9),
+                visit_number: None,
+            },
+            SpellCommand::SetExpectedDischargeDate {
+                date: "2026-03-04".parse().unwrap(),
+            },
+            SpellCommand::RecordCriteriaReview {
+                meets_criteria_to_reside: false,
+                at: at(10),
+            },
+            SpellCommand::SetDischargePathway {
+                pathway: Pathway::P1,
+            },
+            SpellCommand::RecordDelay {
+                reason_code: DelayReasonCode::parse("8").unwrap(),
+                note: Some(text("awaiting a package of care")),
+                at: at(11),
+            },
+            SpellCommand::ResolveDelay {
+                delay_id: DelayId::parse("D1").unwrap(),
+                at: at(12),
+            },
+            SpellCommand::TransferPatient {
+                ward: WardCode::parse("W1").unwrap(),
+                bed: BedLabel::parse("3").unwrap(),
+                at: at(13),
+            },
+            SpellCommand::CancelTransfer {
+                reason: text("wrong bed"),
+            },
+            SpellCommand::CorrectPatientDetails {
+                patient: patient("Smyth"),
+            },
+            SpellCommand::DischargePatient {
+                at: at(14),
+                destination: Destination::UsualResidence,
+            },
+            SpellCommand::CancelDischarge {
+                reason: text("wrong patient"),
+            },
+            SpellCommand::DischargePatient {
+                at: at(15),
+                destination: Destination::UsualResidenceWithSupport,
+            },
+        ];
+        for command in stay {
+            let what = format!("{command:?}");
+            let committed = bus.spell(&id, issued(command), None).await.unwrap();
+            assert_eq!(committed.events, 1, "{what}");
+            let remembered = bus.spells.recent.get(id.as_str()).unwrap();
+            let (stored, version) = bus.load_spell(&id).await.unwrap();
+            assert_eq!(remembered.1, version, "{what}");
+            assert_eq!(
+                serde_json::to_value(&remembered.0).unwrap(),
+                serde_json::to_value(&stored).unwrap(),
+                "{what}"
+            );
+        }
     }
 
     #[test]

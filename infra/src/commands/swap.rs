@@ -56,7 +56,12 @@ impl CommandBus {
             } else {
                 Some(two.lock().await)
             };
-            self.swap_now(&first, &second, &by, at, &options).await
+            let swapped = self.swap_now(&first, &second, &by, at, &options).await;
+            // The swap commits both spells past what this process last saw
+            // of them (or may have, after a failure).
+            self.spells.recent.forget(first.spell.as_str());
+            self.spells.recent.forget(second.spell.as_str());
+            swapped
         })
         .await
     }
@@ -81,7 +86,7 @@ impl CommandBus {
             let mut last = None;
             for (index, side) in [first, second].into_iter().enumerate() {
                 let context =
-                    cqrs_es::EventStore::load_aggregate(&*self.spells, side.spell.as_str())
+                    cqrs_es::EventStore::load_aggregate(&self.spells.store, side.spell.as_str())
                         .await
                         .map_err(failure)?;
                 let command = SpellCommand::TransferPatient {
