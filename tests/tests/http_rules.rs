@@ -526,6 +526,34 @@ async fn if_match_refuses_a_change_to_a_record_that_moved_on() {
     app.stop().await;
 }
 
+/// The first process remembers the spell with one delay; the second
+/// records another behind its back. The first must name the next delay D3,
+/// not the D2 its memory would give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delay_recorded_after_another_process_recorded_one_is_named_after_it() {
+    let first = TestApp::seeded(Stack::Embedded).await;
+    let second = first.sibling().await;
+    let (one, two) = (
+        first.as_(Role::Ward, Some("POOLE")),
+        second.as_(Role::Ward, Some("POOLE")),
+    );
+    let spell = one.admit(31, "W1", 12).await;
+    let path = format!("/api/v1/spells/{}/delays", spell.id());
+    let delay = |code: &str| json!({ "reason_code": code, "at": chrono::Utc::now().to_rfc3339() });
+    let named = |answer: baton_tests::http::Answer| answer.body["delay_id"].clone();
+    assert_eq!(named(one.post(&path, delay("1")).await.expect(201)), "D1");
+    assert_eq!(named(two.post(&path, delay("7")).await.expect(201)), "D2");
+    assert_eq!(named(one.post(&path, delay("13")).await.expect(201)), "D3");
+    let (stored, version) = first
+        .bus
+        .load_spell(&spell.id().parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((stored.stay().unwrap().delays.len(), version), (3, 4));
+    second.stop().await;
+    first.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_read_of_a_patient_is_logged_and_an_admin_sees_who_looked() {
     let app = TestApp::seeded(Stack::Production).await;

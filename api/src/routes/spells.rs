@@ -291,6 +291,13 @@ pub(crate) async fn hospital_of(
     {
         return Ok(Some(hospital));
     }
+    // A spell never changes hospital, so the bus's memory of it answers
+    // (a command right after an admission comes before the boards have it).
+    if let Some(Some(hospital)) = state.bus.with_last_seen_spell(id, |spell, _| {
+        spell.stay().map(|stay| stay.placement.hospital.clone())
+    }) {
+        return Ok(Some(hospital));
+    }
     let (spell, _) = state.bus.load_spell(id).await.map_err(ApiError::from)?;
     Ok(spell.stay().map(|stay| stay.placement.hospital.clone()))
 }
@@ -606,7 +613,23 @@ async fn record_delay(
     // The domain numbers delays D1, D2, ... in recording order. Decide the
     // new id against a known version, so the answer names the right one.
     for _ in 0..8 {
-        let (spell, version) = state.bus.load_spell(&id).await?;
+        // Without `If-Match`, the version seen is the expected one below, so
+        // the bus's memory of the spell serves: if another process has moved
+        // it since, the commit is refused and this loop decides again on
+        // what the bus then loads.
+        let seen = match headers.if_match {
+            None => state
+                .bus
+                .with_last_seen_spell(&id, |spell, version| {
+                    spell.stay().is_some().then(|| (spell.clone(), version))
+                })
+                .flatten(),
+            Some(_) => None,
+        };
+        let (spell, version) = match seen {
+            Some(seen) => seen,
+            None => state.bus.load_spell(&id).await?,
+        };
         // Who may act comes before what they sent.
         may_act(&state, &caller, &spell)?;
         let note = match &req.note {

@@ -388,6 +388,23 @@ impl CommandBus {
         load(&self.spells.store, id.as_str()).await
     }
 
+    /// What `f` makes of the spell as this process last saw it, if it
+    /// remembers it. That may be stale (another process may have committed
+    /// since), so it is fit only for what cannot have changed since (a
+    /// spell's hospital: a transfer to another is refused), or for a version
+    /// the caller then passes as the expected one, so that the commit proves
+    /// it current or the caller is told it moved.
+    pub fn with_last_seen_spell<T>(
+        &self,
+        id: &SpellId,
+        f: impl FnOnce(&Spell, u64) -> T,
+    ) -> Option<T> {
+        self.spells
+            .recent
+            .get(id.as_str())
+            .map(|seen| f(&seen.0, seen.1))
+    }
+
     /// A referral's current state and version.
     pub async fn load_referral(
         &self,
