@@ -89,6 +89,8 @@ on_both_stores!(
     nothing_to_change_on_what_this_process_last_saw_is_decided_again_on_what_is_stored,
     an_expected_version_another_process_reached_is_checked_against_what_is_stored,
     a_caller_denied_on_what_this_process_last_saw_is_checked_again_on_what_is_stored,
+    an_admission_under_an_id_another_process_admitted_is_refused_as_already_admitted,
+    a_bed_refused_to_what_this_process_last_saw_is_decided_again_on_what_is_stored,
 );
 
 /// A second bus over the same database: another Baton process, which
@@ -833,4 +835,82 @@ async fn the_relays_read_removes_the_rows_the_sink_acknowledged() {
     // The relay vacuums the queue itself; the rows waiting stay.
     infra::outbox::vacuum(&db).await.unwrap();
     assert_eq!(infra::outbox::ready(&db, 512, &[]).await.unwrap(), next);
+}
+
+/// The first bus has never seen the spell, so it presumes it new and does
+/// not load it; the other process admitted it already, into another bed.
+/// Even with the first bus's bed taken by a third patient, the answer is
+/// the domain's, decided on what is stored.
+async fn an_admission_under_an_id_another_process_admitted_is_refused_as_already_admitted(
+    backend: Backend,
+) {
+    let h = harness(backend).await;
+    let other = other_process(&h);
+    let id = spell_id("twice");
+    other
+        .spell(&id, issued(admit("twice", 16, "W1", 1)), None)
+        .await
+        .unwrap();
+    let refused = h
+        .bus
+        .spell(&id, issued(admit("twice", 16, "W1", 2)), None)
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::Refused(SpellError::AlreadyAdmitted))
+        ),
+        "{refused:?}"
+    );
+    h.bus
+        .spell(
+            &spell_id("third"),
+            issued(admit("third", 17, "W1", 3)),
+            None,
+        )
+        .await
+        .unwrap();
+    // A third process, which has not seen the spell either.
+    let third = other_process(&h);
+    let refused = third
+        .spell(&id, issued(admit("twice", 16, "W1", 3)), None)
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::Refused(SpellError::AlreadyAdmitted))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(count(&h.db, "events").await, 2);
+}
+
+/// The first bus remembers the patient in hospital; the other process has
+/// discharged them and admitted someone else into the bed asked for. The
+/// bed is taken, but the answer is that the patient has gone home.
+async fn a_bed_refused_to_what_this_process_last_saw_is_decided_again_on_what_is_stored(
+    backend: Backend,
+) {
+    let h = harness(backend).await;
+    let other = other_process(&h);
+    let id = spell_id("gone");
+    h.bus
+        .spell(&id, issued(admit("gone", 18, "W1", 5)), None)
+        .await
+        .unwrap();
+    other.spell(&id, discharge(), None).await.unwrap();
+    other
+        .spell(&spell_id("next"), issued(admit("next", 19, "W1", 6)), None)
+        .await
+        .unwrap();
+    let transfer = SpellCommand::TransferPatient {
+        ward: domain::values::WardCode::parse("W1").unwrap(),
+        bed: domain::values::BedLabel::parse("6").unwrap(),
+        at: fixtures::now() - Duration::from_secs(30),
+    };
+    let refused = h.bus.spell(&id, issued(transfer), None).await;
+    assert!(
+        matches!(refused, Err(CommandError::Refused(SpellError::Discharged))),
+        "{refused:?}"
+    );
 }

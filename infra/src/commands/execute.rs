@@ -152,10 +152,16 @@ where
         None => HashMap::new(),
     };
     let (store, recent) = (&aggregates.store, &aggregates.recent);
-    // The first decision may rest on the state this process remembers; any
-    // answer but a commit is given only after deciding again on a fresh
-    // load (see `recent`), and so is a commit the store refused.
-    let mut remembered = recent.get(id);
+    // The first decision rests on the state this process remembers, or,
+    // when it remembers none, on the presumption that the aggregate is new
+    // (as it is for an admission or a new referral, which then need no
+    // load). Any answer but a commit is given only after deciding again on a
+    // fresh load (see `recent`), and so is a commit the store refused.
+    let mut remembered = Some(
+        recent
+            .get(id)
+            .unwrap_or_else(|| Arc::new((D::default(), 0))),
+    );
     let mut attempt = 0;
     while attempt < MAX_ATTEMPTS {
         let from_memory = remembered.is_some();
@@ -209,9 +215,12 @@ where
                     None => Err(CommandError::KeyReused),
                 };
             }
-            // The remembered state was stale: decide again on a fresh load
-            // at once; no race was lost within this process.
-            CommandError::Contended if from_memory => {}
+            // The remembered state was stale (or the aggregate not new):
+            // decide again on a fresh load at once; no race was lost within
+            // this process. A reservation refused to a decision on it is
+            // decided again too: on what is stored, the domain may refuse
+            // first, for another reason.
+            CommandError::Contended | CommandError::Reservation(_) if from_memory => {}
             CommandError::Contended if expected_version.is_none() => {
                 tracing::debug!(aggregate = D::TYPE, attempt, "lost a race; deciding again");
                 tokio::time::sleep(backoff(attempt)).await;

@@ -11,7 +11,13 @@
 //!   state was current; the refusal drops the memory and the command is
 //!   decided again from a fresh load;
 //! - every other answer (a refusal, a denial, a version mismatch, "nothing
-//!   changed") is given only after deciding again on a fresh load.
+//!   changed", a reservation the store refused) is given only after
+//!   deciding again on a fresh load.
+//!
+//! An aggregate this process remembers nothing of is presumed new, under
+//! the same rule: an admission or a new referral then commits without a
+//! load, and a command on an aggregate that exists after all is decided
+//! again on what is stored.
 //!
 //! Commands on one aggregate take turns within the process
 //! (`execute::Turns`), so the memory of an aggregate is read and written by
