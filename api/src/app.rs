@@ -202,7 +202,7 @@ impl Application {
         }
         let http_metrics = HttpMetrics::default();
         let connections = Arc::new(crate::server::ConnectionStats::default());
-        let state = AppState {
+        let state = AppState::new(crate::state::Shared {
             bus: pipeline.bus.clone(),
             boards: boards.clone(),
             reference: pipeline.reference.clone(),
@@ -225,7 +225,7 @@ impl Application {
             connections,
             settings: Arc::new(settings),
             closing: closing.subscribe(),
-        };
+        });
         tasks.push(tokio::spawn(crate::fhir::subscription::run(
             state.clone(),
             stopped,

@@ -299,6 +299,10 @@ async fn concurrent_admissions_of_one_patient_open_exactly_one_spell(backend: Ba
             ReservationConflict::PatientAlreadyInHospital
         ))
     )));
+    // A refused admission holds no bed: on PostgreSQL its claims ran in one
+    // statement with its event, and the refusal undid the bed's claim too.
+    // Only the winner's bed, patient and open spell are held.
+    assert_eq!(count(&h.db, "reservations").await, 3);
     // The other hospital cannot admit them either while the spell is open.
     let elsewhere = spell_id("elsewhere");
     let result = h

@@ -1,5 +1,6 @@
 //! One commit on PostgreSQL: events, reservations and outbox rows, in a
-//! single transaction (or, for the common one-event command, a single
+//! single transaction (or, for a one-event command with no reservation
+//! change, or only claims, or only releases of a holder's keys, a single
 //! statement).
 
 use cqrs_es::persist::SerializedEvent;
@@ -22,20 +23,121 @@ const INSERT_EVENT: &str =
      RETURNING aggregate_type, aggregate_id, sequence) \
      INSERT INTO outbox (aggregate_type, aggregate_id, sequence) SELECT * FROM e";
 
+/// The event and its outbox row after releasing every key of `$8`'s
+/// holders. The event's row reads the releases' count, so it goes in only
+/// once they are done (after any wait on a key another commit reads): its
+/// outbox position comes after that commit, as in a transaction.
+const RELEASE_ALL_AND_INSERT: &str =
+    "WITH r AS (DELETE FROM reservations WHERE holder = ANY($8) RETURNING 1), \
+     e AS (INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, payload, metadata) SELECT $1, $2, $3, $4, $5, $6, $7 \
+     FROM (SELECT count(*) FROM r) AS released \
+     RETURNING aggregate_type, aggregate_id, sequence) \
+     INSERT INTO outbox (aggregate_type, aggregate_id, sequence) SELECT * FROM e";
+
+/// The claims of `$8` (keys, sorted) by `$9` (holders), then the event and
+/// its outbox row. `baton_all_claimed` raises `BT001` unless every claim
+/// was taken, which undoes the statement (migration 0007).
+const CLAIM_AND_INSERT: &str = "WITH c AS (INSERT INTO reservations (key, holder) \
+     SELECT * FROM unnest($8::text[], $9::text[]) \
+     ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder \
+     WHERE reservations.holder = EXCLUDED.holder RETURNING key), \
+     ok AS (SELECT baton_all_claimed(count(*), cardinality($8::text[])) AS ok FROM c), \
+     e AS (INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, payload, metadata) SELECT $1, $2, $3, $4, $5, $6, $7 FROM ok WHERE ok.ok \
+     RETURNING aggregate_type, aggregate_id, sequence) \
+     INSERT INTO outbox (aggregate_type, aggregate_id, sequence) SELECT * FROM e";
+
+/// What `baton_all_claimed` raises.
+const CLAIM_REFUSED: &str = "BT001";
+
+/// A commit of one event with no idempotency key that one statement can
+/// carry: PostgreSQL runs a statement atomically on its own, so it needs no
+/// BEGIN and COMMIT round trips (measured with `bench-pipeline` and
+/// `bench-http`: they were most of what Baton's commit cost beyond the bare
+/// framework's).
+enum OneStatement {
+    /// No reservation changes (most commands).
+    Plain,
+    /// Releases of everything some holders have (a discharge).
+    ReleaseAll(Vec<String>),
+    /// Claims of distinct keys, sorted (an admission).
+    Claims(Vec<String>, Vec<String>),
+}
+
+impl OneStatement {
+    fn of(changes: &[ReservationChange]) -> Option<Self> {
+        if changes.is_empty() {
+            return Some(Self::Plain);
+        }
+        let holders: Option<Vec<String>> = changes
+            .iter()
+            .map(|change| match change {
+                ReservationChange::ReleaseAll { holder } => Some(holder.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Some(holders) = holders {
+            return Some(Self::ReleaseAll(holders));
+        }
+        let mut claims: Vec<(String, String)> = changes
+            .iter()
+            .map(|change| match change {
+                ReservationChange::Claim { key, holder } => {
+                    Some((key.storage_key(), holder.clone()))
+                }
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        // Sorted, so two commits claiming the same keys lock them in the
+        // same order and cannot deadlock on each other.
+        claims.sort();
+        if claims.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return None;
+        }
+        Some(Self::Claims(
+            claims.iter().map(|(key, _)| key.clone()).collect(),
+            claims.into_iter().map(|(_, holder)| holder).collect(),
+        ))
+    }
+}
+
 pub(super) async fn commit(
     pool: &PgPool,
     events: &[SerializedEvent],
     changes: &[ReservationChange],
 ) -> Result<(), CommitError> {
-    // Most commands record one event and touch no reservation and no
-    // idempotency key. Then the commit is that one statement, which
-    // PostgreSQL runs atomically on its own: no BEGIN and COMMIT round trips
-    // (measured with `bench-pipeline`: they were most of what Baton's commit
-    // cost beyond the bare framework's).
-    if let ([event], []) = (events, changes) {
+    if let [event] = events {
         if crate::idempotency::of_commit(events)?.is_none() {
-            insert_event(pool, event).await?;
-            return Ok(());
+            match OneStatement::of(changes) {
+                Some(OneStatement::Plain) => {
+                    insert_event(pool, event).await?;
+                    return Ok(());
+                }
+                Some(OneStatement::ReleaseAll(holders)) => {
+                    bind_event(sqlx::query(RELEASE_ALL_AND_INSERT), event)?
+                        .bind(holders)
+                        .execute(pool)
+                        .await?;
+                    return Ok(());
+                }
+                Some(OneStatement::Claims(keys, holders)) => {
+                    let claimed = bind_event(sqlx::query(CLAIM_AND_INSERT), event)?
+                        .bind(keys)
+                        .bind(holders)
+                        .execute(pool)
+                        .await;
+                    match claimed {
+                        Ok(_) => return Ok(()),
+                        // A key is taken: the transaction below says which
+                        // (or commits, if it was released meanwhile).
+                        Err(sqlx::Error::Database(db))
+                            if db.code().as_deref() == Some(CLAIM_REFUSED) => {}
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                None => {}
+            }
         }
     }
     let mut tx = pool.begin().await?;
@@ -66,17 +168,25 @@ async fn insert_event<'c>(
     executor: impl sqlx::PgExecutor<'c>,
     event: &SerializedEvent,
 ) -> Result<(), CommitError> {
-    sqlx::query(INSERT_EVENT)
+    bind_event(sqlx::query(INSERT_EVENT), event)?
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Binds an event's columns as `$1` to `$7`, in the order of `INSERT_EVENT`.
+fn bind_event<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    event: &'q SerializedEvent,
+) -> Result<sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>, CommitError> {
+    Ok(query
         .bind(&event.aggregate_type)
         .bind(&event.aggregate_id)
         .bind(sequence(event)?)
         .bind(&event.event_type)
         .bind(&event.event_version)
         .bind(&event.payload)
-        .bind(&event.metadata)
-        .execute(executor)
-        .await?;
-    Ok(())
+        .bind(&event.metadata))
 }
 
 /// Wakes a relay leading in another process, after a commit. A NOTIFY in a
