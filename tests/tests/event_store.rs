@@ -102,6 +102,21 @@ fn other_process(h: &Harness) -> CommandBus {
     )
 }
 
+async fn two_processes(backend: Backend) -> (Harness, CommandBus) {
+    let h = harness(backend).await;
+    let other = other_process(&h);
+    (h, other)
+}
+
+/// Spell `name` of patient `n`, admitted by `bus` to bed `bed` of W1.
+async fn admitted(bus: &CommandBus, name: &str, n: u32, bed: u32) -> SpellId {
+    let id = spell_id(name);
+    bus.spell(&id, issued(admit(name, n, "W1", bed)), None)
+        .await
+        .unwrap();
+    id
+}
+
 fn discharge() -> domain::Issued<SpellCommand> {
     issued(SpellCommand::DischargePatient {
         at: fixtures::now() - Duration::from_secs(60),
@@ -123,13 +138,8 @@ fn set_pathway(pathway: Pathway) -> domain::Issued<SpellCommand> {
 async fn a_command_on_a_spell_another_process_discharged_is_refused_as_discharged(
     backend: Backend,
 ) {
-    let h = harness(backend).await;
-    let other = other_process(&h);
-    let id = spell_id("stale1");
-    h.bus
-        .spell(&id, issued(admit("stale1", 11, "W1", 1)), None)
-        .await
-        .unwrap();
+    let (h, other) = two_processes(backend).await;
+    let id = admitted(&h.bus, "stale1", 11, 1).await;
     h.bus.spell(&id, set_date(2), None).await.unwrap();
     other.spell(&id, discharge(), None).await.unwrap();
     let refused = h.bus.spell(&id, set_date(3), None).await;
@@ -145,13 +155,8 @@ async fn a_command_on_a_spell_another_process_discharged_is_refused_as_discharge
 async fn a_refusal_on_what_this_process_last_saw_is_decided_again_on_what_is_stored(
     backend: Backend,
 ) {
-    let h = harness(backend).await;
-    let other = other_process(&h);
-    let id = spell_id("stale2");
-    h.bus
-        .spell(&id, issued(admit("stale2", 12, "W1", 2)), None)
-        .await
-        .unwrap();
+    let (h, other) = two_processes(backend).await;
+    let id = admitted(&h.bus, "stale2", 12, 2).await;
     h.bus.spell(&id, discharge(), None).await.unwrap();
     let reason = Text::parse("discharged in error").unwrap();
     other
@@ -167,13 +172,8 @@ async fn a_refusal_on_what_this_process_last_saw_is_decided_again_on_what_is_sto
 async fn nothing_to_change_on_what_this_process_last_saw_is_decided_again_on_what_is_stored(
     backend: Backend,
 ) {
-    let h = harness(backend).await;
-    let other = other_process(&h);
-    let id = spell_id("stale3");
-    h.bus
-        .spell(&id, issued(admit("stale3", 13, "W1", 3)), None)
-        .await
-        .unwrap();
+    let (h, other) = two_processes(backend).await;
+    let id = admitted(&h.bus, "stale3", 13, 3).await;
     h.bus
         .spell(&id, set_pathway(Pathway::P1), None)
         .await
@@ -197,13 +197,8 @@ async fn nothing_to_change_on_what_this_process_last_saw_is_decided_again_on_wha
 async fn an_expected_version_another_process_reached_is_checked_against_what_is_stored(
     backend: Backend,
 ) {
-    let h = harness(backend).await;
-    let other = other_process(&h);
-    let id = spell_id("stale4");
-    h.bus
-        .spell(&id, issued(admit("stale4", 14, "W1", 4)), None)
-        .await
-        .unwrap();
+    let (h, other) = two_processes(backend).await;
+    let id = admitted(&h.bus, "stale4", 14, 4).await;
     other.spell(&id, set_date(2), None).await.unwrap();
     let committed = h
         .bus
@@ -223,13 +218,8 @@ async fn an_expected_version_another_process_reached_is_checked_against_what_is_
 async fn a_caller_denied_on_what_this_process_last_saw_is_checked_again_on_what_is_stored(
     backend: Backend,
 ) {
-    let h = harness(backend).await;
-    let other = other_process(&h);
-    let id = spell_id("stale5");
-    h.bus
-        .spell(&id, issued(admit("stale5", 15, "W1", 1)), None)
-        .await
-        .unwrap();
+    let (h, other) = two_processes(backend).await;
+    let id = admitted(&h.bus, "stale5", 15, 1).await;
     let transfer = SpellCommand::TransferPatient {
         ward: domain::values::WardCode::parse("W2").unwrap(),
         bed: domain::values::BedLabel::parse("1").unwrap(),
@@ -374,11 +364,7 @@ async fn a_bed_freed_by_discharge_can_be_taken_again(backend: Backend) {
 
 async fn concurrent_commands_on_one_spell_are_all_kept(backend: Backend) {
     let h = harness(backend).await;
-    let id = spell_id("busy");
-    h.bus
-        .spell(&id, issued(admit("busy", 5, "W1", 1)), None)
-        .await
-        .unwrap();
+    let id = admitted(&h.bus, "busy", 5, 1).await;
     let today = chrono::Utc::now().date_naive();
     let commands = (1..=20i64).map(|day| {
         let bus = h.bus.clone();
@@ -414,11 +400,7 @@ async fn commands_from_two_processes_on_one_spell_are_all_kept(backend: Backend)
         BatonRepository::new(h.db.clone(), ReservationRules::baton()),
         catalogue(),
     ));
-    let id = spell_id("shared");
-    h.bus
-        .spell(&id, issued(admit("shared", 8, "W1", 4)), None)
-        .await
-        .unwrap();
+    let id = admitted(&h.bus, "shared", 8, 4).await;
     let today = chrono::Utc::now().date_naive();
     let commands = (1..=16i64).map(|day| {
         let bus = if day % 2 == 0 {
@@ -446,11 +428,7 @@ async fn commands_from_two_processes_on_one_spell_are_all_kept(backend: Backend)
 
 async fn with_an_expected_version_exactly_one_concurrent_command_wins(backend: Backend) {
     let h = harness(backend).await;
-    let id = spell_id("ifmatch");
-    h.bus
-        .spell(&id, issued(admit("ifmatch", 6, "W1", 2)), None)
-        .await
-        .unwrap();
+    let id = admitted(&h.bus, "ifmatch", 6, 2).await;
     let commands = Pathway::ALL.into_iter().map(|pathway| {
         let bus = h.bus.clone();
         let id = id.clone();
@@ -485,11 +463,7 @@ async fn with_an_expected_version_two_processes_racing_at_commit_get_one_winner(
         BatonRepository::new(h.db.clone(), ReservationRules::baton()),
         catalogue(),
     ));
-    let id = spell_id("race");
-    h.bus
-        .spell(&id, issued(admit("race", 7, "W1", 3)), None)
-        .await
-        .unwrap();
+    let id = admitted(&h.bus, "race", 7, 3).await;
     for round in 0..5u64 {
         let version = 1 + round;
         let (a, b) = tokio::join!(
@@ -592,11 +566,7 @@ async fn outbox_order(db: &Database, spell: &str, referral: &str) -> Vec<String>
 
 async fn one_spell_has_one_active_referral_per_team(backend: Backend) {
     let h = harness(backend).await;
-    let id = spell_id("refs");
-    h.bus
-        .spell(&id, issued(admit("refs", 9, "W1", 9)), None)
-        .await
-        .unwrap();
+    let id = admitted(&h.bus, "refs", 9, 9).await;
     let names: Vec<String> = (0..6).map(|n| format!("r{n}")).collect();
     let results = join_all(names.iter().map(|name| raise_for(&h.bus, name, &id))).await;
     assert_eq!(
@@ -639,11 +609,7 @@ fn cancel_admission() -> domain::Issued<SpellCommand> {
 
 async fn an_admission_is_cancelled_only_once_its_referrals_have_ended(backend: Backend) {
     let h = harness(backend).await;
-    let id = spell_id("oops");
-    h.bus
-        .spell(&id, issued(admit("oops", 11, "W1", 11)), None)
-        .await
-        .unwrap();
+    let id = admitted(&h.bus, "oops", 11, 11).await;
     raise_for(&h.bus, "oops-r", &id).await.unwrap();
     let refused = h.bus.spell(&id, cancel_admission(), None).await;
     assert!(
@@ -848,8 +814,7 @@ async fn the_relays_read_removes_the_rows_the_sink_acknowledged() {
 async fn an_admission_under_an_id_another_process_admitted_is_refused_as_already_admitted(
     backend: Backend,
 ) {
-    let h = harness(backend).await;
-    let other = other_process(&h);
+    let (h, other) = two_processes(backend).await;
     let id = spell_id("twice");
     other
         .spell(&id, issued(admit("twice", 16, "W1", 1)), None)
@@ -895,13 +860,8 @@ async fn an_admission_under_an_id_another_process_admitted_is_refused_as_already
 async fn a_bed_refused_to_what_this_process_last_saw_is_decided_again_on_what_is_stored(
     backend: Backend,
 ) {
-    let h = harness(backend).await;
-    let other = other_process(&h);
-    let id = spell_id("gone");
-    h.bus
-        .spell(&id, issued(admit("gone", 18, "W1", 5)), None)
-        .await
-        .unwrap();
+    let (h, other) = two_processes(backend).await;
+    let id = admitted(&h.bus, "gone", 18, 5).await;
     other.spell(&id, discharge(), None).await.unwrap();
     other
         .spell(&spell_id("next"), issued(admit("next", 19, "W1", 6)), None)
