@@ -117,6 +117,10 @@ async fn killing_baton_between_commit_and_publish_loses_nothing() {
         || async { outbox::status(&db).await.is_ok() },
     )
     .await;
+    // The outbox is there before the last migrations are (0007's function):
+    // migrating here too waits on the child's advisory lock and then finds
+    // every migration applied.
+    db.migrate().await.unwrap();
     let bus = Arc::new(CommandBus::new(
         BatonRepository::new(db.clone(), ReservationRules::baton()),
         catalogue(),
