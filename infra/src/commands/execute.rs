@@ -95,6 +95,18 @@ pub(super) async fn replay<E: std::error::Error>(
     }
 }
 
+/// The stored answer under a key another attempt took first. The key is
+/// taken, so its row is there; should it be missing, the key is reported
+/// reused rather than the command run again.
+pub(super) async fn answer_of_taken_key<E: std::error::Error>(
+    db: &Database,
+    idempotency: Option<&Idempotency>,
+) -> Result<Committed, CommandError<E>> {
+    replay(db, idempotency)
+        .await?
+        .ok_or(CommandError::KeyReused)
+}
+
 /// The answer to a command that changed nothing: under an idempotency key,
 /// that answer is stored too, so a retry finds it.
 async fn unchanged<D: Decider>(
@@ -108,10 +120,7 @@ async fn unchanged<D: Decider>(
             .await
             .map_err(database_failure)?;
         if !stored {
-            return match replay(db, Some(key)).await? {
-                Some(answer) => Ok(answer),
-                None => Err(CommandError::KeyReused),
-            };
+            return answer_of_taken_key(db, Some(key)).await;
         }
     }
     Ok(committed::<D>(id, version, 0))
@@ -210,10 +219,7 @@ where
         match CommandError::from_commit(error) {
             CommandError::KeyReused => {
                 // Another attempt under this key committed first.
-                return match replay(db, options.idempotency.as_ref()).await? {
-                    Some(answer) => Ok(answer),
-                    None => Err(CommandError::KeyReused),
-                };
+                return answer_of_taken_key(db, options.idempotency.as_ref()).await;
             }
             // The remembered state was stale (or the aggregate not new):
             // decide again on a fresh load at once; no race was lost within

@@ -11,7 +11,7 @@ use domain::values::{BedLabel, Instant, SpellId, WardCode};
 use domain::{Actor, Decider, Issued};
 
 use super::errors::failure;
-use super::execute::{backoff, committed, replay, serialize, within};
+use super::execute::{answer_of_taken_key, backoff, committed, replay, serialize, within};
 use super::{CommandBus, CommandError, CommandOptions, Committed, MAX_ATTEMPTS};
 use crate::idempotency;
 
@@ -123,10 +123,7 @@ impl CommandBus {
                 Ok(()) => return Ok(committed::<Spell>(spell.as_str(), version, count)),
                 Err(error) => match CommandError::from_commit(error) {
                     CommandError::KeyReused => {
-                        return match replay(&self.db, options.idempotency.as_ref()).await? {
-                            Some(answer) => Ok(answer),
-                            None => Err(CommandError::KeyReused),
-                        };
+                        return answer_of_taken_key(&self.db, options.idempotency.as_ref()).await;
                     }
                     CommandError::Contended => {
                         tracing::debug!(attempt, "a bed swap lost a race; deciding again");
